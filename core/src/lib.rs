@@ -1,0 +1,15 @@
+//! Tranquility: push live event streams into Apache Druid realtime indexing tasks.
+//!
+//! ```text
+//!  events ─> decode + timestamp ─> Tranquilizer ─> ClusteredBeam ─> partition beam ─> replica beams ─> Druid tasks
+//!                                  (batching,      (one beam per     (hash or        (one DruidBeam
+//!                                   outcomes)       segment interval) round robin)    per task)
+//! ```
+//!
+//! Every event handed in gets exactly one [`beam::Outcome`]: `Sent`, `Dropped` with a reason,
+//! or `Failed` with an error. Nothing is lost silently.
+
+pub mod beam;
+pub mod event;
+pub mod spec;
+pub mod time;

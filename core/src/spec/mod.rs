@@ -1,0 +1,1 @@
+//! Druid ingestion spec types and the Tranquility configuration file.
