@@ -1,0 +1,273 @@
+//! Harness for the end-to-end tests: real services on free loopback ports.
+//!
+//! Each test starts what it needs ([`ZooKeeper`], [`Tansu`]) on ports taken by binding port 0,
+//! so tests never share a fixed port. A service is stopped when its handle drops.
+//! Binaries are found through environment variables with sensible fallbacks:
+//!
+//! | variable | default |
+//! | --- | --- |
+//! | `ZOOKEEPER_CLASSPATH` | `/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar` (Debian's `zookeeper`) |
+//! | `TANSU_BIN` | `tansu` on `PATH`, else `$CARGO_HOME/bin/tansu` |
+//! | `TRANQUILITY_PYTHON` | none: tests that need Python fail and say to run `scripts/test.sh` |
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding 127.0.0.1:0 must work")
+}
+
+/// A name unlikely to clash with other tests' names: `prefix-<pid>-<counter>-<nanos>`.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The Python interpreter of the test venv (with pydruid and confluent-kafka).
+pub fn python() -> PathBuf {
+    match std::env::var_os("TRANQUILITY_PYTHON") {
+        Some(p) => PathBuf::from(p),
+        None => panic!(
+            "TRANQUILITY_PYTHON is not set: run the suite through scripts/test.sh, \
+             which creates a venv with pydruid and confluent-kafka"
+        ),
+    }
+}
+
+/// Waits until `ready` says yes, or panics naming `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ready() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} not ready after {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let start = text.len().saturating_sub(2000);
+    text.get(start..).unwrap_or(&text).to_string()
+}
+
+/// A real ZooKeeper server (standalone) on a free loopback port, with its own data dir.
+#[derive(Debug)]
+pub struct ZooKeeper {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl ZooKeeper {
+    /// Starts ZooKeeper and waits until it serves requests.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir for ZooKeeper");
+        let mut zk = ZooKeeper {
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        zk.spawn();
+        zk
+    }
+
+    /// `127.0.0.1:<port>`, the connect string for clients.
+    pub fn connect_string(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (as a crash would), keeping its data dir.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and data dir.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    fn spawn(&mut self) {
+        let cfg = self.dir.path().join("zoo.cfg");
+        let config = format!(
+            "tickTime=2000\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n\
+             admin.enableServer=false\n4lw.commands.whitelist=ruok,srvr,stat,mntr\n\
+             maxSessionTimeout=60000\n",
+            self.dir.path().join("data").display(),
+            self.port
+        );
+        std::fs::write(&cfg, config).expect("write zoo.cfg");
+        let log_path = self.dir.path().join("zk.log");
+        let log = std::fs::File::create(&log_path).expect("ZooKeeper log file");
+        let classpath = std::env::var("ZOOKEEPER_CLASSPATH").unwrap_or_else(|_| {
+            "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar".into()
+        });
+        let child = Command::new("java")
+            .args(["-Xmx256m", "-cp", &classpath])
+            .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
+            .arg(&cfg)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("start ZooKeeper (is Java and Debian's zookeeper package installed?)");
+        self.child = Some(child);
+        let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if four_letter(addr, "srvr").is_some_and(|r| r.contains("Mode: standalone")) {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("ZooKeeper exited ({status}): {}", log_tail(&log_path));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ZooKeeper not serving after 30 s: {}",
+                log_tail(&log_path)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ZooKeeper {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn four_letter(addr: SocketAddr, word: &str) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(word.as_bytes()).ok()?;
+    let mut out = String::new();
+    stream.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// A real Kafka-protocol broker (tansu, in-memory storage) on a free loopback port.
+#[derive(Debug)]
+pub struct Tansu {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Tansu {
+    /// Starts the broker and waits until its port accepts connections.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir for tansu");
+        let mut broker = Tansu {
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        broker.spawn();
+        broker
+    }
+
+    /// `127.0.0.1:<port>`, for `bootstrap.servers`.
+    pub fn bootstrap_servers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the broker (its in-memory data is lost).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker again on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    fn spawn(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log_path = self.dir.path().join("broker.log");
+        let log = std::fs::File::create(&log_path).expect("tansu log file");
+        // tansu reads a `.env` from its working directory, so it runs in its own empty folder.
+        let child = Command::new(tansu_bin())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("start tansu (run scripts/test.sh, which installs it)");
+        self.child = Some(child);
+        let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tansu not listening after 30 s: {}",
+                log_tail(&log_path)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn tansu_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("TANSU_BIN") {
+        return PathBuf::from(bin);
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("tansu"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    if let Some(found) = on_path.into_iter().find(|p| p.is_file()) {
+        return found;
+    }
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from(".cargo"));
+    cargo_home.join("bin").join("tansu")
+}
