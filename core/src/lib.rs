@@ -11,5 +11,6 @@
 
 pub mod beam;
 pub mod event;
+pub mod metrics;
 pub mod spec;
 pub mod time;

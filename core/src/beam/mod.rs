@@ -61,6 +61,15 @@ pub enum DropReason {
 }
 
 impl DropReason {
+    /// Every reason, for metrics that list each one from the start.
+    pub const ALL: [DropReason; 5] = [
+        DropReason::OutsideWindow,
+        DropReason::IntervalClosed,
+        DropReason::Unparseable,
+        DropReason::BeamDefunct,
+        DropReason::BeamClosed,
+    ];
+
     /// The label used in metrics, logs and responses.
     pub fn as_str(&self) -> &'static str {
         match self {

@@ -1,0 +1,105 @@
+//! Named happenings: each one logs with structured fields and counts, once per batch.
+
+use tracing::{debug, info, warn};
+
+use super::{DataSourceMetrics, Tally};
+use crate::beam::Outcome;
+
+/// Events were handed to the pipeline; they stay pending until their outcome is recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct EventsReceived {
+    /// How many.
+    pub count: u64,
+}
+
+impl EventsReceived {
+    /// Counts the events as received and pending.
+    pub fn emit(self, metrics: &DataSourceMetrics) {
+        metrics.received.inc_by(self.count);
+        metrics.pending.inc_by(self.count as i64);
+    }
+}
+
+/// Records a batch's outcomes: sent, dropped by reason and failed; they are no longer pending.
+/// Returns the batch's tally.
+pub fn record_outcomes(metrics: &DataSourceMetrics, outcomes: &[Outcome]) -> Tally {
+    let tally = Tally::of(outcomes);
+    metrics.sent.inc_by(tally.sent);
+    metrics.failed.inc_by(tally.failed);
+    for (reason, count) in tally.drop_reasons() {
+        metrics.dropped_counter(reason).inc_by(count);
+        info!(
+            dataSource = %metrics.data_source,
+            reason = reason.as_str(),
+            count,
+            "events dropped"
+        );
+    }
+    metrics.pending.dec_by(tally.received as i64);
+    if tally.failed > 0 {
+        let error = outcomes.iter().find_map(|o| match o {
+            Outcome::Failed(e) => Some(e.to_string()),
+            _ => None,
+        });
+        warn!(
+            dataSource = %metrics.data_source,
+            count = tally.failed,
+            error = error.as_deref().unwrap_or(""),
+            "events failed"
+        );
+    }
+    debug!(
+        dataSource = %metrics.data_source,
+        sent = tally.sent,
+        dropped = tally.dropped_total(),
+        failed = tally.failed,
+        "batch outcomes"
+    );
+    tally
+}
+
+/// A Druid task was created for the dataSource.
+#[derive(Debug, Clone, Copy)]
+pub struct TaskCreated<'a> {
+    /// The task id the Overlord returned.
+    pub task_id: &'a str,
+}
+
+impl TaskCreated<'_> {
+    /// Counts the task as created and active.
+    pub fn emit(self, metrics: &DataSourceMetrics) {
+        metrics.tasks_created.inc();
+        metrics.tasks_active.inc();
+        info!(dataSource = %metrics.data_source, task = self.task_id, "task created");
+    }
+}
+
+/// This process stopped pushing to a task (its interval closed, or it is gone).
+#[derive(Debug, Clone, Copy)]
+pub struct TaskReleased<'a> {
+    /// The task id.
+    pub task_id: &'a str,
+}
+
+impl TaskReleased<'_> {
+    /// Counts the task as no longer active.
+    pub fn emit(self, metrics: &DataSourceMetrics) {
+        metrics.tasks_active.dec();
+        info!(dataSource = %metrics.data_source, task = self.task_id, "task released");
+    }
+}
+
+/// A task this process pushes to was found (e.g. rebuilt from shared metadata).
+#[derive(Debug, Clone, Copy)]
+pub struct TaskAttached<'a> {
+    /// The task id.
+    pub task_id: &'a str,
+}
+
+impl TaskAttached<'_> {
+    /// Counts the task as active.
+    pub fn emit(self, metrics: &DataSourceMetrics) {
+        metrics.tasks_active.inc();
+        debug!(dataSource = %metrics.data_source, task = self.task_id, "task attached");
+    }
+}

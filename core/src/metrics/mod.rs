@@ -1,0 +1,351 @@
+//! Metrics: per-dataSource event and task counters, exposed in Prometheus text format.
+//!
+//! Names, help texts and labels live here and nowhere else. Call sites take a
+//! [`DataSourceMetrics`] handle once and record through [`events`], never spelling a metric
+//! name. Every event received ends up in exactly one of sent, dropped (by reason) or failed,
+//! so `received = sent + dropped + failed` holds on a quiet pipeline (pending events are
+//! counted in the `pending` gauge until their outcome is known).
+
+pub mod events;
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::{Metric, Registry};
+
+use crate::beam::{DropReason, Outcome};
+
+/// Labels of per-dataSource series: `dataSource`, spelled as Druid users search for it.
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+pub struct DataSourceLabel {
+    /// The dataSource.
+    pub data_source: String,
+}
+
+impl EncodeLabelSet for DataSourceLabel {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> std::fmt::Result {
+        [("dataSource", self.data_source.as_str())].encode(encoder)
+    }
+}
+
+/// Labels of drop series: `dataSource` and `reason`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+pub struct DropLabels {
+    /// The dataSource.
+    pub data_source: String,
+    /// Why events were dropped.
+    pub reason: &'static str,
+}
+
+impl EncodeLabelSet for DropLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> std::fmt::Result {
+        [
+            ("dataSource", self.data_source.as_str()),
+            ("reason", self.reason),
+        ]
+        .encode(encoder)
+    }
+}
+
+/// The process's metrics: core series plus whatever other components register.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    received: Family<DataSourceLabel, Counter>,
+    sent: Family<DataSourceLabel, Counter>,
+    dropped: Family<DropLabels, Counter>,
+    failed: Family<DataSourceLabel, Counter>,
+    pending: Family<DataSourceLabel, Gauge>,
+    tasks_active: Family<DataSourceLabel, Gauge>,
+    tasks_created: Family<DataSourceLabel, Counter>,
+}
+
+impl Metrics {
+    /// A registry with the core series registered.
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::default();
+        let metrics = Metrics {
+            received: Family::default(),
+            sent: Family::default(),
+            dropped: Family::default(),
+            failed: Family::default(),
+            pending: Family::default(),
+            tasks_active: Family::default(),
+            tasks_created: Family::default(),
+            registry: Mutex::new(Registry::default()),
+        };
+        registry.register(
+            "tranquility_events_received",
+            "Events handed to Tranquility",
+            metrics.received.clone(),
+        );
+        registry.register(
+            "tranquility_events_sent",
+            "Events accepted by at least one Druid task",
+            metrics.sent.clone(),
+        );
+        registry.register(
+            "tranquility_events_dropped",
+            "Events deliberately not sent, by reason",
+            metrics.dropped.clone(),
+        );
+        registry.register(
+            "tranquility_events_failed",
+            "Events whose sending gave up with an error",
+            metrics.failed.clone(),
+        );
+        registry.register(
+            "tranquility_events_pending",
+            "Events received whose outcome is not known yet",
+            metrics.pending.clone(),
+        );
+        registry.register(
+            "tranquility_tasks_active",
+            "Druid tasks currently receiving events",
+            metrics.tasks_active.clone(),
+        );
+        registry.register(
+            "tranquility_tasks_created",
+            "Druid tasks created through the Overlord",
+            metrics.tasks_created.clone(),
+        );
+        *metrics.registry.lock() = registry;
+        Arc::new(metrics)
+    }
+
+    /// Registers another component's metric in the same exposition.
+    pub fn register(&self, name: &str, help: &str, metric: impl Metric) {
+        self.registry.lock().register(name, help, metric);
+    }
+
+    /// A handle with the series of one dataSource, created (at zero) if new.
+    pub fn data_source(&self, data_source: &str) -> DataSourceMetrics {
+        let label = DataSourceLabel {
+            data_source: data_source.to_string(),
+        };
+        let dropped = DropReason::ALL.map(|reason| {
+            self.dropped
+                .get_or_create(&DropLabels {
+                    data_source: data_source.to_string(),
+                    reason: reason.as_str(),
+                })
+                .clone()
+        });
+        DataSourceMetrics {
+            data_source: Arc::from(data_source),
+            received: self.received.get_or_create(&label).clone(),
+            sent: self.sent.get_or_create(&label).clone(),
+            dropped,
+            failed: self.failed.get_or_create(&label).clone(),
+            pending: self.pending.get_or_create(&label).clone(),
+            tasks_active: self.tasks_active.get_or_create(&label).clone(),
+            tasks_created: self.tasks_created.get_or_create(&label).clone(),
+        }
+    }
+
+    /// The Prometheus text exposition of every registered series.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry.lock()) {
+            let _ = writeln!(out, "# encoding failed: {e}");
+        }
+        out
+    }
+}
+
+/// The core series of one dataSource. Cheap to clone; all clones count into the same series.
+#[derive(Debug, Clone)]
+pub struct DataSourceMetrics {
+    data_source: Arc<str>,
+    received: Counter,
+    sent: Counter,
+    dropped: [Counter; DropReason::ALL.len()],
+    failed: Counter,
+    pending: Gauge,
+    tasks_active: Gauge,
+    tasks_created: Counter,
+}
+
+impl DataSourceMetrics {
+    /// The dataSource these series belong to.
+    pub fn data_source(&self) -> &str {
+        &self.data_source
+    }
+
+    fn dropped_counter(&self, reason: DropReason) -> &Counter {
+        let index = DropReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
+        &self.dropped[index]
+    }
+
+    /// Current totals, for responses, logs and tests.
+    pub fn snapshot(&self) -> Tally {
+        let mut dropped = [0; DropReason::ALL.len()];
+        for (slot, counter) in dropped.iter_mut().zip(&self.dropped) {
+            *slot = counter.get();
+        }
+        Tally {
+            received: self.received.get(),
+            sent: self.sent.get(),
+            dropped,
+            failed: self.failed.get(),
+        }
+    }
+
+    /// Events currently pending.
+    pub fn pending(&self) -> i64 {
+        self.pending.get()
+    }
+}
+
+/// Counts of outcomes: how many events were received, sent, dropped (by reason) and failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Events received.
+    pub received: u64,
+    /// Events sent.
+    pub sent: u64,
+    /// Events dropped, indexed like [`DropReason::ALL`].
+    pub dropped: [u64; DropReason::ALL.len()],
+    /// Events failed.
+    pub failed: u64,
+}
+
+impl Tally {
+    /// Counts a slice of outcomes (each one also counts as received).
+    pub fn of(outcomes: &[Outcome]) -> Self {
+        let mut tally = Tally::default();
+        for outcome in outcomes {
+            tally.add(outcome);
+        }
+        tally
+    }
+
+    /// Counts one outcome (also as received).
+    pub fn add(&mut self, outcome: &Outcome) {
+        self.received += 1;
+        match outcome {
+            Outcome::Sent => self.sent += 1,
+            Outcome::Failed(_) => self.failed += 1,
+            Outcome::Dropped(reason) => {
+                if let Some(i) = DropReason::ALL.iter().position(|r| r == reason) {
+                    self.dropped[i] += 1;
+                }
+            }
+        }
+    }
+
+    /// All dropped events, whatever the reason.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.iter().sum()
+    }
+
+    /// Dropped events for one reason.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        DropReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .map_or(0, |i| self.dropped[i])
+    }
+
+    /// Reasons with a non-zero count, with their counts.
+    pub fn drop_reasons(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
+        DropReason::ALL
+            .iter()
+            .zip(self.dropped)
+            .filter(|(_, n)| *n > 0)
+            .map(|(r, n)| (*r, n))
+    }
+
+    /// True when every received event has exactly one outcome counted.
+    pub fn is_balanced(&self) -> bool {
+        self.received == self.sent + self.dropped_total() + self.failed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::beam::SendError;
+
+    #[test]
+    fn exposition_names_and_labels() {
+        let metrics = Metrics::new();
+        let wiki = metrics.data_source("wiki");
+        events::EventsReceived { count: 5 }.emit(&wiki);
+        events::record_outcomes(
+            &wiki,
+            &[
+                Outcome::Sent,
+                Outcome::Sent,
+                Outcome::Dropped(DropReason::OutsideWindow),
+                Outcome::failed(SendError::Other("boom".into())),
+            ],
+        );
+        let text = metrics.encode();
+        assert!(
+            text.contains("tranquility_events_received_total{dataSource=\"wiki\"} 5"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tranquility_events_sent_total{dataSource=\"wiki\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "tranquility_events_dropped_total{dataSource=\"wiki\",reason=\"outside_window\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("tranquility_events_failed_total{dataSource=\"wiki\"} 1"),
+            "{text}"
+        );
+        // Four of five outcomes are known; one is still pending.
+        assert!(
+            text.contains("tranquility_events_pending{dataSource=\"wiki\"} 1"),
+            "{text}"
+        );
+        let tally = wiki.snapshot();
+        assert_eq!(tally.received, 5);
+        assert!(!tally.is_balanced());
+    }
+
+    #[test]
+    fn tally_balances() {
+        let outcomes = [
+            Outcome::Sent,
+            Outcome::Dropped(DropReason::Unparseable),
+            Outcome::Dropped(DropReason::Unparseable),
+            Outcome::failed(SendError::Other("x".into())),
+        ];
+        let tally = Tally::of(&outcomes);
+        assert_eq!(tally.received, 4);
+        assert_eq!(tally.dropped(DropReason::Unparseable), 2);
+        assert_eq!(tally.dropped_total(), 2);
+        assert!(tally.is_balanced());
+        assert_eq!(
+            tally.drop_reasons().collect::<Vec<_>>(),
+            [(DropReason::Unparseable, 2)]
+        );
+    }
+
+    #[test]
+    fn clones_share_series() {
+        let metrics = Metrics::new();
+        let a = metrics.data_source("x");
+        let b = metrics.data_source("x");
+        events::EventsReceived { count: 2 }.emit(&a);
+        events::record_outcomes(&b, &[Outcome::Sent, Outcome::Sent]);
+        assert_eq!(a.snapshot().sent, 2);
+        assert!(a.snapshot().is_balanced());
+        assert_eq!(a.pending(), 0);
+    }
+}
