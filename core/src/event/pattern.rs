@@ -185,7 +185,7 @@ impl JodaPattern {
             match tok {
                 Tok::Lit(l) => {
                     let end = i + l.len();
-                    if end > b.len() || !s[i..end].eq_ignore_ascii_case(l) {
+                    if !s.get(i..end).is_some_and(|t| t.eq_ignore_ascii_case(l)) {
                         return Err(format!("expected '{l}' at position {i}"));
                     }
                     i = end;
@@ -219,10 +219,10 @@ impl JodaPattern {
                     i += len;
                 }
                 Tok::HalfDay => {
-                    let rest = &s[i..];
-                    if rest.len() >= 2 && rest[..2].eq_ignore_ascii_case("AM") {
+                    let head = s.get(i..i + 2).unwrap_or("");
+                    if head.eq_ignore_ascii_case("AM") {
                         pm = Some(false);
-                    } else if rest.len() >= 2 && rest[..2].eq_ignore_ascii_case("PM") {
+                    } else if head.eq_ignore_ascii_case("PM") {
                         pm = Some(true);
                     } else {
                         return Err(format!("expected AM or PM at position {i}"));
@@ -302,17 +302,15 @@ impl JodaPattern {
 
 /// Matches a full English name, else its three-letter form; returns (index, bytes consumed).
 fn match_name(s: &str, names: &[&str]) -> Option<(usize, usize)> {
-    let lower = s.get(..s.len().min(12))?.to_ascii_lowercase();
+    let starts = |len: usize, n: &str| {
+        s.get(..len)
+            .is_some_and(|h| h.eq_ignore_ascii_case(&n[..len]))
+    };
     names
         .iter()
-        .position(|n| lower.starts_with(n))
+        .position(|n| starts(n.len(), n))
         .map(|p| (p, names[p].len()))
-        .or_else(|| {
-            names
-                .iter()
-                .position(|n| lower.len() >= 3 && lower[..3] == n[..3])
-                .map(|p| (p, 3))
-        })
+        .or_else(|| names.iter().position(|n| starts(3, n)).map(|p| (p, 3)))
 }
 
 #[cfg(test)]
@@ -366,5 +364,16 @@ mod tests {
             .contains("unexpected text"));
         assert!(JodaPattern::compile("yyyy G").unwrap_err().contains("'G'"));
         assert!(JodaPattern::compile("'open").is_err());
+        assert!(p("dd MMM yyyy", "01 Jé 2019").is_err());
+        assert!(p("yyyy-MM-dd a", "2019-01-01 é").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_an_answer_not_a_panic(text in "\\PC{0,24}", pat in proptest::sample::select(vec![
+            "yyyy-MM-dd HH:mm:ss", "dd/MMM/yyyy:HH:mm:ss Z", "EEE MMM d HH:mm:ss ZZZ yyyy", "hh:mm a", "yyyyMMdd'T'HHmmss.SSS",
+        ])) {
+            let _ = p(pat, &text);
+        }
     }
 }
