@@ -1,6 +1,15 @@
 //! Events as they travel through the beams: the original bytes plus the extracted timestamp.
+//!
+//! [`TimestampExtractor`] reads the timestamp the way a Druid `timestampSpec` says, scanning
+//! only the top-level key it needs, so decoding costs about one JSON validation pass.
+
+mod pattern;
+mod timestamp;
 
 use bytes::Bytes;
+
+pub use pattern::JodaPattern;
+pub use timestamp::{TimestampError, TimestampExtractor, TimestampFormat, TimestampSpecError};
 
 /// One event: its original JSON object bytes and its timestamp in epoch milliseconds (UTC).
 ///
@@ -18,6 +27,15 @@ impl Event {
             timestamp_millis,
             raw: raw.into(),
         }
+    }
+
+    /// An event from JSON object bytes, its timestamp read with `extractor`.
+    pub fn from_json(raw: Bytes, extractor: &TimestampExtractor) -> Result<Self, TimestampError> {
+        let timestamp_millis = extractor.extract(&raw)?;
+        Ok(Self {
+            timestamp_millis,
+            raw,
+        })
     }
 
     /// The event's timestamp in epoch milliseconds (UTC).

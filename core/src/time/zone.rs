@@ -138,6 +138,13 @@ impl FromStr for Zone {
     }
 }
 
+impl Zone {
+    /// A fixed-offset zone from `+HH`, `+HHMM` or `+HH:MM` (or `-`).
+    pub fn from_offset_str(s: &str) -> Option<Zone> {
+        parse_offset(s).map(Zone::Fixed)
+    }
+}
+
 /// Parses `+HH`, `+HHMM`, `+HH:MM` (or `-`) into an offset.
 pub(crate) fn parse_offset(s: &str) -> Option<FixedOffset> {
     let (sign, rest) = match s.as_bytes().first()? {

@@ -1,0 +1,775 @@
+//! Every Tranquility property in one table (key, default, scope, kind, doc), the property map
+//! with where each value came from, and typed views for the core, the server and Kafka.
+//!
+//! Keys keep the original dotted spelling. The Tranquilizer keys are read as
+//! `tranquility.maxBatchSize` (the original's spelling) or `druid.tranquilizer.maxBatchSize`.
+//! `druid.overlord.url` is our addition: a fixed Overlord URL used instead of discovery.
+
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+
+use super::lenient::parse_bool;
+use super::ConfigError;
+use crate::time::Period;
+
+/// Where a property may be set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Globally or per dataSource (a dataSource's value wins).
+    Either,
+    /// Globally only; setting it per dataSource is an error, as in the original.
+    GlobalOnly,
+    /// Read from the global section only; a per-dataSource value is ignored with a warning.
+    GlobalRead,
+}
+
+/// The type a property's value must parse as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Any text.
+    Text,
+    /// A whole number.
+    Int,
+    /// `true` or `false` (also `yes`/`no`, `on`/`off`).
+    Bool,
+    /// An ISO-8601 period such as `PT10M`.
+    Period,
+    /// A comma-separated list.
+    List,
+    /// One of the listed words (case-insensitive).
+    OneOf(&'static [&'static str]),
+}
+
+/// One property: key, other accepted spellings, default, scope, kind and a one-line doc.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PropertyDef {
+    /// The key as written in config files.
+    pub key: &'static str,
+    /// Other spellings read when `key` is not set.
+    pub aliases: &'static [&'static str],
+    /// Default value as text; `None` = no default (unset).
+    pub default: Option<&'static str>,
+    /// Where it may be set.
+    pub scope: Scope,
+    /// Its type.
+    pub kind: Kind,
+    /// What it does.
+    pub doc: &'static str,
+}
+
+const fn def(
+    key: &'static str,
+    default: Option<&'static str>,
+    scope: Scope,
+    kind: Kind,
+    doc: &'static str,
+) -> PropertyDef {
+    PropertyDef {
+        key,
+        aliases: &[],
+        default,
+        scope,
+        kind,
+        doc,
+    }
+}
+
+const fn alias(d: PropertyDef, aliases: &'static [&'static str]) -> PropertyDef {
+    PropertyDef { aliases, ..d }
+}
+
+use Kind::{Bool, Int, List, OneOf, Period as Per, Text};
+use Scope::{Either, GlobalOnly, GlobalRead};
+
+/// Every property Tranquility reads, with its default.
+pub const PROPERTIES: &[PropertyDef] = &[
+    // Core (global or per dataSource).
+    def("zookeeper.connect", Some("localhost:2181"), Either, Text, "ZooKeeper for coordination and service discovery"),
+    def("zookeeper.timeout", Some("PT20S"), Either, Per, "ZooKeeper session timeout"),
+    def("zookeeper.path", Some("/tranquility/beams"), Either, Text, "base znode of the beam metadata"),
+    def("druid.discovery.curator.path", Some("/druid/discovery"), Either, Text, "Curator service discovery base path"),
+    def("druid.selectors.indexing.serviceName", Some("druid/overlord"), Either, Text, "the Overlord's druid.service; '/' becomes ':' in the discovery key"),
+    def("druid.overlord.url", None, Either, Text, "fixed Overlord base URL (http://host:port) used instead of discovery"),
+    def("task.partitions", Some("1"), Either, Int, "partitions per segment interval"),
+    def("task.replicants", Some("1"), Either, Int, "tasks per partition"),
+    def("task.warmingPeriod", Some("PT0M"), Either, Per, "create tasks this long before their interval starts"),
+    def("serialization.format", Some("json"), Either, OneOf(&["json", "smile"]), "encoding of events pushed to tasks"),
+    alias(def("tranquility.maxBatchSize", Some("2000"), Either, Int, "Tranquilizer batch size"), &["druid.tranquilizer.maxBatchSize"]),
+    alias(def("tranquility.maxPendingBatches", Some("5"), Either, Int, "batches in flight before send blocks"), &["druid.tranquilizer.maxPendingBatches"]),
+    alias(def("tranquility.lingerMillis", Some("0"), Either, Int, "0 = send when a slot is free; >0 = wait to fill a batch; -1 = full batches or flush only"), &["druid.tranquilizer.lingerMillis"]),
+    alias(def("tranquility.blockOnFull", Some("true"), Either, Bool, "block senders when the buffer is full (else fail with buffer full)"), &["druid.tranquilizer.blockOnFull"]),
+    def("druidBeam.firehoseGracePeriod", Some("PT5M"), Either, Per, "added to the task's shutoffTime"),
+    def("druidBeam.firehoseQuietPeriod", Some("PT1M"), Either, Per, "push errors log at DEBUG, not WARN, this long into a push"),
+    def("druidBeam.firehoseRetryPeriod", Some("PT1M"), Either, Per, "how long a push is retried on transient errors"),
+    def("druidBeam.firehoseChunkSize", Some("1000"), Either, Int, "maximum events per push request"),
+    def("druidBeam.randomizeTaskId", Some("false"), Either, Bool, "append a random suffix to task ids (testing)"),
+    def("druidBeam.indexRetryPeriod", Some("PT1M"), Either, Per, "how long Overlord calls are retried on transient errors"),
+    def("druidBeam.firehoseBufferSize", Some("100000"), Either, Int, "bufferSize of the task's receiver firehose"),
+    def("druidBeam.overlordLocator", Some("curator"), Either, OneOf(&["curator"]), "how the Overlord is found"),
+    def("druidBeam.taskLocator", Some("curator"), Either, OneOf(&["curator", "overlord"]), "how tasks are found: discovery or the Overlord's runningTasks"),
+    def("druidBeam.overlordPollPeriod", Some("PT20S"), Either, Per, "runningTasks poll period (overlord task locator)"),
+    def("druidBeam.basicAuthUser", Some(""), Either, Text, "HTTP Basic user for the Overlord and tasks"),
+    def("druidBeam.basicAuthPass", Some(""), Either, Text, "HTTP Basic password for the Overlord and tasks"),
+    def("druid.tls.enable", Some("false"), GlobalRead, Bool, "use TLS towards Druid"),
+    def("druid.tls.protocol", Some("TLSv1.2"), GlobalRead, Text, "TLS protocol towards Druid"),
+    def("druid.tls.trustStorePath", Some(""), GlobalRead, Text, "truststore file (empty = system roots)"),
+    def("druid.tls.trustStoreType", Some(""), GlobalRead, Text, "truststore type (empty = default)"),
+    def("druid.tls.trustStoreAlgorithm", Some(""), GlobalRead, Text, "trust manager algorithm (empty = default)"),
+    def("druid.tls.trustStorePassword", Some(""), GlobalRead, Text, "truststore password"),
+    // Server (process level).
+    def("http.port", Some("8200"), GlobalOnly, Int, "plaintext HTTP port"),
+    def("http.port.enable", Some("true"), GlobalRead, Bool, "serve plaintext HTTP"),
+    def("http.threads", Some("40"), GlobalOnly, Int, "maximum HTTP worker threads"),
+    def("http.idleTimeout", Some("PT5M"), GlobalOnly, Per, "idle connection timeout (<= 0 keeps the default)"),
+    def("https.port", Some("8400"), GlobalRead, Int, "TLS port"),
+    def("https.port.enable", Some("false"), GlobalRead, Bool, "serve HTTPS"),
+    def("https.keyStorePath", Some(""), GlobalRead, Text, "keystore with the server certificate"),
+    def("https.keyStoreType", Some(""), GlobalRead, Text, "keystore type (empty = default)"),
+    def("https.keyStorePassword", Some(""), GlobalRead, Text, "keystore password"),
+    def("https.certAlias", Some(""), GlobalRead, Text, "certificate alias in the keystore"),
+    def("https.keyManagerFactoryAlgorithm", Some(""), GlobalRead, Text, "key manager algorithm (empty = default)"),
+    def("https.keyManagerPassword", Some(""), GlobalRead, Text, "key password"),
+    def("https.includeCipherSuites", Some(""), GlobalRead, List, "cipher suites to allow (empty = defaults)"),
+    def("https.excludeCipherSuites", Some(""), GlobalRead, List, "cipher suites to refuse"),
+    def("https.includeProtocols", Some(""), GlobalRead, List, "TLS protocols to allow (empty = defaults)"),
+    def("https.excludeProtocols", Some(""), GlobalRead, List, "TLS protocols to refuse"),
+    // Kafka.
+    def("kafka.zookeeper.connect", None, GlobalOnly, Text, "Kafka's ZooKeeper (old consumer; kept for compatibility)"),
+    def("kafka.group.id", Some("tranquility-kafka"), GlobalOnly, Text, "consumer group, the same on every instance"),
+    def("consumer.numThreads", Some("-1"), GlobalOnly, Int, "consumer threads; -1 = max(1, CPUs - 1)"),
+    def("commit.periodMillis", Some("15000"), GlobalOnly, Int, "flush and commit period in millis"),
+    def("topicPattern", Some("(?!)"), Either, Text, "regex that must match the whole topic name"),
+    def("topicPattern.priority", Some("1"), Either, Int, "highest priority wins when several patterns match"),
+    def("useTopicAsDataSource", Some("false"), Either, Bool, "the topic name becomes the dataSource"),
+    def("reportDropsAsExceptions", Some("false"), Either, Bool, "a dropped event stops the process"),
+    def("reportParseExceptions", Some("false"), Either, Bool, "an unparseable event stops the process"),
+];
+
+/// Prefix of Kafka consumer passthrough properties (global; the prefix is removed).
+pub const KAFKA_PASSTHROUGH_PREFIX: &str = "kafka.";
+
+/// The definition of `key` (or of the key it is an alias of).
+pub fn property(key: &str) -> Option<&'static PropertyDef> {
+    PROPERTIES
+        .iter()
+        .find(|d| d.key == key || d.aliases.contains(&key))
+}
+
+/// Whether `key` is a known property or a Kafka passthrough key.
+pub fn is_known(key: &str) -> bool {
+    property(key).is_some() || key.starts_with(KAFKA_PASSTHROUGH_PREFIX)
+}
+
+/// Checks `value` against `kind`, saying what was expected.
+pub fn check_kind(kind: Kind, value: &str) -> Result<(), String> {
+    match kind {
+        Kind::Text | Kind::List => Ok(()),
+        Kind::Int => parse_int(value).map(|_| ()),
+        Kind::Bool => parse_bool_prop(value).map(|_| ()),
+        Kind::Period => parse_period(value).map(|_| ()),
+        Kind::OneOf(words) => parse_one_of(words, value).map(|_| ()),
+    }
+}
+
+fn parse_int(s: &str) -> Result<i64, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| "expected a whole number".to_string())
+}
+
+fn parse_bool_prop(s: &str) -> Result<bool, String> {
+    parse_bool(s).ok_or_else(|| "expected true or false".to_string())
+}
+
+fn parse_period(s: &str) -> Result<Period, String> {
+    Period::parse(s.trim())
+        .map_err(|e| format!("expected an ISO-8601 period such as PT10M ({})", e.reason))
+}
+
+fn parse_one_of(words: &[&str], s: &str) -> Result<String, String> {
+    let t = s.trim();
+    words
+        .iter()
+        .find(|w| w.eq_ignore_ascii_case(t))
+        .map(|w| w.to_string())
+        .ok_or_else(|| format!("expected one of: {}", words.join(", ")))
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Entry {
+    value: String,
+    file: Arc<str>,
+    path: String,
+}
+
+/// A set of properties (key → text value), each remembering the file and JSON path it came from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Properties {
+    entries: IndexMap<String, Entry>,
+}
+
+/// The JSON path of property `key` under `base` (`properties["task.partitions"]`).
+pub(crate) fn property_path(base: &str, key: &str) -> String {
+    format!("{base}[{}]", serde_json::Value::from(key))
+}
+
+impl Properties {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `key` from code.
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        let key = key.into();
+        let path = property_path("properties", &key);
+        self.insert_from(key, value.into(), Arc::from("(set in code)"), path);
+    }
+
+    pub(crate) fn insert_from(&mut self, key: String, value: String, file: Arc<str>, path: String) {
+        self.entries.insert(key, Entry { value, file, path });
+    }
+
+    /// The value set for exactly `key` (no alias, no default).
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.entries.get(key).map(|e| e.value.as_str())
+    }
+
+    /// Whether `key` is set.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.entries.contains_key(key)
+    }
+
+    /// Keys and values, in file order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries
+            .iter()
+            .map(|(k, e)| (k.as_str(), e.value.as_str()))
+    }
+
+    /// Number of properties set.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether none is set.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// These properties with `over`'s laid on top (`over` wins).
+    pub fn overlay(&self, over: &Properties) -> Properties {
+        let mut out = self.clone();
+        for (k, e) in &over.entries {
+            out.entries.insert(k.clone(), e.clone());
+        }
+        out
+    }
+
+    /// Properties whose key starts with `prefix`, with the prefix removed (Kafka passthrough).
+    pub fn with_prefix(&self, prefix: &str) -> IndexMap<String, String> {
+        self.entries
+            .iter()
+            .filter_map(|(k, e)| {
+                k.strip_prefix(prefix)
+                    .map(|s| (s.to_string(), e.value.clone()))
+            })
+            .collect()
+    }
+
+    /// The value of a table property (`key` or an alias), or its default; with its origin.
+    fn resolve(&self, key: &str) -> Option<(&str, Option<&Entry>)> {
+        let def = property(key);
+        let keys = std::iter::once(key)
+            .chain(def.map(|d| d.aliases.iter().copied()).into_iter().flatten());
+        for k in keys {
+            if let Some(e) = self.entries.get(k) {
+                return Some((e.value.as_str(), Some(e)));
+            }
+        }
+        def.and_then(|d| d.default).map(|v| (v, None))
+    }
+
+    fn typed<T>(
+        &self,
+        key: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        let (value, entry) = self.resolve(key).ok_or_else(|| {
+            ConfigError::invalid(
+                "(configuration)",
+                property_path("properties", key),
+                "nothing",
+                "this property is required",
+            )
+        })?;
+        parse(value).map_err(|problem| match entry {
+            Some(e) => ConfigError::invalid(
+                e.file.as_ref(),
+                e.path.clone(),
+                serde_json::Value::from(value).to_string(),
+                problem,
+            ),
+            None => ConfigError::invalid(
+                "(built-in default)",
+                property_path("properties", key),
+                value,
+                problem,
+            ),
+        })
+    }
+
+    /// Text value of `key` (or its default).
+    pub fn string(&self, key: &str) -> Result<String, ConfigError> {
+        self.typed(key, |s| Ok(s.to_string()))
+    }
+
+    /// Text value of `key`, `None` when unset and without default.
+    pub fn opt_string(&self, key: &str) -> Option<String> {
+        self.resolve(key).map(|(v, _)| v.to_string())
+    }
+
+    /// Whole-number value of `key` (or its default).
+    pub fn int(&self, key: &str) -> Result<i64, ConfigError> {
+        self.typed(key, parse_int)
+    }
+
+    /// Whole-number value of `key` that must lie in `min..=max`.
+    pub fn int_in(&self, key: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
+        self.typed(key, |s| {
+            let v = parse_int(s)?;
+            if (min..=max).contains(&v) {
+                Ok(v)
+            } else {
+                Err(format!("expected a whole number from {min} to {max}"))
+            }
+        })
+    }
+
+    /// Boolean value of `key` (or its default).
+    pub fn bool(&self, key: &str) -> Result<bool, ConfigError> {
+        self.typed(key, parse_bool_prop)
+    }
+
+    /// Period value of `key` (or its default).
+    pub fn period(&self, key: &str) -> Result<Period, ConfigError> {
+        self.typed(key, parse_period)
+    }
+
+    /// Comma-separated list value of `key` (empty entries dropped).
+    pub fn list(&self, key: &str) -> Result<Vec<String>, ConfigError> {
+        self.typed(key, |s| {
+            Ok(s.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect())
+        })
+    }
+
+    /// Value of `key` that must be one of `words` (returned in the listed spelling).
+    pub fn one_of(&self, key: &str, words: &[&str]) -> Result<String, ConfigError> {
+        self.typed(key, |s| parse_one_of(words, s))
+    }
+}
+
+/// Encoding of events pushed to tasks (`serialization.format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SerializationFormat {
+    /// JSON arrays.
+    Json,
+    /// Smile (binary JSON) arrays.
+    Smile,
+}
+
+/// How tasks are found (`druidBeam.taskLocator`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskLocator {
+    /// Service discovery of the task's firehose.
+    Curator,
+    /// The Overlord's runningTasks list.
+    Overlord,
+}
+
+/// The core properties of one dataSource (global overlaid with its own), typed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CoreProperties {
+    /// `zookeeper.connect`.
+    pub zookeeper_connect: String,
+    /// `zookeeper.timeout`.
+    pub zookeeper_timeout: Period,
+    /// `zookeeper.path`.
+    pub zookeeper_path: String,
+    /// `druid.discovery.curator.path`.
+    pub discovery_path: String,
+    /// `druid.selectors.indexing.serviceName`.
+    pub indexing_service_name: String,
+    /// `druid.overlord.url` (fixed Overlord URL, instead of discovery).
+    pub overlord_url: Option<String>,
+    /// `task.partitions`.
+    pub task_partitions: u32,
+    /// `task.replicants`.
+    pub task_replicants: u32,
+    /// `task.warmingPeriod`.
+    pub task_warming_period: Period,
+    /// `serialization.format`.
+    pub serialization_format: SerializationFormat,
+    /// `tranquility.maxBatchSize`.
+    pub max_batch_size: usize,
+    /// `tranquility.maxPendingBatches`.
+    pub max_pending_batches: usize,
+    /// `tranquility.lingerMillis`.
+    pub linger_millis: i64,
+    /// `tranquility.blockOnFull`.
+    pub block_on_full: bool,
+    /// `druidBeam.firehoseGracePeriod`.
+    pub firehose_grace_period: Period,
+    /// `druidBeam.firehoseQuietPeriod`.
+    pub firehose_quiet_period: Period,
+    /// `druidBeam.firehoseRetryPeriod`.
+    pub firehose_retry_period: Period,
+    /// `druidBeam.firehoseChunkSize`.
+    pub firehose_chunk_size: usize,
+    /// `druidBeam.randomizeTaskId`.
+    pub randomize_task_id: bool,
+    /// `druidBeam.indexRetryPeriod`.
+    pub index_retry_period: Period,
+    /// `druidBeam.firehoseBufferSize`.
+    pub firehose_buffer_size: usize,
+    /// `druidBeam.taskLocator`.
+    pub task_locator: TaskLocator,
+    /// `druidBeam.overlordPollPeriod`.
+    pub overlord_poll_period: Period,
+    /// `druidBeam.basicAuthUser` (empty = none).
+    pub basic_auth_user: String,
+    /// `druidBeam.basicAuthPass` (empty = none).
+    pub basic_auth_pass: String,
+    /// `druid.tls.enable`.
+    pub tls_enable: bool,
+    /// `druid.tls.protocol`.
+    pub tls_protocol: String,
+    /// `druid.tls.trustStorePath` (empty = system roots).
+    pub tls_trust_store_path: String,
+    /// `druid.tls.trustStoreType`.
+    pub tls_trust_store_type: String,
+    /// `druid.tls.trustStoreAlgorithm`.
+    pub tls_trust_store_algorithm: String,
+    /// `druid.tls.trustStorePassword`.
+    pub tls_trust_store_password: String,
+}
+
+fn usize_of(v: i64) -> usize {
+    usize::try_from(v).unwrap_or(0)
+}
+
+impl CoreProperties {
+    /// Reads and checks every core property (defaults from [`PROPERTIES`]).
+    pub fn from_properties(p: &Properties) -> Result<Self, ConfigError> {
+        Ok(Self {
+            zookeeper_connect: p.string("zookeeper.connect")?,
+            zookeeper_timeout: p.period("zookeeper.timeout")?,
+            zookeeper_path: p.string("zookeeper.path")?,
+            discovery_path: p.string("druid.discovery.curator.path")?,
+            indexing_service_name: p.string("druid.selectors.indexing.serviceName")?,
+            overlord_url: p
+                .opt_string("druid.overlord.url")
+                .filter(|s| !s.trim().is_empty()),
+            task_partitions: p.int_in("task.partitions", 1, i64::from(u16::MAX))? as u32,
+            task_replicants: p.int_in("task.replicants", 1, i64::from(u16::MAX))? as u32,
+            task_warming_period: p.period("task.warmingPeriod")?,
+            serialization_format: match p
+                .one_of("serialization.format", &["json", "smile"])?
+                .as_str()
+            {
+                "smile" => SerializationFormat::Smile,
+                _ => SerializationFormat::Json,
+            },
+            max_batch_size: usize_of(p.int_in(
+                "tranquility.maxBatchSize",
+                1,
+                i64::from(i32::MAX),
+            )?),
+            max_pending_batches: usize_of(p.int_in(
+                "tranquility.maxPendingBatches",
+                1,
+                i64::from(i32::MAX),
+            )?),
+            linger_millis: p.int_in("tranquility.lingerMillis", -1, i64::MAX)?,
+            block_on_full: p.bool("tranquility.blockOnFull")?,
+            firehose_grace_period: p.period("druidBeam.firehoseGracePeriod")?,
+            firehose_quiet_period: p.period("druidBeam.firehoseQuietPeriod")?,
+            firehose_retry_period: p.period("druidBeam.firehoseRetryPeriod")?,
+            firehose_chunk_size: usize_of(p.int_in(
+                "druidBeam.firehoseChunkSize",
+                1,
+                i64::from(i32::MAX),
+            )?),
+            randomize_task_id: p.bool("druidBeam.randomizeTaskId")?,
+            index_retry_period: p.period("druidBeam.indexRetryPeriod")?,
+            firehose_buffer_size: usize_of(p.int_in(
+                "druidBeam.firehoseBufferSize",
+                1,
+                i64::from(i32::MAX),
+            )?),
+            task_locator: {
+                p.one_of("druidBeam.overlordLocator", &["curator"])?;
+                match p
+                    .one_of("druidBeam.taskLocator", &["curator", "overlord"])?
+                    .as_str()
+                {
+                    "overlord" => TaskLocator::Overlord,
+                    _ => TaskLocator::Curator,
+                }
+            },
+            overlord_poll_period: p.period("druidBeam.overlordPollPeriod")?,
+            basic_auth_user: p.string("druidBeam.basicAuthUser")?,
+            basic_auth_pass: p.string("druidBeam.basicAuthPass")?,
+            tls_enable: p.bool("druid.tls.enable")?,
+            tls_protocol: p.string("druid.tls.protocol")?,
+            tls_trust_store_path: p.string("druid.tls.trustStorePath")?,
+            tls_trust_store_type: p.string("druid.tls.trustStoreType")?,
+            tls_trust_store_algorithm: p.string("druid.tls.trustStoreAlgorithm")?,
+            tls_trust_store_password: p.string("druid.tls.trustStorePassword")?,
+        })
+    }
+
+    /// The Overlord's discovery key: the service name with `/` turned into `:` (`druid:overlord`).
+    pub fn indexing_service_key(&self) -> String {
+        self.indexing_service_name.replace('/', ":")
+    }
+
+    /// Basic-auth credentials when both user and password are non-empty.
+    pub fn basic_auth(&self) -> Option<(&str, &str)> {
+        (!self.basic_auth_user.is_empty() && !self.basic_auth_pass.is_empty())
+            .then_some((self.basic_auth_user.as_str(), self.basic_auth_pass.as_str()))
+    }
+}
+
+/// The Tranquility Server's process-level properties (global section), typed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerProperties {
+    /// `http.port`.
+    pub http_port: u16,
+    /// `http.port.enable`.
+    pub http_port_enable: bool,
+    /// `https.port`.
+    pub https_port: u16,
+    /// `https.port.enable`.
+    pub https_port_enable: bool,
+    /// `https.keyStorePath`.
+    pub https_key_store_path: String,
+    /// `https.keyStoreType`.
+    pub https_key_store_type: String,
+    /// `https.keyStorePassword`.
+    pub https_key_store_password: String,
+    /// `https.certAlias`.
+    pub https_cert_alias: String,
+    /// `https.keyManagerFactoryAlgorithm`.
+    pub https_key_manager_factory_algorithm: String,
+    /// `https.keyManagerPassword`.
+    pub https_key_manager_password: String,
+    /// `https.includeCipherSuites`.
+    pub https_include_cipher_suites: Vec<String>,
+    /// `https.excludeCipherSuites`.
+    pub https_exclude_cipher_suites: Vec<String>,
+    /// `https.includeProtocols`.
+    pub https_include_protocols: Vec<String>,
+    /// `https.excludeProtocols`.
+    pub https_exclude_protocols: Vec<String>,
+    /// `http.threads`.
+    pub http_threads: usize,
+    /// `http.idleTimeout`.
+    pub http_idle_timeout: Period,
+}
+
+impl ServerProperties {
+    /// Reads the server properties from the global section.
+    pub fn from_properties(p: &Properties) -> Result<Self, ConfigError> {
+        Ok(Self {
+            http_port: p.int_in("http.port", 0, 65_535)? as u16,
+            http_port_enable: p.bool("http.port.enable")?,
+            https_port: p.int_in("https.port", 0, 65_535)? as u16,
+            https_port_enable: p.bool("https.port.enable")?,
+            https_key_store_path: p.string("https.keyStorePath")?,
+            https_key_store_type: p.string("https.keyStoreType")?,
+            https_key_store_password: p.string("https.keyStorePassword")?,
+            https_cert_alias: p.string("https.certAlias")?,
+            https_key_manager_factory_algorithm: p.string("https.keyManagerFactoryAlgorithm")?,
+            https_key_manager_password: p.string("https.keyManagerPassword")?,
+            https_include_cipher_suites: p.list("https.includeCipherSuites")?,
+            https_exclude_cipher_suites: p.list("https.excludeCipherSuites")?,
+            https_include_protocols: p.list("https.includeProtocols")?,
+            https_exclude_protocols: p.list("https.excludeProtocols")?,
+            http_threads: usize_of(p.int_in("http.threads", 1, 100_000)?),
+            http_idle_timeout: p.period("http.idleTimeout")?,
+        })
+    }
+}
+
+/// Kafka's process-level properties (global section), typed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaProperties {
+    /// `kafka.zookeeper.connect` (the old consumer's; kept for compatibility).
+    pub zookeeper_connect: Option<String>,
+    /// `kafka.group.id`.
+    pub group_id: String,
+    /// `consumer.numThreads` (-1 = max(1, CPUs - 1)).
+    pub num_threads: i64,
+    /// `commit.periodMillis`.
+    pub commit_period_millis: u64,
+    /// Every global `kafka.*` key with the prefix removed, for the consumer.
+    pub consumer_properties: IndexMap<String, String>,
+}
+
+impl KafkaProperties {
+    /// Reads the Kafka properties from the global section.
+    pub fn from_properties(p: &Properties) -> Result<Self, ConfigError> {
+        Ok(Self {
+            zookeeper_connect: p.opt_string("kafka.zookeeper.connect"),
+            group_id: p.string("kafka.group.id")?,
+            num_threads: p.int_in("consumer.numThreads", -1, 10_000)?,
+            commit_period_millis: p.int_in("commit.periodMillis", 1, i64::MAX)? as u64,
+            consumer_properties: p.with_prefix(KAFKA_PASSTHROUGH_PREFIX),
+        })
+    }
+}
+
+/// Kafka properties of one dataSource (global overlaid with its own), typed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaDataSourceProperties {
+    /// `topicPattern`: must match the whole topic name.
+    pub topic_pattern: String,
+    /// `topicPattern.priority`.
+    pub topic_pattern_priority: i64,
+    /// `useTopicAsDataSource`.
+    pub use_topic_as_data_source: bool,
+    /// `reportDropsAsExceptions`.
+    pub report_drops_as_exceptions: bool,
+    /// `reportParseExceptions`.
+    pub report_parse_exceptions: bool,
+}
+
+impl KafkaDataSourceProperties {
+    /// Reads the per-dataSource Kafka properties.
+    pub fn from_properties(p: &Properties) -> Result<Self, ConfigError> {
+        Ok(Self {
+            topic_pattern: p.string("topicPattern")?,
+            topic_pattern_priority: p.int("topicPattern.priority")?,
+            use_topic_as_data_source: p.bool("useTopicAsDataSource")?,
+            report_drops_as_exceptions: p.bool("reportDropsAsExceptions")?,
+            report_parse_exceptions: p.bool("reportParseExceptions")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_fits_its_kind_and_keys_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for d in PROPERTIES {
+            if let Some(v) = d.default {
+                assert_eq!(check_kind(d.kind, v), Ok(()), "{}", d.key);
+            }
+            for k in std::iter::once(d.key).chain(d.aliases.iter().copied()) {
+                assert!(seen.insert(k), "duplicate {k}");
+            }
+            assert!(!d.doc.is_empty());
+        }
+    }
+
+    #[test]
+    fn defaults_come_from_the_table() {
+        let c = CoreProperties::from_properties(&Properties::new()).unwrap();
+        assert_eq!(c.zookeeper_connect, "localhost:2181");
+        assert_eq!(c.zookeeper_timeout, Period::seconds(20));
+        assert_eq!(c.indexing_service_key(), "druid:overlord");
+        assert_eq!((c.task_partitions, c.task_replicants), (1, 1));
+        assert_eq!(
+            (c.max_batch_size, c.max_pending_batches, c.linger_millis),
+            (2000, 5, 0)
+        );
+        assert!(c.block_on_full);
+        assert_eq!(c.firehose_grace_period, Period::minutes(5));
+        assert_eq!(c.firehose_chunk_size, 1000);
+        assert_eq!(c.firehose_buffer_size, 100_000);
+        assert_eq!(c.task_locator, TaskLocator::Curator);
+        assert_eq!(c.serialization_format, SerializationFormat::Json);
+        assert_eq!(c.basic_auth(), None);
+        assert_eq!(c.overlord_url, None);
+        let s = ServerProperties::from_properties(&Properties::new()).unwrap();
+        assert_eq!(
+            (s.http_port, s.http_threads, s.https_port),
+            (8200, 40, 8400)
+        );
+        let k = KafkaProperties::from_properties(&Properties::new()).unwrap();
+        assert_eq!(
+            (k.group_id.as_str(), k.num_threads, k.commit_period_millis),
+            ("tranquility-kafka", -1, 15_000)
+        );
+    }
+
+    #[test]
+    fn both_tranquilizer_spellings_are_read() {
+        let mut p = Properties::new();
+        p.insert("druid.tranquilizer.maxBatchSize", "500");
+        p.insert("tranquility.lingerMillis", "-1");
+        p.insert("druid.tranquilizer.blockOnFull", "false");
+        let c = CoreProperties::from_properties(&p).unwrap();
+        assert_eq!(
+            (c.max_batch_size, c.linger_millis, c.block_on_full),
+            (500, -1, false)
+        );
+        // The original spelling wins when both are set.
+        p.insert("tranquility.maxBatchSize", "700");
+        assert_eq!(
+            CoreProperties::from_properties(&p).unwrap().max_batch_size,
+            700
+        );
+    }
+
+    #[test]
+    fn bad_values_name_key_value_and_expectation() {
+        let mut p = Properties::new();
+        p.insert("task.partitions", "two");
+        let e = CoreProperties::from_properties(&p).unwrap_err().to_string();
+        assert!(
+            e.contains(r#"properties["task.partitions"]"#)
+                && e.contains("\"two\"")
+                && e.contains("whole number"),
+            "{e}"
+        );
+        let mut p = Properties::new();
+        p.insert("serialization.format", "xml");
+        let e = CoreProperties::from_properties(&p).unwrap_err().to_string();
+        assert!(e.contains("json, smile"), "{e}");
+        let mut p = Properties::new();
+        p.insert("druidBeam.firehoseGracePeriod", "5 minutes");
+        let e = CoreProperties::from_properties(&p).unwrap_err().to_string();
+        assert!(e.contains("ISO-8601 period"), "{e}");
+    }
+
+    #[test]
+    fn overlay_and_kafka_passthrough() {
+        let mut g = Properties::new();
+        g.insert("task.partitions", "2");
+        g.insert("kafka.bootstrap.servers", "localhost:9092");
+        g.insert("kafka.group.id", "g");
+        let mut own = Properties::new();
+        own.insert("task.partitions", "3");
+        let merged = g.overlay(&own);
+        assert_eq!(merged.get("task.partitions"), Some("3"));
+        let k = KafkaProperties::from_properties(&g).unwrap();
+        assert_eq!(k.group_id, "g");
+        assert_eq!(
+            k.consumer_properties
+                .get("bootstrap.servers")
+                .map(String::as_str),
+            Some("localhost:9092")
+        );
+        assert!(is_known("kafka.anything") && !is_known("tranquility.batchSize"));
+    }
+}

@@ -1,0 +1,315 @@
+//! Loading Tranquility configuration files: the original distribution's files, both
+//! dataSources shapes, property overrides, and error messages that point at the problem.
+
+use std::path::PathBuf;
+
+use tranquility::spec::properties::{CoreProperties, KafkaDataSourceProperties, TaskLocator};
+use tranquility::spec::{ConfigError, KafkaProperties, ServerProperties, TranquilityConfig};
+use tranquility::time::{Granularity, Period};
+
+/// The shared peer-data folder, found beside the repository (it must exist: no silent pass).
+fn peer_configs() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let found = manifest
+        .ancestors()
+        .map(|a| a.join("shared/peer-data/tranquility-configs"))
+        .find(|p| p.is_dir());
+    found.unwrap_or_else(|| {
+        panic!(
+            "shared/peer-data/tranquility-configs not found beside the repository (searched upwards from {})",
+            manifest.display()
+        )
+    })
+}
+
+fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+/// Loads a peer file; the original's own tests fill `@ZKPLACEHOLDER@` in before parsing.
+fn load_peer(name: &str) -> TranquilityConfig {
+    let path = peer_configs().join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replace("@ZKPLACEHOLDER@", "localhost:2181");
+    TranquilityConfig::from_str(&text, &path.display().to_string())
+        .unwrap_or_else(|e| panic!("{name} should load: {e}"))
+}
+
+#[test]
+fn every_peer_config_loads() {
+    let mut count = 0;
+    for entry in std::fs::read_dir(peer_configs()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name == "SOURCES.txt" {
+            continue;
+        }
+        let cfg = load_peer(&name);
+        assert!(!cfg.data_sources().is_empty(), "{name} has dataSources");
+        for ds in cfg.data_sources() {
+            CoreProperties::from_properties(&ds.properties)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            KafkaDataSourceProperties::from_properties(&ds.properties).unwrap();
+            assert!(!ds.spec.tuning_config.window_period().is_zero(), "{name}");
+        }
+        ServerProperties::from_properties(cfg.global_properties())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        KafkaProperties::from_properties(cfg.global_properties())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        count += 1;
+    }
+    assert!(count >= 14, "expected the whole peer set, loaded {count}");
+}
+
+#[test]
+fn map_and_list_shapes_give_the_same_data_source() {
+    let map = load_peer("tranquility-core.json");
+    let list = TranquilityConfig::load(data("tranquility-core-dataSources-as-list.json")).unwrap();
+    let yaml = TranquilityConfig::load(data("tranquility-core.yaml")).unwrap();
+    for cfg in [&map, &list, &yaml] {
+        assert_eq!(cfg.data_sources().len(), 1);
+        let foo = cfg.data_source("foo").unwrap();
+        assert_eq!(
+            foo.spec.data_schema.granularity_spec.segment_granularity,
+            Granularity::HOUR
+        );
+        assert_eq!(foo.spec.tuning_config.window_period(), Period::seconds(30));
+        // Global task.partitions=2, overridden to 3 on the dataSource.
+        assert_eq!(cfg.global_properties().get("task.partitions"), Some("2"));
+        assert_eq!(foo.properties.get("task.partitions"), Some("3"));
+        assert_eq!(
+            foo.properties.get("zookeeper.connect"),
+            Some("zk.example.com")
+        );
+        let core = CoreProperties::from_properties(&foo.properties).unwrap();
+        assert_eq!((core.task_partitions, core.task_replicants), (3, 1));
+    }
+    assert_eq!(
+        map.data_sources()[0].spec,
+        yaml.data_sources()[0].spec.clone().with_io_config_cleared()
+    );
+}
+
+trait ClearIo {
+    fn with_io_config_cleared(self) -> Self;
+}
+
+impl ClearIo for tranquility::spec::IngestionSpec {
+    fn with_io_config_cleared(mut self) -> Self {
+        self.io_config = None;
+        self
+    }
+}
+
+#[test]
+fn examples_read_as_documented() {
+    let kafka = load_peer("kafka.yaml.example");
+    let names: Vec<_> = kafka
+        .data_sources()
+        .iter()
+        .map(|d| d.name.as_str())
+        .collect();
+    assert_eq!(names, ["twitter", "wikipedia"]);
+    let wiki =
+        KafkaDataSourceProperties::from_properties(&kafka.data_sources()[1].properties).unwrap();
+    assert_eq!(wiki.topic_pattern, "wikipedia.*");
+    let k = KafkaProperties::from_properties(kafka.global_properties()).unwrap();
+    assert_eq!(
+        (k.group_id.as_str(), k.num_threads, k.commit_period_millis),
+        ("tranquility-kafka", 2, 15_000)
+    );
+    // "maxRowsInMemory": "100000" in the JSON form.
+    let kafka_json = load_peer("kafka.json.example");
+    assert_eq!(
+        kafka_json.data_sources()[0]
+            .spec
+            .tuning_config
+            .max_rows_in_memory,
+        Some(100_000)
+    );
+    let server = load_peer("server.yaml.example");
+    let s = ServerProperties::from_properties(server.global_properties()).unwrap();
+    assert_eq!((s.http_port, s.http_threads), (8200, 8));
+    let example = load_peer("example.json");
+    let c = CoreProperties::from_properties(&example.data_sources()[0].properties).unwrap();
+    assert_eq!(c.task_locator, TaskLocator::Overlord);
+    assert_eq!(c.overlord_poll_period, Period::seconds(5));
+    // The original's test file uses the unknown tranquility.batchSize: a warning, not an error.
+    let direct = load_peer("direct-druid-test.yaml");
+    assert!(
+        direct
+            .warnings()
+            .iter()
+            .any(|w| w.contains("tranquility.batchSize")),
+        "{:?}",
+        direct.warnings()
+    );
+    assert_eq!(
+        direct.data_sources()[0]
+            .spec
+            .data_schema
+            .granularity_spec
+            .query_granularity,
+        Granularity::from_name("MINUTE").unwrap()
+    );
+}
+
+fn load_err(text: &str, name: &str) -> ConfigError {
+    TranquilityConfig::from_str(text, name).unwrap_err()
+}
+
+const GOOD_SPEC: &str = r#"{"dataSchema":{"dataSource":"foo","parser":{"type":"string","parseSpec":{"format":"json",
+  "timestampSpec":{"column":"timestamp","format":"auto"},"dimensionsSpec":{"dimensions":["a"]}}},
+  "granularitySpec":{"segmentGranularity":"hour","queryGranularity":"none"}},
+  "tuningConfig":{"type":"realtime","windowPeriod":"PT10M"}}"#;
+
+#[test]
+fn errors_name_file_path_value_and_expectation() {
+    let bad_window = GOOD_SPEC.replace("\"PT10M\"", "\"PT10X\"");
+    let e = load_err(
+        &format!(r#"{{"dataSources":[{bad_window}]}}"#)
+            .replace("[{", "[{\"spec\":{")
+            .replace("}}]", "}}}]"),
+        "server.json",
+    );
+    let msg = e.to_string();
+    eprintln!("{msg}");
+    assert!(
+        msg.starts_with("server.json: dataSources[0].spec.tuningConfig.windowPeriod:"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("\"PT10X\"") && msg.contains("ISO-8601 period"),
+        "{msg}"
+    );
+
+    let e = load_err(
+        &format!(r#"{{"dataSources":{{"bar":{{"spec":{GOOD_SPEC}}}}}}}"#),
+        "kafka.json",
+    );
+    let msg = e.to_string();
+    assert!(
+        msg.contains("dataSources.bar.spec.dataSchema.dataSource")
+            && msg.contains("dataSource[bar] did not match spec[foo]"),
+        "{msg}"
+    );
+
+    let e = load_err(
+        &format!(
+            r#"{{"dataSources":[{{"spec":{GOOD_SPEC},"properties":{{"http.port":"8080"}}}}]}}"#
+        ),
+        "server.json",
+    );
+    let msg = e.to_string();
+    assert!(
+        msg.contains(r#"dataSources[0].properties["http.port"]"#)
+            && msg.contains("cannot be per-dataSource (found in[foo])"),
+        "{msg}"
+    );
+
+    let e = load_err(
+        &format!(
+            r#"{{"dataSources":[{{"spec":{GOOD_SPEC}}}],"properties":{{"task.partitions":"many"}}}}"#
+        ),
+        "server.json",
+    );
+    let msg = e.to_string();
+    assert!(
+        msg.contains(r#"server.json: properties["task.partitions"]"#)
+            && msg.contains("\"many\"")
+            && msg.contains("whole number"),
+        "{msg}"
+    );
+
+    let e = load_err("dataSources: 3\n", "server.yaml");
+    assert!(
+        e.to_string().contains("dataSources must be a list or map"),
+        "{e}"
+    );
+
+    let e = load_err("dataSources:\n  - spec:\n      dataSchema:\n        dataSource: x\n        granularitySpec:\n          segmentGranularity: fortnightly\n", "s.yaml");
+    let msg = e.to_string();
+    eprintln!("{msg}");
+    assert!(
+        msg.contains("dataSources[0].spec.dataSchema.granularitySpec.segmentGranularity")
+            && msg.contains("\"fortnightly\""),
+        "{msg}"
+    );
+
+    let e = load_err("{\"dataSources\": [", "broken.json");
+    assert!(
+        matches!(e, ConfigError::Syntax { .. })
+            && e.to_string().starts_with("broken.json: not valid JSON"),
+        "{e}"
+    );
+
+    let e = load_err(
+        &format!(
+            r#"{{"dataSources":[{{"spec":{GOOD_SPEC}}}],"properties":{{"kafka.zookeeper.session.timeout.ms":"1"}}}}"#
+        ),
+        "kafka.json",
+    );
+    assert!(
+        e.to_string().contains("Set zookeeper.timeout instead"),
+        "{e}"
+    );
+    assert!(matches!(
+        TranquilityConfig::load("/nonexistent/tranquility.yaml"),
+        Err(ConfigError::Read { .. })
+    ));
+}
+
+#[test]
+fn unknown_and_ignored_properties_warn() {
+    let cfg = TranquilityConfig::from_str(
+        &format!(
+            r#"{{"dataSources":[{{"spec":{GOOD_SPEC},"properties":{{"my.own":"x","kafka.fetch.max.bytes":"1","druid.tls.enable":"true"}}}}],
+                "properties":{{"kafka.bootstrap.servers":"b:9092","whatever":1,"druid.tranquilizer.maxBatchSize":10}}}}"#
+        ),
+        "c.json",
+    )
+    .unwrap();
+    let w = cfg.warnings().join("\n");
+    assert!(w.contains("'my.own'") && w.contains("'whatever'"), "{w}");
+    assert!(
+        w.contains("kafka.fetch.max.bytes") && w.contains("druid.tls.enable"),
+        "{w}"
+    );
+    assert!(
+        !w.contains("bootstrap.servers") && !w.contains("maxBatchSize"),
+        "{w}"
+    );
+    let ds = &cfg.data_sources()[0];
+    assert_eq!(ds.properties.get("my.own"), Some("x"));
+    assert_eq!(ds.properties.get("druid.tls.enable"), None);
+    assert_eq!(
+        CoreProperties::from_properties(&ds.properties)
+            .unwrap()
+            .max_batch_size,
+        10
+    );
+}
+
+#[test]
+fn yaml_scalars_become_property_text() {
+    let cfg = TranquilityConfig::from_str(
+        "properties:\n  task.partitions: 3\n  druidBeam.randomizeTaskId: yes\n  reportDropsAsExceptions: false\n  zookeeper.connect: ~\n",
+        "p.yaml",
+    )
+    .unwrap();
+    let p = cfg.global_properties();
+    assert_eq!(p.get("task.partitions"), Some("3"));
+    assert_eq!(p.get("reportDropsAsExceptions"), Some("false"));
+    assert_eq!(p.get("zookeeper.connect"), None);
+    assert!(
+        CoreProperties::from_properties(p)
+            .unwrap()
+            .randomize_task_id
+    );
+    assert!(TranquilityConfig::from_str("", "empty.yaml")
+        .unwrap()
+        .data_sources()
+        .is_empty());
+}
