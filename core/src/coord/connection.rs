@@ -28,18 +28,26 @@ impl ZkError {
     }
 }
 
+/// The connection dropped with the request in flight: it may or may not have been applied.
+/// Requests pending when the socket fails carry the I/O error (`Custom`) rather than
+/// `ConnectionLoss`.
+pub(crate) fn is_connection_loss(e: &zk::Error) -> bool {
+    matches!(e, zk::Error::ConnectionLoss | zk::Error::Custom(_))
+}
+
 /// Errors that go away by waiting or with a new session.
 pub(crate) fn is_transient(e: &zk::Error) -> bool {
-    matches!(
-        e,
-        zk::Error::ConnectionLoss
-            | zk::Error::SessionExpired
-            | zk::Error::SessionMoved
-            | zk::Error::Timeout
-            | zk::Error::NoHosts
-            | zk::Error::ClientClosed
-            | zk::Error::Throttled
-    )
+    is_connection_loss(e)
+        || matches!(
+            e,
+            zk::Error::ConnectionLoss
+                | zk::Error::SessionExpired
+                | zk::Error::SessionMoved
+                | zk::Error::Timeout
+                | zk::Error::NoHosts
+                | zk::Error::ClientClosed
+                | zk::Error::Throttled
+        )
 }
 
 /// A reconnecting ZooKeeper client.
@@ -153,7 +161,7 @@ where
     let mut delay = Duration::from_millis(50);
     loop {
         match f().await {
-            Err(zk::Error::ConnectionLoss) if Instant::now() + delay < deadline => {
+            Err(e) if is_connection_loss(&e) && Instant::now() + delay < deadline => {
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(1));
             }

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 use zookeeper_client as zk;
 
-use super::connection::{retry_connection_loss, ZkConnection};
+use super::connection::{is_connection_loss, retry_connection_loss, ZkConnection};
 use super::{validate_identity, BeamMetadata, CoordError, Coordinator, Modify};
 
 /// Settings of a [`ZkCoordinator`].
@@ -179,15 +179,20 @@ impl ZkCoordinator {
                     // Only we write under the lock, so another version means the lock was not ours.
                     return Err(lost(format!("data write: {source}")));
                 }
-                Err(zk::CheckWriteError::RequestFailed {
-                    source: zk::Error::ConnectionLoss,
-                }) => {
+                Err(zk::CheckWriteError::RequestFailed { source })
+                    if is_connection_loss(&source) =>
+                {
                     // The write may have been applied before the connection dropped: look.
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     let client = lock.client();
                     let seen = retry_connection_loss(deadline, || client.get_data(&paths.data))
                         .await
-                        .map_err(|e| lost(format!("re-reading after connection loss: {e}")))?;
+                        .map_err(|e| {
+                            lost(format!(
+                                "re-reading after connection loss: {e}; the write may or may not \
+                                 have been applied"
+                            ))
+                        })?;
                     let (seen_bytes, stat) = seen;
                     if stat.version == version + 1 && seen_bytes == bytes {
                         return Ok(());
