@@ -367,6 +367,14 @@ impl OverlordClient {
         }
     }
 
+    /// The same client (sharing connections) with another retry policy, e.g. a single attempt
+    /// for a caller that retries by itself.
+    pub fn with_retry(&self, retry: RetryPolicy) -> Self {
+        let mut client = self.clone();
+        client.config.retry = retry;
+        client
+    }
+
     /// Submits a task (`POST /task`) and returns the id the Overlord assigned.
     pub async fn submit_task(&self, task: &Value) -> Result<String, OverlordError> {
         let task_id = task
