@@ -85,6 +85,10 @@ async fn two_sessions_increment_under_the_lock_to_exactly_100() {
     let base = format!("/{}/beams", unique_name("coord"));
     let identity = format!("druid:overlord/{}", unique_name("ds"));
     let (a, b) = (coordinator(&zk, &base), coordinator(&zk, &base));
+    assert_eq!(
+        a.read("druid:overlord/never-written").await.expect("read"),
+        BeamMetadata::default()
+    );
     let inside = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let ja = tokio::spawn(increments(
