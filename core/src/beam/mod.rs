@@ -3,6 +3,11 @@
 //! A [`Beam`] takes a batch of events and answers with exactly one [`Outcome`] per event, in
 //! input order. Combinators (clustering by interval, partitioning, replication) are beams
 //! wrapping beams, so every stack composes and tests alone.
+//!
+//! Here: [`Tranquilizer`] (batching in front of any beam, a future per event),
+//! [`MergingPartitioningBeam`] and [`RoundRobinBeam`], [`ReplicatedBeam`] (merge rule:
+//! [`Outcome::merge_replicas`]), [`TransformingBeam`], [`NoopBeam`], and with the `test-util`
+//! feature the test doubles in `testing`.
 
 use std::fmt;
 use std::sync::Arc;
