@@ -14,5 +14,6 @@ pub mod coord;
 pub mod druid;
 pub mod event;
 pub mod metrics;
+pub mod pipeline;
 pub mod spec;
 pub mod time;

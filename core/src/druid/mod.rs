@@ -1,9 +1,11 @@
 //! Clients of Druid's indexing service: the Overlord (submit, status, shutdown), ZooKeeper
 //! service discovery (Curator layout), task locators and the event receiver push client.
 
+pub mod beam;
 pub mod discovery;
 pub mod locator;
 pub mod overlord;
+pub mod partitioner;
 pub mod receiver;
 pub mod retry;
 pub mod task_spec;

@@ -28,7 +28,7 @@ pub fn record_outcomes(metrics: &DataSourceMetrics, outcomes: &[Outcome]) -> Tal
     metrics.failed.inc_by(tally.failed);
     for (reason, count) in tally.drop_reasons() {
         metrics.dropped_counter(reason).inc_by(count);
-        info!(
+        debug!(
             dataSource = %metrics.data_source,
             reason = reason.as_str(),
             count,
@@ -66,10 +66,9 @@ pub struct TaskCreated<'a> {
 }
 
 impl TaskCreated<'_> {
-    /// Counts the task as created and active.
+    /// Counts the task as created (it counts as active once a beam pushes to it).
     pub fn emit(self, metrics: &DataSourceMetrics) {
         metrics.tasks_created.inc();
-        metrics.tasks_active.inc();
         info!(dataSource = %metrics.data_source, task = self.task_id, "task created");
     }
 }

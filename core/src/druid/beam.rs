@@ -1,0 +1,264 @@
+//! The realtime-task way into Druid: [`DruidBeamMaker`] creates a partition's replica tasks
+//! through the Overlord; [`DruidBeam`] pushes to them.
+//!
+//! A batch is cut into chunks of `druidBeam.firehoseChunkSize` events, each encoded once (JSON
+//! array or Smile array) and pushed to every replica that is still running. Per chunk the
+//! replica outcomes merge as [`Outcome::merge_replicas`] says: sent if any replica took it.
+//! A replica whose task finished or failed is given up ("loss of Druid redundancy"); when no
+//! replica is left, the chunk is `Dropped(BeamDefunct)`, which makes the ClusteredBeam close
+//! the interval for good.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::future::join_all;
+use parking_lot::Mutex;
+use tracing::warn;
+
+use super::locator::{TaskLocator, TaskTarget};
+use super::overlord::OverlordClient;
+use super::receiver::{
+    encode_json_array, encode_smile_array, PushBody, ReceiverClient, ReceiverError, TaskCheck,
+};
+use super::task_spec::realtime_task;
+use crate::beam::{Beam, BeamMaker, CloseError, DropReason, Outcome, SendError};
+use crate::coord::meta::{Interval as MetaInterval, RealtimeTasks, TaskRef};
+use crate::coord::BeamDescriptor;
+use crate::event::Event;
+use crate::metrics::events::{TaskAttached, TaskCreated, TaskReleased};
+use crate::metrics::DataSourceMetrics;
+use crate::spec::properties::{CoreProperties, SerializationFormat};
+use crate::spec::IngestionSpec;
+use crate::time::Interval;
+
+/// What every beam of one dataSource shares: clients, locator and settings.
+#[derive(Debug)]
+pub struct DruidBeamContext {
+    /// The dataSource.
+    pub data_source: String,
+    /// The push client.
+    pub receiver: ReceiverClient,
+    /// Finds a task's receiver.
+    pub locator: Arc<dyn TaskLocator>,
+    /// The Overlord (task creation and "is this task finished?").
+    pub overlord: OverlordClient,
+    /// Events per push request.
+    pub chunk_size: usize,
+    /// Body format of pushes.
+    pub format: SerializationFormat,
+    /// `druid.selectors.indexing.serviceName` with `/` mangled to `:`.
+    pub indexing_service_key: String,
+    /// The dataSource's series.
+    pub metrics: DataSourceMetrics,
+}
+
+/// Makes realtime-task beams: one `index_realtime` task per replicant for each interval and
+/// partition.
+#[derive(Debug)]
+pub struct DruidBeamMaker {
+    spec: IngestionSpec,
+    props: CoreProperties,
+    context: Arc<DruidBeamContext>,
+}
+
+impl DruidBeamMaker {
+    /// A maker for `spec` with the dataSource's properties.
+    pub fn new(spec: IngestionSpec, props: CoreProperties, context: Arc<DruidBeamContext>) -> Self {
+        Self {
+            spec,
+            props,
+            context,
+        }
+    }
+
+    fn creation_error(&self, interval: Interval, message: String) -> SendError {
+        SendError::TaskCreation {
+            data_source: self.context.data_source.clone(),
+            interval: interval.to_string(),
+            message,
+        }
+    }
+}
+
+#[async_trait]
+impl BeamMaker for DruidBeamMaker {
+    async fn create(
+        &self,
+        interval: Interval,
+        partition: u32,
+    ) -> Result<BeamDescriptor, SendError> {
+        let mut tasks = Vec::new();
+        for replicant in 0..self.props.task_replicants.max(1) {
+            let task = realtime_task(&self.spec, &self.props, interval, partition, replicant)
+                .map_err(|e| self.creation_error(interval, e.to_string()))?;
+            match self.context.overlord.submit_task(&task.json).await {
+                Ok(id) => {
+                    TaskCreated { task_id: &id }.emit(&self.context.metrics);
+                    tasks.push(TaskRef {
+                        id,
+                        firehose_id: task.firehose_id,
+                    });
+                }
+                Err(e) => {
+                    // Replicas already created would run idle until their shutoff time.
+                    for created in &tasks {
+                        if let Err(shutdown) =
+                            self.context.overlord.shutdown_task(&created.id).await
+                        {
+                            warn!(task = %created.id, error = %shutdown, "could not shut down a half-created beam's task");
+                        }
+                    }
+                    return Err(self.creation_error(interval, e.to_string()));
+                }
+            }
+        }
+        let meta_interval: MetaInterval = interval
+            .to_string()
+            .parse()
+            .map_err(|e: String| self.creation_error(interval, e))?;
+        // Like the original, `timestamp` is written when the interval is exactly one bucket.
+        let one_bucket = self
+            .spec
+            .data_schema
+            .granularity_spec
+            .segment_granularity
+            .bucket(interval.start)
+            == interval;
+        Ok(BeamDescriptor {
+            interval: Some(meta_interval),
+            timestamp: one_bucket.then_some(meta_interval.start),
+            partition,
+            details: RealtimeTasks(tasks).to_details(),
+        })
+    }
+
+    fn open(&self, descriptor: &BeamDescriptor) -> Result<Arc<dyn Beam>, SendError> {
+        let tasks = RealtimeTasks::from_descriptor(descriptor)
+            .map_err(|e| SendError::Other(e.to_string()))?;
+        let targets: Vec<TaskTarget> = tasks
+            .0
+            .into_iter()
+            .map(|t| TaskTarget {
+                service_name: format!(
+                    "firehose:{}:{}",
+                    self.context.indexing_service_key, t.firehose_id
+                ),
+                task_id: t.id,
+            })
+            .collect();
+        Ok(Arc::new(DruidBeam::new(targets, self.context.clone())))
+    }
+}
+
+/// One partition's replica tasks.
+#[derive(Debug)]
+pub struct DruidBeam {
+    tasks: Vec<TaskTarget>,
+    active: Mutex<Vec<bool>>,
+    context: Arc<DruidBeamContext>,
+}
+
+impl DruidBeam {
+    /// A beam over these replica tasks.
+    pub fn new(tasks: Vec<TaskTarget>, context: Arc<DruidBeamContext>) -> Self {
+        for task in &tasks {
+            TaskAttached {
+                task_id: &task.task_id,
+            }
+            .emit(&context.metrics);
+        }
+        let active = Mutex::new(vec![true; tasks.len()]);
+        Self {
+            tasks,
+            active,
+            context,
+        }
+    }
+
+    fn encode(&self, chunk: &[Event]) -> Result<PushBody, SendError> {
+        let raws = chunk.iter().map(|e| e.raw());
+        match self.context.format {
+            SerializationFormat::Json => Ok(encode_json_array(raws)),
+            SerializationFormat::Smile => {
+                encode_smile_array(raws).map_err(|e| SendError::Other(e.to_string()))
+            }
+        }
+    }
+
+    fn give_up(&self, replica: usize, error: &ReceiverError) {
+        let was_active = std::mem::replace(&mut self.active.lock()[replica], false);
+        if was_active {
+            let task = &self.tasks[replica].task_id;
+            warn!(
+                dataSource = %self.context.data_source,
+                task = %task,
+                error = %error,
+                "loss of Druid redundancy: a replica task is gone"
+            );
+            TaskReleased { task_id: task }.emit(&self.context.metrics);
+        }
+    }
+
+    async fn push_chunk(&self, body: &PushBody) -> Outcome {
+        let active: Vec<usize> = {
+            let active = self.active.lock();
+            (0..self.tasks.len()).filter(|i| active[*i]).collect()
+        };
+        if active.is_empty() {
+            return Outcome::Dropped(DropReason::BeamDefunct);
+        }
+        let check: &dyn TaskCheck = &self.context.overlord;
+        let pushes = active.iter().map(|&i| async move {
+            let result = self
+                .context
+                .receiver
+                .push(&self.tasks[i], self.context.locator.as_ref(), check, body)
+                .await;
+            (i, result)
+        });
+        let answers = join_all(pushes)
+            .await
+            .into_iter()
+            .map(|(i, result)| match result {
+                Ok(_) => Outcome::Sent,
+                Err(e) if e.is_task_gone() => {
+                    self.give_up(i, &e);
+                    Outcome::Dropped(DropReason::BeamDefunct)
+                }
+                Err(e) => Outcome::failed(SendError::Push {
+                    target: self.tasks[i].task_id.clone(),
+                    message: e.to_string(),
+                }),
+            });
+        Outcome::merge_replicas(answers.collect::<Vec<_>>())
+    }
+}
+
+#[async_trait]
+impl Beam for DruidBeam {
+    async fn send_batch(&self, events: Vec<Event>) -> Vec<Outcome> {
+        let mut outcomes = Vec::with_capacity(events.len());
+        // Chunks go one after another so each task sees increasing producer sequence numbers.
+        for chunk in events.chunks(self.context.chunk_size.max(1)) {
+            let outcome = match self.encode(chunk) {
+                Ok(body) => self.push_chunk(&body).await,
+                Err(e) => Outcome::failed(e),
+            };
+            outcomes.extend(std::iter::repeat_n(outcome, chunk.len()));
+        }
+        outcomes
+    }
+
+    async fn close(&self) -> Result<(), CloseError> {
+        let mut active = self.active.lock();
+        for (task, alive) in self.tasks.iter().zip(active.iter_mut()) {
+            if std::mem::replace(alive, false) {
+                TaskReleased {
+                    task_id: &task.task_id,
+                }
+                .emit(&self.context.metrics);
+            }
+        }
+        Ok(())
+    }
+}
