@@ -120,9 +120,10 @@ impl Server {
 async fn drain(state: &AppState) -> Vec<DataSourceReport> {
     state.begin_stop();
     state.background().close();
+    // Async hand-offs are already in the pipelines, so one flush answers them too.
     let flush_all = async {
-        state.background().wait().await;
         futures::future::join_all(state.data_sources().map(|(_, e)| e.ingest.flush())).await;
+        state.background().wait().await;
     };
     let limit = state.config().drain_timeout;
     if tokio::time::timeout(limit, flush_all).await.is_err() {
