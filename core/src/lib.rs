@@ -10,6 +10,8 @@
 //! or `Failed` with an error. Nothing is lost silently.
 
 pub mod beam;
+pub mod coord;
+pub mod druid;
 pub mod event;
 pub mod metrics;
 pub mod spec;

@@ -3,6 +3,11 @@
 //! A [`Beam`] takes a batch of events and answers with exactly one [`Outcome`] per event, in
 //! input order. Combinators (clustering by interval, partitioning, replication) are beams
 //! wrapping beams, so every stack composes and tests alone.
+//!
+//! Here: [`Tranquilizer`] (batching in front of any beam, a future per event),
+//! [`MergingPartitioningBeam`] and [`RoundRobinBeam`], [`ReplicatedBeam`] (merge rule:
+//! [`Outcome::merge_replicas`]), [`TransformingBeam`], [`NoopBeam`], and with the `test-util`
+//! feature the test doubles in `testing`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,6 +15,23 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::event::Event;
+
+mod noop;
+mod partition;
+mod replicate;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
+mod tranquilizer;
+mod transform;
+
+pub use noop::NoopBeam;
+pub use partition::{MergingPartitioningBeam, RoundRobinBeam};
+pub use replicate::ReplicatedBeam;
+pub use tranquilizer::{
+    BatchOutcomes, Linger, OutcomeFuture, Tranquilizer, TranquilizerConfig,
+    TranquilizerConfigBuilder, TranquilizerConfigError, TranquilizerStats,
+};
+pub use transform::{TransformRejection, TransformingBeam};
 
 /// What became of one event.
 #[derive(Debug, Clone)]
@@ -42,6 +64,49 @@ impl Outcome {
     pub fn is_failed(&self) -> bool {
         matches!(self, Outcome::Failed(_))
     }
+
+    /// Merges the outcomes one event got from each replica it was sent to, in replica order.
+    ///
+    /// This is the one replication rule of the crate:
+    /// - `Sent` if at least one replica sent it (one copy in Druid is enough);
+    /// - otherwise `Dropped` if every replica dropped it, with the first replica's reason;
+    /// - otherwise `Failed` with [`SendError::Replicas`], naming each replica that failed.
+    ///
+    /// A single outcome is returned unchanged; no outcomes at all (no replicas) is a failure.
+    pub fn merge_replicas(outcomes: impl IntoIterator<Item = Outcome>) -> Outcome {
+        // Consumes every outcome even after a `Sent`, so callers may pass lazy iterators
+        // that advance per-replica cursors.
+        let mut sent = false;
+        let mut first_drop = None;
+        let mut failures = Vec::new();
+        let mut count = 0usize;
+        let mut only = None;
+        for (replica, outcome) in outcomes.into_iter().enumerate() {
+            count += 1;
+            match &outcome {
+                Outcome::Sent => sent = true,
+                Outcome::Dropped(reason) => {
+                    first_drop.get_or_insert(*reason);
+                }
+                Outcome::Failed(error) => failures.push(ReplicaError {
+                    replica,
+                    error: Arc::clone(error),
+                }),
+            }
+            only = Some(outcome);
+        }
+        if sent {
+            return Outcome::Sent;
+        }
+        match (count, only) {
+            (1, Some(outcome)) => outcome,
+            (0, _) => Outcome::failed(SendError::Other("no replicas to send to".into())),
+            _ => match first_drop {
+                Some(reason) if failures.is_empty() => Outcome::Dropped(reason),
+                _ => Outcome::failed(SendError::Replicas(failures)),
+            },
+        }
+    }
 }
 
 /// Why an event was dropped. Small and bounded, so it can be a metric label.
@@ -61,7 +126,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    /// Every reason, for metrics that list each one from the start.
+    /// Every reason, in declaration order (for metrics that pre-register their labels).
     pub const ALL: [DropReason; 5] = [
         DropReason::OutsideWindow,
         DropReason::IntervalClosed,
@@ -69,6 +134,17 @@ impl DropReason {
         DropReason::BeamDefunct,
         DropReason::BeamClosed,
     ];
+
+    /// The reason's position in [`DropReason::ALL`].
+    pub(crate) fn index(self) -> usize {
+        match self {
+            DropReason::OutsideWindow => 0,
+            DropReason::IntervalClosed => 1,
+            DropReason::Unparseable => 2,
+            DropReason::BeamDefunct => 3,
+            DropReason::BeamClosed => 4,
+        }
+    }
 
     /// The label used in metrics, logs and responses.
     pub fn as_str(&self) -> &'static str {
@@ -122,6 +198,28 @@ pub enum SendError {
     /// Any other failure, with its message.
     #[error("{0}")]
     Other(String),
+    /// No replica took the event and at least one failed; see [`Outcome::merge_replicas`].
+    #[error("no replica took the event: {}", ReplicaError::list(.0))]
+    Replicas(Vec<ReplicaError>),
+}
+
+/// One replica's failure inside [`SendError::Replicas`].
+#[derive(Debug, Clone)]
+pub struct ReplicaError {
+    /// The replica's index, in the order the replicas were given.
+    pub replica: usize,
+    /// Why that replica failed.
+    pub error: Arc<SendError>,
+}
+
+impl ReplicaError {
+    fn list(errors: &[ReplicaError]) -> String {
+        let parts: Vec<String> = errors
+            .iter()
+            .map(|e| format!("replica {}: {}", e.replica, e.error))
+            .collect();
+        parts.join("; ")
+    }
 }
 
 impl SendError {
@@ -133,6 +231,7 @@ impl SendError {
             | SendError::Push { .. }
             | SendError::Coordination(_) => true,
             SendError::Other(_) => false,
+            SendError::Replicas(errors) => errors.iter().any(|e| e.error.is_retriable()),
         }
     }
 }
@@ -150,6 +249,28 @@ pub trait Beam: Send + Sync + fmt::Debug {
 
     /// Releases the beam's resources; events sent afterwards are dropped with `BeamClosed`.
     async fn close(&self) -> Result<(), CloseError>;
+}
+
+/// Makes `outcomes` exactly `expected` long, so a misbehaving inner beam cannot break the
+/// one-outcome-per-event rule: missing outcomes become failures naming `beam`, extras are cut.
+pub(crate) fn exact_outcomes(
+    mut outcomes: Vec<Outcome>,
+    expected: usize,
+    beam: &dyn fmt::Debug,
+) -> Vec<Outcome> {
+    if outcomes.len() != expected {
+        let got = outcomes.len();
+        tracing::warn!(expected, got, beam = ?beam, "beam answered with the wrong number of outcomes");
+        if got < expected {
+            let error = Arc::new(SendError::Other(format!(
+                "beam answered {got} outcomes for {expected} events"
+            )));
+            outcomes.resize_with(expected, || Outcome::Failed(Arc::clone(&error)));
+        } else {
+            outcomes.truncate(expected);
+        }
+    }
+    outcomes
 }
 
 #[async_trait]

@@ -178,11 +178,7 @@ impl DataSourceMetrics {
     }
 
     fn dropped_counter(&self, reason: DropReason) -> &Counter {
-        let index = DropReason::ALL
-            .iter()
-            .position(|r| *r == reason)
-            .unwrap_or(0);
-        &self.dropped[index]
+        &self.dropped[reason.index()]
     }
 
     /// Current totals, for responses, logs and tests.
@@ -234,11 +230,7 @@ impl Tally {
         match outcome {
             Outcome::Sent => self.sent += 1,
             Outcome::Failed(_) => self.failed += 1,
-            Outcome::Dropped(reason) => {
-                if let Some(i) = DropReason::ALL.iter().position(|r| r == reason) {
-                    self.dropped[i] += 1;
-                }
-            }
+            Outcome::Dropped(reason) => self.dropped[reason.index()] += 1,
         }
     }
 
@@ -249,10 +241,7 @@ impl Tally {
 
     /// Dropped events for one reason.
     pub fn dropped(&self, reason: DropReason) -> u64 {
-        DropReason::ALL
-            .iter()
-            .position(|r| *r == reason)
-            .map_or(0, |i| self.dropped[i])
+        self.dropped[reason.index()]
     }
 
     /// Reasons with a non-zero count, with their counts.

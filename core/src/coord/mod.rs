@@ -1,0 +1,152 @@
+//! Coordination between every instance that feeds the same dataSource: a read-modify-write of
+//! the shared [`BeamMetadata`] under a lock.
+//!
+//! The identity is `<indexServiceKey>/<dataSource>`, e.g. `druid:overlord/foo`; all instances
+//! using the same coordinator store and identity share one set of beams. The modify step may do
+//! slow work (create tasks through the Overlord) while it holds the lock, so two instances never
+//! create the same interval's tasks twice.
+//!
+//! - [`LocalCoordinator`]: one process (a map and an async mutex per identity).
+//! - [`ZkCoordinator`]: ZooKeeper, at `<zookeeper.path>/<identity>/data` with the lock under
+//!   `<zookeeper.path>/<identity>/mutex`.
+
+mod connection;
+mod local;
+pub mod meta;
+mod zk;
+
+use std::fmt;
+
+use async_trait::async_trait;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+
+pub use connection::{ZkConnection, ZkError};
+pub use local::LocalCoordinator;
+pub use meta::{BeamDescriptor, BeamMetadata, Interval, MetaError, RealtimeTasks, TaskRef};
+pub use zk::{ZkCoordinator, ZkCoordinatorConfig};
+
+/// An error from the caller's modify step, carried through unchanged.
+pub type ModifyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The modify step: given the current metadata, return the new metadata to write (`None` or an
+/// equal value: write nothing). It runs while the lock is held.
+pub type Modify = Box<
+    dyn FnOnce(BeamMetadata) -> BoxFuture<'static, Result<Option<BeamMetadata>, ModifyError>>
+        + Send,
+>;
+
+/// A coordination failure.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordError {
+    /// The identity cannot be used as a path.
+    #[error("invalid coordination identity '{identity}': {reason}")]
+    InvalidIdentity {
+        /// The rejected identity.
+        identity: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// ZooKeeper could not be reached or refused an operation.
+    #[error(transparent)]
+    ZooKeeper(#[from] ZkError),
+    /// The lock was not acquired in time.
+    #[error("timed out after {waited:?} waiting for the lock {path}")]
+    LockTimeout {
+        /// The lock's path.
+        path: String,
+        /// How long it waited.
+        waited: std::time::Duration,
+    },
+    /// The lock was lost (session expired) before the new metadata was written; nothing was
+    /// written.
+    #[error(
+        "lost the lock {path} before writing the beam metadata ({reason}); nothing was written"
+    )]
+    LockLost {
+        /// The lock's path.
+        path: String,
+        /// What ZooKeeper said.
+        reason: String,
+    },
+    /// The stored metadata cannot be read.
+    #[error("beam metadata at {path}: {source}")]
+    Metadata {
+        /// Where it is stored.
+        path: String,
+        /// The parse error.
+        #[source]
+        source: MetaError,
+    },
+    /// The caller's modify step failed; nothing was written.
+    #[error("updating beam metadata of '{identity}' failed: {source}")]
+    Modify {
+        /// The identity being updated.
+        identity: String,
+        /// The caller's error.
+        #[source]
+        source: ModifyError,
+    },
+}
+
+impl CoordError {
+    /// Whether the same update may succeed later.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            CoordError::InvalidIdentity { .. }
+            | CoordError::Metadata { .. }
+            | CoordError::Modify { .. } => false,
+            CoordError::ZooKeeper(e) => e.is_retriable(),
+            CoordError::LockTimeout { .. } | CoordError::LockLost { .. } => true,
+        }
+    }
+}
+
+/// Shared beam metadata with a distributed lock around updates.
+#[async_trait]
+pub trait Coordinator: Send + Sync + fmt::Debug {
+    /// Locks `identity`, reads its metadata, runs `modify` and writes the result if it changed.
+    /// Returns the metadata as it is after the update.
+    async fn update(&self, identity: &str, modify: Modify) -> Result<BeamMetadata, CoordError>;
+
+    /// Reads `identity`'s metadata without locking.
+    async fn read(&self, identity: &str) -> Result<BeamMetadata, CoordError>;
+}
+
+/// Calls [`Coordinator::update`] with a closure returning a future, boxing both.
+pub async fn update_with<F, Fut>(
+    coordinator: &dyn Coordinator,
+    identity: &str,
+    modify: F,
+) -> Result<BeamMetadata, CoordError>
+where
+    F: FnOnce(BeamMetadata) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<Option<BeamMetadata>, ModifyError>> + Send + 'static,
+{
+    coordinator
+        .update(identity, Box::new(move |meta| modify(meta).boxed()))
+        .await
+}
+
+/// Checks an identity: non-empty `/`-separated segments, none `.` or `..`.
+pub(crate) fn validate_identity(identity: &str) -> Result<(), CoordError> {
+    let invalid = |reason| CoordError::InvalidIdentity {
+        identity: identity.to_owned(),
+        reason,
+    };
+    if identity.is_empty() {
+        return Err(invalid("it is empty"));
+    }
+    for segment in identity.split('/') {
+        if segment.is_empty() {
+            return Err(invalid("it has an empty path segment"));
+        }
+        if segment == "." || segment == ".." {
+            return Err(invalid("'.' and '..' are not allowed as segments"));
+        }
+        if segment.chars().any(char::is_control) {
+            return Err(invalid("it contains control characters"));
+        }
+    }
+    Ok(())
+}

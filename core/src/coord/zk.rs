@@ -1,0 +1,264 @@
+//! [`Coordinator`] on ZooKeeper.
+//!
+//! Layout (as the original Tranquility): metadata JSON at `<base>/<identity>/data`, created empty
+//! when missing; the lock's ephemeral-sequential contenders under `<base>/<identity>/mutex`
+//! (Curator's naming, `_c_<uuid>-lock-<seq>`). Each update: take the lock, `sync`, read the data
+//! and its version, run the modify step, then write in one transaction that checks the lock node
+//! still exists and the data version is unchanged. If the session expired meanwhile, the lock node
+//! is gone and the write is refused, so two processes never both write while thinking they hold
+//! the lock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+use zookeeper_client as zk;
+
+use super::connection::{is_connection_loss, retry_connection_loss, ZkConnection};
+use super::{validate_identity, BeamMetadata, CoordError, Coordinator, Modify};
+
+/// Settings of a [`ZkCoordinator`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZkCoordinatorConfig {
+    /// Base znode of the metadata (`zookeeper.path`, default `/tranquility/beams`).
+    pub base_path: String,
+    /// How long an update waits for the lock before giving up.
+    pub lock_timeout: Duration,
+}
+
+impl Default for ZkCoordinatorConfig {
+    fn default() -> Self {
+        ZkCoordinatorConfig {
+            base_path: "/tranquility/beams".into(),
+            lock_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Beam metadata in ZooKeeper, shared by every process using the same ensemble and base path.
+#[derive(Debug, Clone)]
+pub struct ZkCoordinator {
+    conn: Arc<ZkConnection>,
+    config: ZkCoordinatorConfig,
+}
+
+struct Paths {
+    data: String,
+    mutex: String,
+}
+
+fn persistent() -> zk::CreateOptions<'static> {
+    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
+}
+
+impl ZkCoordinator {
+    /// A coordinator on `conn` (which may be shared with service discovery).
+    pub fn new(conn: Arc<ZkConnection>, config: ZkCoordinatorConfig) -> Self {
+        ZkCoordinator { conn, config }
+    }
+
+    /// The underlying connection.
+    pub fn connection(&self) -> &Arc<ZkConnection> {
+        &self.conn
+    }
+
+    fn paths(&self, identity: &str) -> Result<Paths, CoordError> {
+        validate_identity(identity)?;
+        let base = self.config.base_path.trim_end_matches('/');
+        let dir = format!("{base}/{identity}");
+        Ok(Paths {
+            data: format!("{dir}/data"),
+            mutex: format!("{dir}/mutex"),
+        })
+    }
+
+    async fn ensure_data(&self, data: &str) -> Result<(), CoordError> {
+        let op = format!("create {data}");
+        self.conn
+            .run(&op, |client| async move {
+                match client.create(data, b"", &persistent()).await {
+                    Ok(_) | Err(zk::Error::NodeExists) => Ok(()),
+                    Err(zk::Error::NoNode) => {
+                        let parent = data.rsplit_once('/').map_or("/", |(p, _)| p);
+                        client.mkdir(parent, &persistent()).await?;
+                        match client.create(data, b"", &persistent()).await {
+                            Ok(_) | Err(zk::Error::NodeExists) => Ok(()),
+                            Err(e) => Err(e),
+                        }
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Takes the lock, retrying with a new session if the old one expired while waiting.
+    async fn lock(&self, mutex: &str) -> Result<zk::OwnedLockClient, CoordError> {
+        let started = Instant::now();
+        let deadline = started + self.config.lock_timeout;
+        let mut delay = Duration::from_millis(50);
+        loop {
+            let attempt = async {
+                let client = self.conn.client().await?;
+                let prefix = zk::LockPrefix::new_curator(mutex, "lock-")
+                    .map_err(|e| self.conn.error(&format!("lock {mutex}"), e))?;
+                let options = zk::LockOptions::new(zk::Acls::anyone_all())
+                    .with_ancestor_options(persistent())
+                    .map_err(|e| self.conn.error(&format!("lock {mutex}"), e))?;
+                client
+                    .lock(prefix, b"", options)
+                    .await
+                    .map(zk::LockClient::into_owned)
+                    .map_err(|e| self.conn.error(&format!("lock {mutex}"), e))
+            };
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(remaining, attempt).await {
+                Ok(Ok(lock)) => return Ok(lock),
+                Ok(Err(e)) if e.is_retriable() && Instant::now() + delay < deadline => {
+                    tracing::debug!(error = %e, "taking the lock failed, retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(1));
+                }
+                Ok(Err(e)) => return Err(e.into()),
+                Err(_) => {
+                    return Err(CoordError::LockTimeout {
+                        path: mutex.to_owned(),
+                        waited: started.elapsed(),
+                    })
+                }
+            }
+        }
+    }
+
+    async fn read_with(
+        &self,
+        client: &zk::Client,
+        data: &str,
+    ) -> Result<(BeamMetadata, Vec<u8>, i32), CoordError> {
+        let deadline = Instant::now() + self.conn.op_timeout();
+        let read = retry_connection_loss(deadline, || async {
+            client.sync(data).await?;
+            client.get_data(data).await
+        })
+        .await
+        .map_err(|e| self.conn.error(&format!("read {data}"), e))?;
+        let (bytes, stat) = read;
+        let meta = BeamMetadata::from_bytes(&bytes).map_err(|source| CoordError::Metadata {
+            path: data.to_owned(),
+            source,
+        })?;
+        Ok((meta, bytes, stat.version))
+    }
+
+    /// Writes `bytes` if the lock is still ours and the version is still `version`.
+    async fn write_locked(
+        &self,
+        lock: &zk::OwnedLockClient,
+        paths: &Paths,
+        bytes: &[u8],
+        version: i32,
+    ) -> Result<(), CoordError> {
+        let lost = |reason: String| CoordError::LockLost {
+            path: lock.lock_path().to_owned(),
+            reason,
+        };
+        let deadline = Instant::now() + self.conn.op_timeout();
+        loop {
+            let mut writer = lock.new_check_writer();
+            writer
+                .add_set_data(&paths.data, bytes, Some(version))
+                .map_err(|e| self.conn.error(&format!("write {}", paths.data), e))?;
+            match writer.commit().await {
+                Ok(_) => return Ok(()),
+                Err(zk::CheckWriteError::CheckFailed { source }) => {
+                    return Err(lost(format!("lock node check: {source}")))
+                }
+                Err(zk::CheckWriteError::OperationFailed { source, .. }) => {
+                    // Only we write under the lock, so another version means the lock was not ours.
+                    return Err(lost(format!("data write: {source}")));
+                }
+                Err(zk::CheckWriteError::RequestFailed { source })
+                    if is_connection_loss(&source) =>
+                {
+                    // The write may have been applied before the connection dropped: look.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let client = lock.client();
+                    let seen = retry_connection_loss(deadline, || client.get_data(&paths.data))
+                        .await
+                        .map_err(|e| {
+                            lost(format!(
+                                "re-reading after connection loss: {e}; the write may or may not \
+                                 have been applied"
+                            ))
+                        })?;
+                    let (seen_bytes, stat) = seen;
+                    if stat.version == version + 1 && seen_bytes == bytes {
+                        return Ok(());
+                    }
+                    if stat.version != version {
+                        return Err(lost(format!(
+                            "data version moved from {version} to {}",
+                            stat.version
+                        )));
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(lost("ZooKeeper unreachable while writing".into()));
+                    }
+                }
+                Err(zk::CheckWriteError::RequestFailed { source }) => {
+                    return Err(lost(source.to_string()))
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Coordinator for ZkCoordinator {
+    async fn update(&self, identity: &str, modify: Modify) -> Result<BeamMetadata, CoordError> {
+        let paths = self.paths(identity)?;
+        self.ensure_data(&paths.data).await?;
+        let lock = self.lock(&paths.mutex).await?;
+        let (current, _, version) = self.read_with(lock.client(), &paths.data).await?;
+        let next = modify(current.clone())
+            .await
+            .map_err(|source| CoordError::Modify {
+                identity: identity.to_owned(),
+                source,
+            })?;
+        let Some(next) = next.filter(|n| *n != current) else {
+            return Ok(current);
+        };
+        let bytes = next.to_bytes();
+        tracing::info!(
+            path = %paths.data,
+            data = %String::from_utf8_lossy(&bytes),
+            "Writing new beam data"
+        );
+        self.write_locked(&lock, &paths, &bytes, version).await?;
+        drop(lock);
+        Ok(next)
+    }
+
+    async fn read(&self, identity: &str) -> Result<BeamMetadata, CoordError> {
+        let paths = self.paths(identity)?;
+        let data = paths.data.as_str();
+        let bytes = self
+            .conn
+            .run(&format!("read {data}"), |client| async move {
+                client.sync(data).await?;
+                match client.get_data(data).await {
+                    Ok((bytes, _)) => Ok(bytes),
+                    Err(zk::Error::NoNode) => Ok(Vec::new()),
+                    Err(e) => Err(e),
+                }
+            })
+            .await?;
+        BeamMetadata::from_bytes(&bytes).map_err(|source| CoordError::Metadata {
+            path: data.to_owned(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,480 @@
+//! Push client of a task's event receiver firehose:
+//! `POST <task>/druid/worker/v1/chat/<serviceName>/push-events` with a JSON or Smile array.
+//!
+//! Each client has one random producer id; each chunk gets the next producer sequence number
+//! (`X-Firehose-Producer-Id` / `X-Firehose-Producer-Seq`, Druid 0.12+), and a retried chunk keeps
+//! its number so Druid skips it if an earlier attempt already got through. Druid skips any
+//! sequence not above the last it saw, so a chunk overtaken by a later one would be skipped
+//! unsent: when a chunk that cannot have reached the firehose before is answered `skipped`, it
+//! is sent again under a new number.
+//!
+//! Transient errors (I/O, timeouts, 404/503 "no such handler yet", 5xx) are retried with
+//! exponential backoff and jitter for `druidBeam.firehoseRetryPeriod`, logged at DEBUG during
+//! `druidBeam.firehoseQuietPeriod` and at WARN after. After each one the caller's [`TaskCheck`]
+//! is asked whether the task has finished; if so the push gives up with
+//! [`ReceiverError::TaskGone`] (the replica is gone for good).
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::locator::{TaskLocator, TaskTarget};
+use super::overlord::{error_chain, OverlordClient, TaskState};
+use super::retry::RetryPolicy;
+use super::BasicAuth;
+
+/// Body encoding of a push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// `application/json`.
+    Json,
+    /// `application/x-jackson-smile`.
+    Smile,
+}
+
+impl BodyFormat {
+    /// The Content-Type header value.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            BodyFormat::Json => "application/json",
+            BodyFormat::Smile => "application/x-jackson-smile",
+        }
+    }
+}
+
+/// An encoded chunk of events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushBody {
+    /// The encoded array.
+    pub bytes: Bytes,
+    /// Its encoding.
+    pub format: BodyFormat,
+    /// How many events it holds.
+    pub events: usize,
+}
+
+/// An event could not be encoded.
+#[derive(Debug, thiserror::Error)]
+#[error("event {index} of the chunk cannot be encoded as {format:?}: {reason}")]
+pub struct EncodeError {
+    /// Position in the chunk.
+    pub index: usize,
+    /// Target encoding.
+    pub format: BodyFormat,
+    /// Why.
+    pub reason: String,
+}
+
+/// A JSON array of events given as raw JSON objects (copied, not re-parsed).
+pub fn encode_json_array<I, B>(events: I) -> PushBody
+where
+    I: IntoIterator<Item = B>,
+    B: AsRef<[u8]>,
+{
+    let mut out = Vec::with_capacity(1024);
+    out.push(b'[');
+    let mut count = 0;
+    for event in events {
+        if count > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(event.as_ref());
+        count += 1;
+    }
+    out.push(b']');
+    PushBody {
+        bytes: Bytes::from(out),
+        format: BodyFormat::Json,
+        events: count,
+    }
+}
+
+/// A Smile array of events given as raw JSON objects.
+pub fn encode_smile_array<I, B>(events: I) -> Result<PushBody, EncodeError>
+where
+    I: IntoIterator<Item = B>,
+    B: AsRef<[u8]>,
+{
+    let values = events
+        .into_iter()
+        .enumerate()
+        .map(|(index, e)| {
+            serde_json::from_slice::<Value>(e.as_ref()).map_err(|err| EncodeError {
+                index,
+                format: BodyFormat::Smile,
+                reason: err.to_string(),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let bytes = serde_smile::to_vec(&values).map_err(|err| EncodeError {
+        index: 0,
+        format: BodyFormat::Smile,
+        reason: err.to_string(),
+    })?;
+    Ok(PushBody {
+        bytes: Bytes::from(bytes),
+        format: BodyFormat::Smile,
+        events: values.len(),
+    })
+}
+
+/// Asked after each transient push error: has the task finished?
+#[async_trait]
+pub trait TaskCheck: Send + Sync {
+    /// `Some(state)` when the task is complete (SUCCESS or FAILED); `None` while it runs or
+    /// when that cannot be told (unknown task, Overlord unreachable).
+    async fn finished(&self, task_id: &str) -> Option<TaskState>;
+}
+
+#[async_trait]
+impl TaskCheck for OverlordClient {
+    async fn finished(&self, task_id: &str) -> Option<TaskState> {
+        match self.task_status_once(task_id).await {
+            Ok(Some(status)) if status.state.is_complete() => Some(status.state),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::debug!(error = %e, "task status check failed");
+                None
+            }
+        }
+    }
+}
+
+/// Settings of a [`ReceiverClient`].
+#[derive(Debug, Clone)]
+pub struct ReceiverConfig {
+    /// Retries of transient errors (`druidBeam.firehoseRetryPeriod`).
+    pub retry: RetryPolicy,
+    /// Transient errors are logged at DEBUG for this long from the push start
+    /// (`druidBeam.firehoseQuietPeriod`), then at WARN.
+    pub quiet_period: Duration,
+    /// Timeout of one HTTP request.
+    pub request_timeout: Duration,
+    /// Basic credentials for the tasks.
+    pub auth: Option<BasicAuth>,
+}
+
+impl Default for ReceiverConfig {
+    fn default() -> Self {
+        ReceiverConfig {
+            retry: RetryPolicy::receiver_default(),
+            quiet_period: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(90),
+            auth: None,
+        }
+    }
+}
+
+/// What the task answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushReply {
+    /// `eventCount` from the task (events buffered; 0 when skipped).
+    pub event_count: u64,
+    /// The task skipped the chunk as a duplicate of an earlier attempt that got through.
+    pub skipped: bool,
+    /// Requests made.
+    pub attempts: u32,
+    /// The producer sequence number the chunk went with.
+    pub seq: i64,
+}
+
+/// A push that failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReceiverError {
+    /// The task finished (or failed): this replica will take no more events.
+    #[error("task {task_id} is gone ({state:?}) after {attempts} push attempt(s)")]
+    TaskGone {
+        /// Task id.
+        task_id: String,
+        /// Its final state.
+        state: TaskState,
+        /// Requests made.
+        attempts: u32,
+    },
+    /// The task refused the chunk; retrying would not help.
+    #[error("task {task_id} refused the push ({url}): HTTP {status}: {body}")]
+    Rejected {
+        /// Task id.
+        task_id: String,
+        /// Request URL.
+        url: String,
+        /// Status code.
+        status: u16,
+        /// The task's body.
+        body: String,
+    },
+    /// Transient errors went on for the whole retry period.
+    #[error("pushing to task {task_id} kept failing for {waited:?} ({attempts} attempt(s)); last error: {last}")]
+    RetriesExhausted {
+        /// Task id.
+        task_id: String,
+        /// Requests made.
+        attempts: u32,
+        /// Time spent.
+        waited: Duration,
+        /// The last error.
+        last: String,
+    },
+    /// Something this client cannot do.
+    #[error("cannot push to task {task_id}: {reason}")]
+    Unsupported {
+        /// Task id.
+        task_id: String,
+        /// What.
+        reason: String,
+    },
+}
+
+impl ReceiverError {
+    /// Whether the task is gone for good (the beam for it is defunct).
+    pub fn is_task_gone(&self) -> bool {
+        matches!(self, ReceiverError::TaskGone { .. })
+    }
+
+    /// Whether pushing the same chunk later may succeed.
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, ReceiverError::RetriesExhausted { .. })
+    }
+}
+
+enum Attempt {
+    Accepted(u64),
+    Skipped,
+    /// `reached`: the firehose may have recorded the sequence number.
+    Transient {
+        reason: String,
+        reached: bool,
+    },
+    Permanent(ReceiverError),
+}
+
+/// Pushes chunks to tasks' receivers. Create one per process (or per beam), not per push:
+/// each client is one producer id, and Druid keeps at most 10 000 per firehose.
+#[derive(Debug)]
+pub struct ReceiverClient {
+    http: reqwest::Client,
+    config: ReceiverConfig,
+    producer_id: String,
+    next_seq: AtomicI64,
+}
+
+impl ReceiverClient {
+    /// A client with a fresh random producer id.
+    pub fn new(config: ReceiverConfig) -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(config.request_timeout)
+            .build()
+            .unwrap_or_default();
+        let id: u64 = rand::random();
+        ReceiverClient {
+            http,
+            config,
+            producer_id: format!("tranquility-{id:016x}"),
+            next_seq: AtomicI64::new(0),
+        }
+    }
+
+    /// This client's `X-Firehose-Producer-Id`.
+    pub fn producer_id(&self) -> &str {
+        &self.producer_id
+    }
+
+    fn take_seq(&self) -> i64 {
+        self.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Pushes one chunk to `task`, locating it through `locator` and asking `check` after each
+    /// transient error whether the task is still there.
+    pub async fn push(
+        &self,
+        task: &TaskTarget,
+        locator: &dyn TaskLocator,
+        check: &dyn TaskCheck,
+        body: &PushBody,
+    ) -> Result<PushReply, ReceiverError> {
+        let started = Instant::now();
+        let mut backoff = self.config.retry.backoff();
+        let mut seq = self.take_seq();
+        let mut reached = false;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let reason = match self.attempt(task, locator, body, seq).await {
+                Attempt::Accepted(event_count) => {
+                    return Ok(PushReply {
+                        event_count,
+                        skipped: false,
+                        attempts,
+                        seq,
+                    })
+                }
+                Attempt::Skipped if reached => {
+                    return Ok(PushReply {
+                        event_count: 0,
+                        skipped: true,
+                        attempts,
+                        seq,
+                    })
+                }
+                Attempt::Skipped => {
+                    // A later chunk overtook this one; nothing of it was taken.
+                    seq = self.take_seq();
+                    tracing::debug!(task = %task.task_id, seq, "chunk overtaken, resending");
+                    "overtaken by a later chunk".to_owned()
+                }
+                Attempt::Permanent(e) => return Err(e),
+                Attempt::Transient {
+                    reason,
+                    reached: maybe,
+                } => {
+                    reached |= maybe;
+                    locator.forget(task);
+                    if let Some(state) = check.finished(&task.task_id).await {
+                        return Err(ReceiverError::TaskGone {
+                            task_id: task.task_id.clone(),
+                            state,
+                            attempts,
+                        });
+                    }
+                    reason
+                }
+            };
+            let delay = backoff.next_delay();
+            let elapsed = started.elapsed();
+            if elapsed + delay > self.config.retry.period {
+                return Err(ReceiverError::RetriesExhausted {
+                    task_id: task.task_id.clone(),
+                    attempts,
+                    waited: elapsed,
+                    last: reason,
+                });
+            }
+            let ms = delay.as_millis();
+            if elapsed < self.config.quiet_period {
+                tracing::debug!(task = %task.task_id, error = %reason, "Transient error, will try again in {ms} ms");
+            } else {
+                tracing::warn!(task = %task.task_id, error = %reason, "Transient error, will try again in {ms} ms");
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn attempt(
+        &self,
+        task: &TaskTarget,
+        locator: &dyn TaskLocator,
+        body: &PushBody,
+        seq: i64,
+    ) -> Attempt {
+        let endpoint = match locator.locate(task).await {
+            Ok(Some(endpoint)) => endpoint,
+            Ok(None) => {
+                return Attempt::Transient {
+                    reason: format!("receiver '{}' not located yet", task.service_name),
+                    reached: false,
+                }
+            }
+            Err(e) => {
+                return Attempt::Transient {
+                    reason: e.to_string(),
+                    reached: false,
+                }
+            }
+        };
+        if endpoint.tls {
+            return Attempt::Permanent(ReceiverError::Unsupported {
+                task_id: task.task_id.clone(),
+                reason: format!(
+                    "task listens only on TLS ({}), which is not supported yet",
+                    endpoint.base_url()
+                ),
+            });
+        }
+        let url = format!(
+            "{}/druid/worker/v1/chat/{}/push-events",
+            endpoint.base_url(),
+            task.service_name
+        );
+        let mut req = self
+            .http
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, body.format.content_type())
+            .header(reqwest::header::ACCEPT, "*/*")
+            .header("X-Firehose-Producer-Id", &self.producer_id)
+            .header("X-Firehose-Producer-Seq", seq.to_string())
+            .header("X-Druid-Task-Id", &task.task_id)
+            .body(body.bytes.clone());
+        if let Some(auth) = &self.config.auth {
+            req = req.basic_auth(&auth.user, Some(&auth.pass));
+        }
+        let resp = match req.send().await {
+            Ok(resp) => resp,
+            Err(e) => {
+                return Attempt::Transient {
+                    reason: format!("{url}: {}", error_chain(&e)),
+                    reached: !e.is_connect(),
+                }
+            }
+        };
+        let status = resp.status();
+        let text = match resp.bytes().await {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(e) => {
+                return Attempt::Transient {
+                    reason: format!("{url}: reading the answer: {}", error_chain(&e)),
+                    reached: true,
+                }
+            }
+        };
+        classify(&task.task_id, &url, status, text)
+    }
+}
+
+fn classify(task_id: &str, url: &str, status: StatusCode, body: String) -> Attempt {
+    if status.is_success() {
+        let json: Option<Value> = serde_json::from_str(&body).ok();
+        let skipped = json
+            .as_ref()
+            .and_then(|j| j.get("skipped"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        if skipped {
+            return Attempt::Skipped;
+        }
+        return match json.as_ref().and_then(|j| j.get("eventCount")?.as_u64()) {
+            Some(n) => Attempt::Accepted(n),
+            None => Attempt::Permanent(ReceiverError::Rejected {
+                task_id: task_id.to_owned(),
+                url: url.to_owned(),
+                status: status.as_u16(),
+                body: format!("success without an eventCount: {body}"),
+            }),
+        };
+    }
+    let transient = |reached| Attempt::Transient {
+        reason: format!("HTTP {} from {url}: {body}", status.as_u16()),
+        reached,
+    };
+    match status.as_u16() {
+        // No such handler (not started yet, closed, or another task at this address).
+        404 | 503 => transient(false),
+        400 if body.contains("doesn't match with taskId") => transient(false),
+        429 => transient(false),
+        s if s >= 500 => transient(true),
+        s => Attempt::Permanent(ReceiverError::Rejected {
+            task_id: task_id.to_owned(),
+            url: url.to_owned(),
+            status: s,
+            body,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,272 @@
+use std::sync::atomic::AtomicUsize;
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+
+use super::*;
+use crate::druid::locator::LocateError;
+use crate::druid::testing::{json, Scripted};
+use crate::druid::Endpoint;
+
+#[derive(Debug)]
+struct Fixed(Option<Endpoint>);
+
+#[async_trait]
+impl TaskLocator for Fixed {
+    async fn locate(&self, _task: &TaskTarget) -> Result<Option<Endpoint>, LocateError> {
+        Ok(self.0.clone())
+    }
+    fn forget(&self, _task: &TaskTarget) {}
+}
+
+fn at(url: &str) -> Fixed {
+    let addr = url.trim_start_matches("http://");
+    let (host, port) = addr.rsplit_once(':').expect("host:port");
+    Fixed(Some(Endpoint {
+        host: host.into(),
+        port: port.parse().expect("port"),
+        tls: false,
+    }))
+}
+
+/// Reports the task finished from the `after`-th question on (or never).
+#[derive(Default)]
+struct Check {
+    asked: AtomicUsize,
+    gone_after: Option<usize>,
+}
+
+#[async_trait]
+impl TaskCheck for Check {
+    async fn finished(&self, _task_id: &str) -> Option<TaskState> {
+        let n = self.asked.fetch_add(1, Ordering::SeqCst) + 1;
+        self.gone_after
+            .filter(|after| n >= *after)
+            .map(|_| TaskState::Failed)
+    }
+}
+
+fn target() -> TaskTarget {
+    TaskTarget {
+        task_id: "index_realtime_foo_2019-01-01T03:00:00.000Z_0_0".into(),
+        service_name: "firehose:druid:overlord:foo-003-0000-0000".into(),
+    }
+}
+
+fn fast() -> ReceiverClient {
+    ReceiverClient::new(ReceiverConfig {
+        retry: RetryPolicy {
+            period: Duration::from_secs(2),
+            initial_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(40),
+        },
+        quiet_period: Duration::from_millis(20),
+        request_timeout: Duration::from_secs(5),
+        auth: None,
+    })
+}
+
+fn body() -> PushBody {
+    encode_json_array([br#"{"a":1}"#.as_slice(), br#"{"b":"x"}"#])
+}
+
+#[tokio::test]
+async fn retries_server_errors_with_the_same_sequence_number() {
+    let server = Scripted::start(|n, _| {
+        if n < 2 {
+            json(StatusCode::INTERNAL_SERVER_ERROR, r#"{"error":"boom"}"#)
+        } else {
+            json(StatusCode::OK, r#"{"eventCount":2}"#)
+        }
+    })
+    .await;
+    let client = fast();
+    let check = Check::default();
+    let reply = client
+        .push(&target(), &at(&server.url), &check, &body())
+        .await
+        .expect("pushed");
+    assert_eq!(reply.event_count, 2);
+    assert_eq!(reply.attempts, 3);
+    assert!(!reply.skipped);
+    assert_eq!(
+        check.asked.load(Ordering::SeqCst),
+        2,
+        "asked after each error"
+    );
+    let seqs: Vec<_> = (0..3)
+        .map(|n| server.get(n).header("x-firehose-producer-seq"))
+        .collect();
+    assert_eq!(seqs, vec![Some(reply.seq.to_string()); 3]);
+    let req = server.get(2);
+    assert_eq!(
+        req.path,
+        "/druid/worker/v1/chat/firehose:druid:overlord:foo-003-0000-0000/push-events"
+    );
+    assert_eq!(
+        req.header("x-firehose-producer-id").as_deref(),
+        Some(client.producer_id())
+    );
+    assert_eq!(
+        req.header("content-type").as_deref(),
+        Some("application/json")
+    );
+    assert_eq!(req.header("x-druid-task-id"), Some(target().task_id));
+    assert_eq!(&req.body[..], br#"[{"a":1},{"b":"x"}]"#);
+
+    // The next chunk gets a higher number.
+    let next = client
+        .push(&target(), &at(&server.url), &check, &body())
+        .await
+        .expect("pushed");
+    assert!(next.seq > reply.seq);
+}
+
+#[tokio::test]
+async fn gives_up_when_the_task_is_gone() {
+    let server = Scripted::start(|_, _| StatusCode::NOT_FOUND.into_response()).await;
+    let check = Check {
+        gone_after: Some(2),
+        ..Check::default()
+    };
+    let err = fast()
+        .push(&target(), &at(&server.url), &check, &body())
+        .await
+        .expect_err("task gone");
+    assert!(err.is_task_gone(), "{err}");
+    assert!(matches!(
+        err,
+        ReceiverError::TaskGone {
+            state: TaskState::Failed,
+            attempts: 2,
+            ..
+        }
+    ));
+    assert_eq!(server.count(), 2);
+}
+
+#[tokio::test]
+async fn a_400_is_permanent() {
+    let server = Scripted::start(|_, _| {
+        json(
+            StatusCode::BAD_REQUEST,
+            r#"{"error":"Producer sequence value is missing"}"#,
+        )
+    })
+    .await;
+    let err = fast()
+        .push(&target(), &at(&server.url), &Check::default(), &body())
+        .await
+        .expect_err("rejected");
+    assert!(
+        matches!(err, ReceiverError::Rejected { status: 400, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("sequence value is missing"));
+    assert!(!err.is_retriable());
+    assert_eq!(server.count(), 1);
+}
+
+#[tokio::test]
+async fn an_overtaken_chunk_is_resent_under_a_new_number() {
+    let server = Scripted::start(|n, _| {
+        if n == 0 {
+            json(StatusCode::OK, r#"{"eventCount":0,"skipped":true}"#)
+        } else {
+            json(StatusCode::OK, r#"{"eventCount":2}"#)
+        }
+    })
+    .await;
+    let reply = fast()
+        .push(&target(), &at(&server.url), &Check::default(), &body())
+        .await
+        .expect("pushed");
+    assert_eq!((reply.event_count, reply.skipped), (2, false));
+    let first = server.get(0).header("x-firehose-producer-seq");
+    let second = server.get(1).header("x-firehose-producer-seq");
+    assert_ne!(first, second);
+    assert_eq!(second, Some(reply.seq.to_string()));
+}
+
+#[tokio::test]
+async fn a_skip_after_a_possibly_delivered_attempt_is_a_duplicate() {
+    let server = Scripted::start(|n, _| {
+        if n == 0 {
+            json(StatusCode::INTERNAL_SERVER_ERROR, r#"{"error":"x"}"#)
+        } else {
+            json(StatusCode::OK, r#"{"eventCount":0,"skipped":true}"#)
+        }
+    })
+    .await;
+    let reply = fast()
+        .push(&target(), &at(&server.url), &Check::default(), &body())
+        .await
+        .expect("pushed");
+    assert!(reply.skipped);
+    assert_eq!(reply.attempts, 2);
+}
+
+#[tokio::test]
+async fn an_unlocated_task_is_retried_until_the_period_ends() {
+    let client = ReceiverClient::new(ReceiverConfig {
+        retry: RetryPolicy {
+            period: Duration::from_millis(200),
+            initial_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(20),
+        },
+        ..ReceiverConfig::default()
+    });
+    let check = Check::default();
+    let err = client
+        .push(&target(), &Fixed(None), &check, &body())
+        .await
+        .expect_err("never located");
+    assert!(err.is_retriable());
+    assert!(err.to_string().contains("not located"), "{err}");
+    assert!(check.asked.load(Ordering::SeqCst) > 1);
+}
+
+#[tokio::test]
+async fn sends_credentials_only_when_configured() {
+    let server = Scripted::start(|_, _| json(StatusCode::OK, r#"{"eventCount":1}"#)).await;
+    let client = ReceiverClient::new(ReceiverConfig {
+        auth: BasicAuth::from_properties("druid", "secret"),
+        ..ReceiverConfig::default()
+    });
+    client
+        .push(&target(), &at(&server.url), &Check::default(), &body())
+        .await
+        .expect("pushed");
+    assert_eq!(
+        server.get(0).header("authorization").as_deref(),
+        Some("Basic ZHJ1aWQ6c2VjcmV0")
+    );
+    fast()
+        .push(&target(), &at(&server.url), &Check::default(), &body())
+        .await
+        .expect("pushed");
+    assert_eq!(server.get(1).header("authorization"), None);
+}
+
+#[test]
+fn encoders_produce_arrays() {
+    let empty = encode_json_array(Vec::<Vec<u8>>::new());
+    assert_eq!((&empty.bytes[..], empty.events), (&b"[]"[..], 0));
+
+    let events = [
+        r#"{"page":"A","added":3}"#,
+        r#"{"page":"B","n":[1,2.5,null]}"#,
+    ];
+    let smile = encode_smile_array(events).expect("smile");
+    assert_eq!(smile.events, 2);
+    assert_eq!(smile.format.content_type(), "application/x-jackson-smile");
+    assert_eq!(&smile.bytes[..3], b":)\n", "Smile header");
+    let back: Value = serde_smile::from_slice(&smile.bytes).expect("decodes");
+    assert_eq!(
+        back,
+        serde_json::json!([{"page":"A","added":3},{"page":"B","n":[1,2.5,null]}])
+    );
+
+    let err = encode_smile_array([r#"{"ok":1}"#, "{not json"]).expect_err("bad event");
+    assert_eq!(err.index, 1);
+}

@@ -1,0 +1,218 @@
+//! ZkCoordinator against a real ZooKeeper: mutual exclusion across sessions, a server restart
+//! and a session expiry in the middle of updates.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use integration_tests::{unique_name, ZooKeeper};
+use tranquility::coord::{
+    update_with, BeamMetadata, CoordError, Coordinator, ZkConnection, ZkCoordinator,
+    ZkCoordinatorConfig,
+};
+use zookeeper_client as zk;
+
+fn coordinator(zk: &ZooKeeper, base: &str) -> Arc<ZkCoordinator> {
+    let conn = ZkConnection::new(zk.connect_string(), Duration::from_secs(10))
+        .with_op_timeout(Duration::from_secs(30));
+    Arc::new(ZkCoordinator::new(
+        Arc::new(conn),
+        ZkCoordinatorConfig {
+            base_path: base.to_owned(),
+            lock_timeout: Duration::from_secs(60),
+        },
+    ))
+}
+
+fn counter(meta: &BeamMetadata) -> u64 {
+    meta.extra
+        .get("counter")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0)
+}
+
+/// Adds one to the counter under the lock, asserting nobody else is inside meanwhile.
+async fn increment(
+    coord: &dyn Coordinator,
+    identity: &str,
+    inside: Arc<AtomicBool>,
+) -> Result<BeamMetadata, CoordError> {
+    update_with(coord, identity, move |mut meta| async move {
+        assert!(
+            !inside.swap(true, Ordering::SeqCst),
+            "two holders of the lock at once"
+        );
+        let n = counter(&meta);
+        // Slow work while holding the lock, as task creation is.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        meta.extra.insert("counter".into(), (n + 1).into());
+        inside.store(false, Ordering::SeqCst);
+        Ok(Some(meta))
+    })
+    .await
+}
+
+/// Runs `n` successful increments, retrying retriable failures; returns the failures seen.
+async fn increments(
+    coord: Arc<ZkCoordinator>,
+    identity: String,
+    inside: Arc<AtomicBool>,
+    n: usize,
+    done: Arc<AtomicU64>,
+) -> usize {
+    let mut failures = 0;
+    let mut ok = 0;
+    while ok < n {
+        match increment(coord.as_ref(), &identity, inside.clone()).await {
+            Ok(_) => {
+                ok += 1;
+                done.fetch_add(1, Ordering::SeqCst);
+            }
+            Err(e) if e.is_retriable() => {
+                failures += 1;
+                assert!(failures < 50, "too many failures, last: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("permanent coordination error: {e}"),
+        }
+    }
+    failures
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_sessions_increment_under_the_lock_to_exactly_100() {
+    let zk = ZooKeeper::start();
+    let base = format!("/{}/beams", unique_name("coord"));
+    let identity = format!("druid:overlord/{}", unique_name("ds"));
+    let (a, b) = (coordinator(&zk, &base), coordinator(&zk, &base));
+    assert_eq!(
+        a.read("druid:overlord/never-written").await.expect("read"),
+        BeamMetadata::default()
+    );
+    let inside = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let ja = tokio::spawn(increments(
+        a.clone(),
+        identity.clone(),
+        inside.clone(),
+        50,
+        done.clone(),
+    ));
+    let jb = tokio::spawn(increments(
+        b.clone(),
+        identity.clone(),
+        inside.clone(),
+        50,
+        done.clone(),
+    ));
+    assert_eq!(
+        ja.await.expect("a") + jb.await.expect("b"),
+        0,
+        "no failures"
+    );
+    assert_eq!(counter(&a.read(&identity).await.expect("read")), 100);
+
+    // The layout is the original one: <base>/<identity>/data holding the JSON.
+    let client = zk::Client::connect(&zk.connect_string())
+        .await
+        .expect("connect");
+    let (data, _) = client
+        .get_data(&format!("{base}/{identity}/data"))
+        .await
+        .expect("data node");
+    let json: serde_json::Value = serde_json::from_slice(&data).expect("json");
+    assert_eq!(json["counter"], 100);
+    assert_eq!(json["beams"], serde_json::json!({}));
+    assert!(client
+        .check_stat(&format!("{base}/{identity}/mutex"))
+        .await
+        .expect("stat")
+        .is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_zookeeper_restart_mid_way_loses_nothing_and_counts_nothing_twice() {
+    let mut zk = ZooKeeper::start();
+    let base = format!("/{}/beams", unique_name("coord"));
+    let identity = format!("druid:overlord/{}", unique_name("ds"));
+    let (a, b) = (coordinator(&zk, &base), coordinator(&zk, &base));
+    let inside = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let ja = tokio::spawn(increments(
+        a.clone(),
+        identity.clone(),
+        inside.clone(),
+        50,
+        done.clone(),
+    ));
+    let jb = tokio::spawn(increments(
+        b.clone(),
+        identity.clone(),
+        inside.clone(),
+        50,
+        done.clone(),
+    ));
+    while done.load(Ordering::SeqCst) < 30 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let zk = tokio::task::spawn_blocking(move || {
+        zk.restart();
+        zk
+    })
+    .await
+    .expect("restart");
+    ja.await.expect("a");
+    jb.await.expect("b");
+    assert_eq!(counter(&b.read(&identity).await.expect("read")), 100);
+    drop(zk);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_session_expiring_under_the_lock_writes_nothing_then_reconnects() {
+    let zk = ZooKeeper::start();
+    let base = format!("/{}/beams", unique_name("coord"));
+    let identity = format!("druid:overlord/{}", unique_name("ds"));
+    let (a, b) = (coordinator(&zk, &base), coordinator(&zk, &base));
+    let inside = Arc::new(AtomicBool::new(false));
+    increment(a.as_ref(), &identity, inside.clone())
+        .await
+        .expect("first increment");
+
+    let session = a
+        .connection()
+        .client()
+        .await
+        .expect("client")
+        .session()
+        .clone();
+    let connect = zk.connect_string();
+    let err = update_with(a.as_ref(), &identity, move |mut meta| async move {
+        // Expire our own session while holding the lock: another client takes it over and
+        // closes it.
+        let thief = zk::Client::connector()
+            .with_session(session)
+            .connect(&connect)
+            .await
+            .expect("take over session");
+        drop(thief);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        meta.extra.insert("counter".into(), 1000.into());
+        Ok(Some(meta))
+    })
+    .await
+    .expect_err("the lock was lost");
+    assert!(
+        matches!(err, CoordError::LockLost { .. }) && err.is_retriable(),
+        "{err}"
+    );
+    assert_eq!(counter(&b.read(&identity).await.expect("read")), 1);
+
+    // Both go on; `a` with a new session.
+    increment(a.as_ref(), &identity, inside.clone())
+        .await
+        .expect("a again");
+    increment(b.as_ref(), &identity, inside.clone())
+        .await
+        .expect("b");
+    assert_eq!(counter(&a.read(&identity).await.expect("read")), 3);
+}
