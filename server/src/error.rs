@@ -50,9 +50,31 @@ pub enum RequestError {
     /// The dataSource's buffer is full and the server does not block.
     #[error("Buffer full for dataSource '{0}'")]
     BufferFull(String),
-    /// The server is stopping and takes no new events.
-    #[error("Server is shutting down")]
-    ShuttingDown,
+    /// The dataSource's parseSpec cannot parse `text/plain` lines.
+    #[error("Cannot parse contentType[text/plain] for dataSource '{data_source}': {reason}")]
+    TextNotSupported {
+        /// The dataSource.
+        data_source: String,
+        /// Why its parseSpec cannot parse text.
+        reason: String,
+    },
+    /// The request body could not be read.
+    #[error("Could not read the request body: {0}")]
+    BodyRead(String),
+    /// Sending failed for some events (sync mode); the counts say what happened to the rest.
+    #[error("Server error: {failed} of {received} events failed ({sent} sent, {dropped} dropped): {first_error}")]
+    SendFailed {
+        /// Events in the request.
+        received: u64,
+        /// Events sent.
+        sent: u64,
+        /// Events dropped.
+        dropped: u64,
+        /// Events whose sending failed.
+        failed: u64,
+        /// The first failure's message.
+        first_error: String,
+    },
 }
 
 impl RequestError {
@@ -60,9 +82,8 @@ impl RequestError {
     pub fn status(&self) -> StatusCode {
         match self {
             RequestError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            RequestError::BufferFull(_) | RequestError::ShuttingDown => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            RequestError::BufferFull(_) => StatusCode::SERVICE_UNAVAILABLE,
+            RequestError::SendFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
     }

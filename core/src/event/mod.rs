@@ -4,11 +4,13 @@
 //! only the top-level key it needs, so decoding costs about one JSON validation pass.
 
 mod pattern;
+pub mod string_parser;
 mod timestamp;
 
 use bytes::Bytes;
 
 pub use pattern::JodaPattern;
+pub use string_parser::{LineError, ParsedLine, StringParser, StringParserError};
 pub use timestamp::{TimestampError, TimestampExtractor, TimestampFormat, TimestampSpecError};
 
 /// One event: its original JSON object bytes and its timestamp in epoch milliseconds (UTC).
