@@ -512,9 +512,11 @@ fn parse_schema(ds: &Map<String, Value>, metrics: &[MetricSpec]) -> Result<Schem
     if let Some(p) = ds.get("parser").filter(|p| !p.is_null()) {
         match p.get("type").and_then(Value::as_str) {
             None | Some("map") | Some("string") => {}
-            Some(t) => return Err(format!(
+            Some(t) => {
+                return Err(format!(
                 "druid-local supports only the `map` parser for the receiver firehose, got [{t}]"
-            )),
+            ))
+            }
         }
     }
     let pick = |key: &str| {

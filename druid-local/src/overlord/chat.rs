@@ -27,8 +27,13 @@ fn missing_handler(name: &str) -> Response {
 }
 
 fn with_task_header(mut r: Response, task_id: &str) -> Response {
-    let enc = percent_encoding::utf8_percent_encode(task_id, percent_encoding::NON_ALPHANUMERIC)
-        .to_string();
+    // Druid's StringUtils.urlEncode: form encoding (with spaces as %20).
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'.')
+        .remove(b'-')
+        .remove(b'*')
+        .remove(b'_');
+    let enc = percent_encoding::utf8_percent_encode(task_id, SET).to_string();
     if let Ok(v) = HeaderValue::from_str(&enc) {
         r.headers_mut().insert(TASK_ID_HEADER, v);
     }

@@ -244,13 +244,15 @@ pub async fn tasks(
         Some("running") => Some(true),
         Some("complete") => Some(false),
         Some("pending") | Some("waiting") => return json(StatusCode::OK, json!([])),
-        Some(other) => return (
-            StatusCode::BAD_REQUEST,
-            format!(
+        Some(other) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!(
                 "Invalid state : {other}, valid values are: [pending, waiting, running, complete]"
             ),
-        )
-            .into_response(),
+            )
+                .into_response()
+        }
     };
     let ds = q.get("datasource").cloned();
     let ty_ok = q.get("type").is_none_or(|t| t == "index_realtime");

@@ -113,12 +113,14 @@ impl RowParser {
             )
         };
         let v = match v {
-            None | Some(Raw::Null) => return self.ts_missing.ok_or_else(|| {
-                format!(
+            None | Some(Raw::Null) => {
+                return self.ts_missing.ok_or_else(|| {
+                    format!(
                     "Unparseable timestamp found! Event: timestamp column [{}] is missing or null",
                     self.ts_column
                 )
-            }),
+                })
+            }
             Some(v) => v,
         };
         let num = |v: &Raw| -> Option<f64> {
