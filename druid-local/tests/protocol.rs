@@ -430,7 +430,16 @@ async fn full_buffer_blocks_the_request_until_space_frees() {
         "blk",
         &[druid_local::time::Interval::parse("2024-01-01/2024-01-02").unwrap()],
     );
-    let guard = segs[0].index.write();
+    // Hold the sink's write lock on a plain thread until told to release it.
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let seg = segs[0].clone();
+    let holder = std::thread::spawn(move || {
+        let _guard = seg.index.write();
+        locked_tx.send(()).unwrap();
+        release_rx.recv().ok();
+    });
+    locked_rx.recv().unwrap();
     recv.push(rows(1)).await.unwrap();
     let push = format!("{base}/druid/worker/v1/chat/{SERVICE}/push-events");
     let body = json!([{"timestamp": "2024-01-01T10:00:00Z", "page": "A"}, {"timestamp": "2024-01-01T10:00:00Z", "page": "A"}]).to_string();
@@ -450,7 +459,8 @@ async fn full_buffer_blocks_the_request_until_space_frees() {
         !pending.is_finished(),
         "a full buffer makes the request wait"
     );
-    drop(guard);
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
     let r = tokio::time::timeout(Duration::from_secs(5), pending)
         .await
         .expect("request completes once space frees")
