@@ -1,0 +1,35 @@
+//! Options of a druid-local instance (the CLI flags map one to one).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// How to run druid-local.
+#[derive(Debug, Clone)]
+pub struct DruidLocalConfig {
+    /// Host name announced and reported in task locations and `/leader`.
+    pub host: String,
+    /// Address to listen on; port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// Where segments and task records are persisted; `None` keeps everything in memory.
+    pub data_dir: Option<PathBuf>,
+    /// ZooKeeper connect string; `None` disables service announcements.
+    pub zk: Option<String>,
+    /// Curator discovery base path (Druid's `druid.discovery.curator.path`).
+    pub discovery_path: String,
+    /// Overlord service name (Druid's `druid.service`), announced as `druid:overlord`.
+    pub overlord_service_name: String,
+}
+
+impl DruidLocalConfig {
+    /// In-memory instance on a free loopback port, no ZooKeeper: what tests embed.
+    pub fn ephemeral() -> DruidLocalConfig {
+        DruidLocalConfig {
+            host: "127.0.0.1".into(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: None,
+            zk: None,
+            discovery_path: "/druid/discovery".into(),
+            overlord_service_name: "druid/overlord".into(),
+        }
+    }
+}

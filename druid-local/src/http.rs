@@ -1,0 +1,104 @@
+//! The HTTP surface: one router for the Overlord, worker chat and query APIs.
+
+use crate::{overlord, query, Shared};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::Arc;
+
+/// Builds the router.
+pub fn app(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/druid/indexer/v1/task", post(overlord::submit))
+        .route("/druid/indexer/v1/task/{id}", get(overlord::payload))
+        .route("/druid/indexer/v1/task/{id}/status", get(overlord::status))
+        .route(
+            "/druid/indexer/v1/task/{id}/shutdown",
+            post(overlord::shutdown),
+        )
+        .route("/druid-local/v1/task/{id}/metrics", get(overlord::metrics))
+        .route("/druid/indexer/v1/runningTasks", get(overlord::running))
+        .route("/druid/indexer/v1/pendingTasks", get(overlord::pending))
+        .route("/druid/indexer/v1/waitingTasks", get(overlord::pending))
+        .route("/druid/indexer/v1/completeTasks", get(overlord::complete))
+        .route("/druid/indexer/v1/tasks", get(overlord::tasks))
+        .route("/druid/indexer/v1/leader", get(overlord::leader))
+        .route("/druid/indexer/v1/isLeader", get(overlord::is_leader))
+        .route("/status", get(overlord::process_status))
+        .route("/status/health", get(overlord::health))
+        .route(
+            "/druid/worker/v1/chat/{name}/push-events",
+            post(overlord::chat::push_events),
+        )
+        .route(
+            "/druid/worker/v1/chat/{name}/push-events/",
+            post(overlord::chat::push_events),
+        )
+        .route(
+            "/druid/worker/v1/chat/{name}/shutdown",
+            post(overlord::chat::shutdown),
+        )
+        .route("/druid/v2", post(query::handle))
+        .route("/druid/v2/", post(query::handle))
+        .route("/druid/v2/datasources", get(query::data_sources))
+        .route("/druid/v2/datasources/{ds}", get(query::data_source))
+        .with_state(shared)
+}
+
+/// A JSON response with a status.
+pub fn json(status: StatusCode, v: serde_json::Value) -> Response {
+    let mut r = (status, v.to_string()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// Druid's `{"error": msg}` body.
+pub fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    json(status, serde_json::json!({ "error": msg.into() }))
+}
+
+/// Body media type of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Media {
+    /// `application/json`.
+    Json,
+    /// `application/x-jackson-smile`.
+    Smile,
+}
+
+/// Reads the request's content type; `None` for anything Druid would answer 415 to.
+pub fn media(headers: &HeaderMap) -> Option<Media> {
+    let ct = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let base = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match base.as_str() {
+        "application/json" => Some(Media::Json),
+        "application/x-jackson-smile" => Some(Media::Smile),
+        _ => None,
+    }
+}
+
+/// Jersey's 415 answer.
+pub fn unsupported_media() -> Response {
+    (
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "Unsupported Media Type: use application/json or application/x-jackson-smile",
+    )
+        .into_response()
+}
+
+/// Parses a JSON or Smile body into a JSON value.
+pub fn parse_body(media: Media, body: &[u8]) -> Result<serde_json::Value, String> {
+    match media {
+        Media::Json => serde_json::from_slice(body).map_err(|e| e.to_string()),
+        Media::Smile => serde_smile::from_slice(body).map_err(|e| e.to_string()),
+    }
+}

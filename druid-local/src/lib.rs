@@ -1,0 +1,255 @@
+//! druid-local: a single-process, Druid-wire-compatible indexing service.
+//!
+//! It plays Druid's side of every wire a push client touches: the Overlord task API,
+//! `index_realtime` tasks with the `clipped`/`timed`/`receiver` firehose chain and their
+//! push-events chat handler, rollup into segments, local "deep storage", Curator service
+//! announcements in ZooKeeper, and native queries. One HTTP port serves all of it.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), druid_local::Error> {
+//! let druid = druid_local::DruidLocal::start(druid_local::DruidLocalConfig::ephemeral()).await?;
+//! println!("Overlord at {}", druid.url());
+//! druid.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+mod http;
+pub mod overlord;
+pub mod query;
+pub mod spec;
+pub mod storage;
+pub mod task;
+pub mod time;
+pub mod zk;
+
+pub use config::DruidLocalConfig;
+
+use indexmap::IndexMap;
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use task::receiver::Receiver;
+use task::Task;
+
+/// Why druid-local could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Binding or reading the data dir failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// ZooKeeper was unreachable.
+    #[error(transparent)]
+    Zk(#[from] zk::ZkError),
+}
+
+/// Receivers registered under one chat handler name, with their registration ids.
+type Registered = (u64, Arc<Receiver>);
+
+/// A registered chat handler, to unregister later.
+#[derive(Debug)]
+pub struct HandlerReg {
+    name: String,
+    id: u64,
+    zk_path: Option<String>,
+}
+
+/// State shared by the HTTP handlers and the task runners.
+#[derive(Debug)]
+pub struct Shared {
+    /// Host reported in locations.
+    pub host: String,
+    /// Port actually bound.
+    pub port: u16,
+    /// Segments.
+    pub store: storage::Store,
+    /// Tasks in submission order.
+    pub tasks: RwLock<IndexMap<String, Arc<Task>>>,
+    chat: RwLock<HashMap<String, Vec<Registered>>>,
+    next_reg: AtomicU64,
+    zk: Option<zk::Announcer>,
+    data_dir: Option<PathBuf>,
+    started: i64,
+}
+
+impl Shared {
+    /// Registers a chat handler name (and announces it when ZooKeeper is configured).
+    pub async fn register_handler(&self, name: &str, recv: Arc<Receiver>) -> HandlerReg {
+        let id = self.next_reg.fetch_add(1, Ordering::Relaxed);
+        self.chat
+            .write()
+            .entry(name.to_owned())
+            .or_default()
+            .push((id, recv));
+        let zk_path = match &self.zk {
+            Some(a) => match a.announce(name).await {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::error!(error = %e, name, "cannot announce chat handler");
+                    None
+                }
+            },
+            None => None,
+        };
+        HandlerReg {
+            name: name.to_owned(),
+            id,
+            zk_path,
+        }
+    }
+
+    /// Unregisters a chat handler and removes its announcement.
+    pub async fn unregister_handler(&self, reg: HandlerReg) {
+        {
+            let mut chat = self.chat.write();
+            if let Some(v) = chat.get_mut(&reg.name) {
+                v.retain(|(id, _)| *id != reg.id);
+                if v.is_empty() {
+                    chat.remove(&reg.name);
+                }
+            }
+        }
+        if let (Some(a), Some(p)) = (&self.zk, reg.zk_path) {
+            if let Err(e) = a.unannounce(&p).await {
+                tracing::warn!(error = %e, "cannot remove chat handler announcement");
+            }
+        }
+    }
+
+    /// The receiver registered under `name`; with several, the one of `task_id` if given,
+    /// else the newest.
+    pub fn handler(&self, name: &str, task_id: Option<&str>) -> Option<Arc<Receiver>> {
+        let chat = self.chat.read();
+        let v = chat.get(name)?;
+        if let Some(t) = task_id {
+            if let Some((_, r)) = v.iter().find(|(_, r)| r.task_id == t) {
+                return Some(r.clone());
+            }
+        }
+        v.last().map(|(_, r)| r.clone())
+    }
+
+    /// Persists a task record when a data dir is configured.
+    pub fn save_task(&self, task: &Task) {
+        if let Some(dir) = &self.data_dir {
+            if let Err(e) = task::persist::save(&dir.join("tasks"), task) {
+                tracing::error!(error = %e, task = %task.spec.id, "cannot persist task record");
+            }
+        }
+    }
+}
+
+/// A running druid-local instance.
+#[derive(Debug)]
+pub struct DruidLocal {
+    shared: Arc<Shared>,
+    stop: tokio::sync::watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+    overlord_announcement: Option<String>,
+}
+
+impl DruidLocal {
+    /// Binds `config.bind` and serves.
+    pub async fn start(config: DruidLocalConfig) -> Result<DruidLocal, Error> {
+        let listener = tokio::net::TcpListener::bind(config.bind).await?;
+        Self::start_on(listener, config).await
+    }
+
+    /// Serves on an already bound listener.
+    pub async fn start_on(
+        listener: tokio::net::TcpListener,
+        config: DruidLocalConfig,
+    ) -> Result<DruidLocal, Error> {
+        let port = listener.local_addr()?.port();
+        let store = storage::Store::open(config.data_dir.as_deref())?;
+        let zk = match &config.zk {
+            Some(connect) => Some(
+                zk::Announcer::connect(connect, &config.discovery_path, &config.host, port).await?,
+            ),
+            None => None,
+        };
+        let mut tasks = IndexMap::new();
+        if let Some(dir) = &config.data_dir {
+            for t in task::persist::load_all(&dir.join("tasks"))? {
+                tasks.insert(t.spec.id.clone(), t);
+            }
+        }
+        let shared = Arc::new(Shared {
+            host: config.host.clone(),
+            port,
+            store,
+            tasks: RwLock::new(tasks),
+            chat: RwLock::default(),
+            next_reg: AtomicU64::new(0),
+            zk,
+            data_dir: config.data_dir.clone(),
+            started: time::now_millis(),
+        });
+        for t in shared.tasks.read().values() {
+            shared.save_task(t);
+        }
+        let overlord_announcement = match &shared.zk {
+            Some(a) => Some(a.announce(&config.overlord_service_name).await?),
+            None => None,
+        };
+        let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
+        let app = http::app(shared.clone());
+        let server = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stop_rx.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        });
+        tracing::info!(port, "druid-local listening");
+        Ok(DruidLocal {
+            shared,
+            stop,
+            server,
+            overlord_announcement,
+        })
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:8090`.
+    pub fn url(&self) -> String {
+        format!("http://{}:{}", self.shared.host, self.shared.port)
+    }
+
+    /// Port bound.
+    pub fn port(&self) -> u16 {
+        self.shared.port
+    }
+
+    /// Shared state (tests and embedders inspect tasks and segments through it).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Stops serving. Running tasks are failed (their in-memory rows are lost), like a
+    /// Druid process stop without task restore.
+    pub async fn shutdown(self) {
+        let tasks: Vec<_> = self.shared.tasks.read().values().cloned().collect();
+        for t in tasks {
+            if t.kill(task::persist::RESTART_FAILURE) {
+                self.shared.save_task(&t);
+            }
+        }
+        if let (Some(a), Some(p)) = (&self.shared.zk, &self.overlord_announcement) {
+            let _ = a.unannounce(p).await;
+        }
+        self.stop.send_replace(true);
+        let _ = self.server.await;
+    }
+
+    /// Serves until ctrl-c.
+    pub async fn run_until_ctrl_c(self) {
+        let _ = tokio::signal::ctrl_c().await;
+        self.shutdown().await;
+    }
+}

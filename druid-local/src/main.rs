@@ -1,0 +1,59 @@
+//! `druid-local`: run the Druid-wire-compatible indexing service from the command line.
+
+use anyhow::Context;
+use clap::Parser;
+use druid_local::{DruidLocal, DruidLocalConfig};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+/// A single-process, Druid-wire-compatible indexing service (Overlord, realtime tasks,
+/// push-events receivers and native queries on one port).
+#[derive(Debug, Parser)]
+#[command(name = "druid-local", version)]
+struct Args {
+    /// Host name reported in task locations, `/leader` and ZooKeeper announcements.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// HTTP port (Druid's Overlord default is 8090; 0 picks a free one).
+    #[arg(long, default_value_t = 8090)]
+    port: u16,
+    /// Directory for handed-off segments and task records; omit to keep everything in memory.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// ZooKeeper connect string; enables Curator service announcements.
+    #[arg(long)]
+    zk: Option<String>,
+    /// Curator discovery base path (Druid's `druid.discovery.curator.path`).
+    #[arg(long, default_value = "/druid/discovery")]
+    discovery_path: String,
+    /// Overlord service name (Druid's `druid.service`); announced with `/` replaced by `:`.
+    #[arg(long, default_value = "druid/overlord")]
+    overlord_service_name: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let config = DruidLocalConfig {
+        host: args.host,
+        bind: SocketAddr::new(args.bind, args.port),
+        data_dir: args.data_dir,
+        zk: args.zk,
+        discovery_path: args.discovery_path,
+        overlord_service_name: args.overlord_service_name,
+    };
+    let druid = DruidLocal::start(config)
+        .await
+        .context("starting druid-local")?;
+    println!("druid-local listening on {}", druid.url());
+    druid.run_until_ctrl_c().await;
+    Ok(())
+}

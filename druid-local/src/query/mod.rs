@@ -1,0 +1,262 @@
+//! Native queries at `/druid/v2`: request parsing, Druid's error bodies, and dispatch to the
+//! engines (timeseries, topN, groupBy, scan, timeBoundary, segmentMetadata, dataSourceMetadata).
+
+pub mod agg;
+mod engine;
+pub mod filter;
+
+use crate::http::{self, media};
+use crate::time::{Granularity, Interval};
+use crate::Shared;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// A query failure with Druid's HTTP face.
+#[derive(Debug, Clone)]
+pub struct QueryError {
+    status: StatusCode,
+    error: &'static str,
+    message: String,
+    class: &'static str,
+}
+
+impl QueryError {
+    /// The query does not map (400 "Unknown exception", Jackson class).
+    pub fn invalid(msg: impl Into<String>) -> QueryError {
+        QueryError {
+            status: StatusCode::BAD_REQUEST,
+            error: "Unknown exception",
+            message: msg.into(),
+            class: "com.fasterxml.jackson.databind.exc.InvalidDefinitionException",
+        }
+    }
+    /// A feature druid-local does not have (501 "Unsupported operation").
+    pub fn unsupported(msg: impl Into<String>) -> QueryError {
+        QueryError {
+            status: StatusCode::NOT_IMPLEMENTED,
+            error: "Unsupported operation",
+            message: msg.into(),
+            class: "org.apache.druid.query.QueryUnsupportedException",
+        }
+    }
+    fn response(&self) -> Response {
+        http::json(
+            self.status,
+            json!({"error": self.error, "errorMessage": self.message, "errorClass": self.class, "host": null}),
+        )
+    }
+}
+
+/// Fields every query type shares.
+#[derive(Debug)]
+pub struct Common {
+    /// Table name.
+    pub data_source: String,
+    /// Query intervals (all time when absent, for the types that allow it).
+    pub intervals: Vec<Interval>,
+    /// Bucketing.
+    pub granularity: Granularity,
+    /// Row filter.
+    pub filter: Option<filter::Filter>,
+    /// The `context` object.
+    pub context: Value,
+}
+
+const ETERNITY: Interval = Interval {
+    start: -146_136_543 * 86_400_000,
+    end: 146_097_000 * 86_400_000,
+};
+
+fn parse_intervals(v: Option<&Value>, required: bool) -> Result<Vec<Interval>, QueryError> {
+    let list: Vec<&Value> = match v {
+        None | Some(Value::Null) => {
+            if required {
+                return Err(QueryError::invalid("Missing fields [intervals]"));
+            }
+            return Ok(vec![ETERNITY]);
+        }
+        Some(Value::String(_)) => vec![v.unwrap_or(&Value::Null)],
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(Value::Object(o)) => match o.get("intervals").and_then(Value::as_array) {
+            Some(a) => a.iter().collect(),
+            None => match o.get("segments") {
+                Some(_) => {
+                    return Err(QueryError::unsupported(
+                        "segment-spec intervals (`segments`) are not supported by druid-local",
+                    ))
+                }
+                None => {
+                    return Err(QueryError::invalid(format!(
+                        "invalid intervals {}",
+                        Value::Object(o.clone())
+                    )))
+                }
+            },
+        },
+        Some(other) => return Err(QueryError::invalid(format!("invalid intervals {other}"))),
+    };
+    list.into_iter()
+        .map(|s| {
+            s.as_str()
+                .ok_or_else(|| QueryError::invalid(format!("interval {s} must be a string")))
+                .and_then(|s| Interval::parse(s).map_err(QueryError::invalid))
+        })
+        .collect()
+}
+
+fn parse_common(q: &Value, intervals_required: bool) -> Result<Common, QueryError> {
+    let data_source = match q.get("dataSource") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Object(o)) => match o.get("type").and_then(Value::as_str) {
+            Some("table") => o
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| QueryError::invalid("table dataSource requires `name`"))?
+                .to_owned(),
+            other => {
+                return Err(QueryError::unsupported(format!(
+                    "dataSource type [{}] is not supported by druid-local; only tables are",
+                    other.unwrap_or("null")
+                )))
+            }
+        },
+        _ => return Err(QueryError::invalid("Missing fields [dataSource]")),
+    };
+    let granularity = match q.get("granularity") {
+        None | Some(Value::Null) => Granularity::All,
+        Some(g) => Granularity::from_json(g).map_err(QueryError::invalid)?,
+    };
+    let filter = match q.get("filter") {
+        None | Some(Value::Null) => None,
+        Some(f) => Some(filter::Filter::parse(f)?),
+    };
+    if q.get("virtualColumns")
+        .and_then(Value::as_array)
+        .is_some_and(|v| !v.is_empty())
+    {
+        return Err(QueryError::unsupported(
+            "virtualColumns are not supported by druid-local",
+        ));
+    }
+    Ok(Common {
+        data_source,
+        intervals: parse_intervals(q.get("intervals"), intervals_required)?,
+        granularity,
+        filter,
+        context: q.get("context").cloned().unwrap_or(Value::Null),
+    })
+}
+
+/// Runs one query JSON.
+pub fn run(shared: &Shared, q: &Value) -> Result<Value, QueryError> {
+    let ty = q.get("queryType").and_then(Value::as_str).ok_or_else(|| QueryError::invalid("Could not resolve subtype of [simple type, class org.apache.druid.query.Query]: missing type id property 'queryType'"))?;
+    let known = [
+        "timeseries",
+        "topN",
+        "groupBy",
+        "scan",
+        "timeBoundary",
+        "segmentMetadata",
+        "dataSourceMetadata",
+    ];
+    if !known.contains(&ty) {
+        if ["search", "select", "windowOperator"].contains(&ty) {
+            return Err(QueryError::unsupported(format!(
+                "queryType [{ty}] is not supported by druid-local; supported: {}",
+                known.join(", ")
+            )));
+        }
+        return Err(QueryError { class: "com.fasterxml.jackson.databind.exc.InvalidTypeIdException", ..QueryError::invalid(format!("Could not resolve type id '{ty}' as a subtype of `org.apache.druid.query.Query`: known type ids = [{}]", known.join(", "))) });
+    }
+    let required = matches!(ty, "timeseries" | "topN" | "groupBy" | "scan");
+    let common = parse_common(q, required)?;
+    let segments = shared.store.view(&common.data_source, &common.intervals);
+    match ty {
+        "timeseries" => engine::timeseries(q, &common, &segments),
+        "topN" => engine::top_n(q, &common, &segments),
+        "groupBy" => engine::group_by(q, &common, &segments),
+        "scan" => engine::scan(q, &common, &segments),
+        "timeBoundary" => engine::time_boundary(q, &common, &segments),
+        "segmentMetadata" => engine::segment_metadata(q, &common, &segments),
+        _ => engine::data_source_metadata(&segments),
+    }
+}
+
+/// `POST /druid/v2`.
+pub async fn handle(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(m) = media(&headers) else {
+        return http::unsupported_media();
+    };
+    let q = match http::parse_body(m, &body) {
+        Ok(q) => q,
+        Err(e) => {
+            return QueryError {
+                class: "com.fasterxml.jackson.core.JsonParseException",
+                ..QueryError::invalid(e)
+            }
+            .response()
+        }
+    };
+    let query_id = q
+        .pointer("/context/queryId")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let shared2 = shared.clone();
+    let result = tokio::task::spawn_blocking(move || run(&shared2, &q)).await;
+    let mut resp = match result {
+        Ok(Ok(v)) => http::json(StatusCode::OK, v),
+        Ok(Err(e)) => e.response(),
+        Err(e) => QueryError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            error: "Unknown exception",
+            message: e.to_string(),
+            class: "java.lang.RuntimeException",
+        }
+        .response(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&query_id) {
+        resp.headers_mut().insert("X-Druid-Query-Id", v);
+    }
+    resp
+}
+
+/// `GET /druid/v2/datasources`.
+pub async fn data_sources(State(shared): State<Arc<Shared>>) -> Response {
+    http::json(StatusCode::OK, json!(shared.store.data_sources()))
+}
+
+/// `GET /druid/v2/datasources/{ds}`: dimensions and metrics.
+pub async fn data_source(State(shared): State<Arc<Shared>>, Path(ds): Path<String>) -> Response {
+    let segs = shared.store.view(&ds, &[ETERNITY]);
+    if segs.is_empty() {
+        return http::json(StatusCode::NOT_FOUND, json!({}));
+    }
+    let mut dims: Vec<String> = Vec::new();
+    let mut metrics: Vec<String> = Vec::new();
+    for s in &segs {
+        let idx = s.index.read();
+        for d in &idx.dims {
+            if !dims.contains(d) {
+                dims.push(d.clone());
+            }
+        }
+        for m in &idx.metrics {
+            if !metrics.contains(&m.name) {
+                metrics.push(m.name.clone());
+            }
+        }
+    }
+    http::json(
+        StatusCode::OK,
+        json!({"dimensions": dims, "metrics": metrics}),
+    )
+}

@@ -1,0 +1,228 @@
+//! Apache Druid's own realtime-indexing integration test (`ITRealtimeIndexTaskTest`, 0.21.1
+//! resources), replayed against druid-local: the task template as is (server-named id, a
+//! dataSource with spaces and non-ASCII characters, `serverTime` rejection), the 22 events
+//! pushed one per request to `push-events/`, and every query's result compared exactly, while
+//! the task runs and again after handoff.
+//!
+//! The resources are read from `shared/peer-data/druid-it` next to the repository root
+//! (override with `DRUID_IT_DIR`); the test fails if they are missing.
+
+mod common;
+
+use chrono::{DateTime, Duration, SubsecRound, Timelike, Utc};
+use common::*;
+use serde_json::Value;
+use std::path::PathBuf;
+
+/// The integration tests' datasource suffix (Druid's `extra.datasource.name.suffix`).
+const DATASOURCE: &str = "wikipedia_index_test Россия 한국 中国!?";
+const SERVICE: &str = "eventReceiverServiceName";
+
+fn resources() -> PathBuf {
+    let dir = std::env::var_os("DRUID_IT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/peer-data/druid-it")
+        });
+    assert!(
+        dir.join("wikipedia_realtime_index_task.json").exists(),
+        "Druid IT resources not found in {} (expected shared/peer-data/druid-it beside the repository root, or DRUID_IT_DIR)",
+        dir.display()
+    );
+    dir
+}
+
+fn read(name: &str) -> String {
+    std::fs::read_to_string(resources().join(name))
+        .unwrap_or_else(|e| panic!("cannot read {name}: {e}"))
+}
+
+fn fmt_event(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+fn fmt_ts(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S.000Z").to_string()
+}
+fn fmt_interval(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:00Z").to_string()
+}
+
+struct Timeline {
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
+    group_by: DateTime<Utc>,
+}
+
+/// Pushes the 22 events the way `ITRealtimeIndexTaskTest.postEvents` does. The original sleeps
+/// 4 s between events and stamps each with the wall clock; here the stamps follow the same
+/// 4 s spacing on a timeline ending near "now", so the server-time window sees what it would.
+async fn post_events(client: &reqwest::Client, base: &str) -> Timeline {
+    let data = read("wikipedia_realtime_index_data.json");
+    let lines: Vec<&str> = data.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 22, "the IT data file has 22 events");
+    let start = Utc::now().trunc_subsecs(0) - Duration::seconds(44);
+    let mut dt = start;
+    let (first, mut last, mut group_by) = (dt, dt, dt);
+    for (n, line) in lines.iter().enumerate() {
+        let i = n + 1;
+        if i == 15 {
+            dt -= Duration::minutes(10);
+        } else if i == 16 {
+            group_by = dt;
+        } else if i == 18 {
+            dt -= Duration::seconds(6);
+        }
+        let text = line
+            .trim()
+            .trim_end_matches(',')
+            .replace("YYYY-MM-DDTHH:MM:SS", &fmt_event(dt));
+        let event: Value = serde_json::from_str(&text).expect("event line is a JSON object");
+        let url = format!("{base}/druid/worker/v1/chat/{SERVICE}/push-events/");
+        let (status, body) = post(client, &url, &Value::Array(vec![event])).await;
+        assert_eq!(status, 200, "push of event {i} failed: {body}");
+        assert_eq!(body["eventCount"], 1, "event {i} not posted: {body}");
+        last = dt;
+        dt = start + Duration::seconds(4 * i as i64);
+    }
+    Timeline {
+        first,
+        last,
+        group_by,
+    }
+}
+
+fn queries(file: &str, t: &Timeline) -> Vec<(String, Value, Value)> {
+    let s = read(file)
+        .replace("%%TIMEBOUNDARY_RESPONSE_TIMESTAMP%%", &fmt_ts(t.first))
+        .replace("%%TIMEBOUNDARY_RESPONSE_MAXTIME%%", &fmt_ts(t.last))
+        .replace("%%TIMEBOUNDARY_RESPONSE_MINTIME%%", &fmt_ts(t.first))
+        .replace("%%TIMESERIES_QUERY_START%%", &fmt_interval(t.first))
+        .replace(
+            "%%TIMESERIES_QUERY_END%%",
+            &fmt_interval(t.last + Duration::minutes(2)),
+        )
+        .replace("%%TIMESERIES_RESPONSE_TIMESTAMP%%", &fmt_ts(t.first))
+        .replace("%%POST_AG_REQUEST_START%%", &fmt_interval(t.first))
+        .replace(
+            "%%POST_AG_REQUEST_END%%",
+            &fmt_interval(t.last + Duration::minutes(2)),
+        )
+        .replace(
+            "%%POST_AG_RESPONSE_TIMESTAMP%%",
+            &fmt_ts(t.group_by.with_second(0).unwrap_or(t.group_by)),
+        )
+        .replace("%%DATASOURCE%%", DATASOURCE);
+    let v: Value = serde_json::from_str(&s).expect("queries file is JSON");
+    v.as_array()
+        .expect("list of queries")
+        .iter()
+        .map(|q| {
+            (
+                q["description"].as_str().unwrap_or("").to_owned(),
+                q["query"].clone(),
+                q["expectedResults"].clone(),
+            )
+        })
+        .collect()
+}
+
+async fn check_queries(
+    client: &reqwest::Client,
+    base: &str,
+    file: &str,
+    t: &Timeline,
+    phase: &str,
+) {
+    for (desc, q, expected) in queries(file, t) {
+        let got = query(client, base, &q).await;
+        assert_eq!(got, expected, "{phase}: query [{desc}] differs");
+    }
+}
+
+async fn submit_and_push(client: &reqwest::Client, base: &str) -> (String, Timeline) {
+    let shutoff = iso_in(6);
+    let spec = read("wikipedia_realtime_index_task.json")
+        .replace("%%DATASOURCE%%", DATASOURCE)
+        .replace("#SHUTOFFTIME", &shutoff);
+    let r = client
+        .post(format!("{base}/druid/indexer/v1/task"))
+        .header("Content-Type", "application/json")
+        .body(spec)
+        .send()
+        .await
+        .expect("submit");
+    assert_eq!(r.status().as_u16(), 200);
+    let v: Value = r.json().await.expect("json");
+    let id = v["task"].as_str().expect("task id").to_owned();
+    assert!(
+        id.starts_with(&format!("index_realtime_{DATASOURCE}_0_")),
+        "server-named id: {id}"
+    );
+    // Find the receiver through the task's location, as a client without ZooKeeper would.
+    let (_, st) = get(
+        client,
+        &format!("{base}/druid/indexer/v1/task/{}/status", urlencode(&id)),
+    )
+    .await;
+    assert_eq!(st["status"]["statusCode"], "RUNNING");
+    let mut host = Value::Null;
+    for _ in 0..50 {
+        let (_, st) = get(
+            client,
+            &format!("{base}/druid/indexer/v1/task/{}/status", urlencode(&id)),
+        )
+        .await;
+        if !st["status"]["location"]["host"].is_null() {
+            host = st["status"]["location"].clone();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let peon = format!(
+        "http://{}:{}",
+        host["host"].as_str().expect("location host"),
+        host["port"]
+    );
+    wait_handler(client, &peon, SERVICE).await;
+    let t = post_events(client, &peon).await;
+    (id, t)
+}
+
+async fn run_it(queries_file: &str) {
+    let druid = start().await;
+    let base = druid.url();
+    let client = reqwest::Client::new();
+    let (id, t) = submit_and_push(&client, &base).await;
+    // Rows are queryable within a second of the push answer.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let metrics = get(
+        &client,
+        &format!("{base}/druid-local/v1/task/{}/metrics", urlencode(&id)),
+    )
+    .await
+    .1;
+    assert_eq!(
+        metrics["thrownAway"], 1,
+        "the 15th event is outside the serverTime window: {metrics}"
+    );
+    assert_eq!(metrics["processed"], 21);
+    check_queries(&client, &base, queries_file, &t, "realtime").await;
+    assert_eq!(wait_done(&client, &base, &id, 30).await, "SUCCESS");
+    check_queries(&client, &base, queries_file, &t, "after handoff").await;
+    druid.shutdown().await;
+}
+
+/// The three queries Druid's IT has run since 0.14 (timeBoundary, timeseries, groupBy with a
+/// post-aggregation having spec).
+#[tokio::test]
+async fn druid_realtime_index_it_core_queries() {
+    run_it("wikipedia_realtime_index_queries.druid-0.17.1.json").await;
+}
+
+/// The 0.21.1 file adds a topN over a join with an inline datasource and an expression virtual
+/// column.
+#[tokio::test]
+#[ignore = "druid-local does not implement join datasources or expression virtual columns yet (answers 501)"]
+async fn druid_realtime_index_it_0_21_1() {
+    run_it("wikipedia_realtime_index_queries.json").await;
+}
