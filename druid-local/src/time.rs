@@ -418,6 +418,12 @@ fn local_to_utc(tz: &Tz, l: NaiveDateTime) -> Millis {
 }
 
 fn period_bucket(p: &Period, tz: &Tz, origin: Option<Millis>, t: Millis) -> Millis {
+    // Fast path: UTC periods that divide a day align with the epoch (a UTC midnight).
+    if *tz == Tz::UTC && origin.is_none() {
+        if let Some(len) = p.fixed_millis().filter(|l| *l > 0 && 86_400_000 % *l == 0) {
+            return t - t.rem_euclid(len);
+        }
+    }
     if let (Some(o), Some(len)) = (origin, p.fixed_millis()) {
         if len > 0 {
             return t - (t - o).rem_euclid(len);
