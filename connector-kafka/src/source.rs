@@ -391,7 +391,10 @@ impl Member {
         let result = self.consume(&mut control).await;
         match result {
             Ok(true) => {
-                drop(leaked);
+                // Forget every tracker first, so the revocation that leaving triggers commits
+                // nothing: an abort leaves the committed offsets as a crash would.
+                self.book.lock().partitions.clear();
+                leaked.close().await;
                 info!(
                     member = self.index,
                     "consumer aborted without a final commit"
