@@ -262,6 +262,11 @@ impl ConsumerContext for MemberContext {
             Rebalance::Error(e) => warn!(member = self.member, error = %e, "rebalance failed"),
         }
     }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, _: &Rebalance<'_>) {
+        let owned = consumer.assignment().map(|t| t.count()).unwrap_or(0);
+        self.metrics.assigned(self.member, owned);
+    }
 }
 
 type MemberConsumer = StreamConsumer<MemberContext>;
