@@ -271,3 +271,81 @@ fn tansu_bin() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".cargo"));
     cargo_home.join("bin").join("tansu")
 }
+
+/// Native queries against druid-local (or any Druid broker), for checking what arrived.
+pub mod druid {
+    use std::time::{Duration, Instant};
+
+    use serde_json::{json, Value};
+
+    /// POSTs a native query to `{druid_url}/druid/v2` and returns the JSON answer.
+    pub async fn query(druid_url: &str, query: &Value) -> Value {
+        let response = reqwest::Client::new()
+            .post(format!("{druid_url}/druid/v2"))
+            .json(query)
+            .send()
+            .await
+            .expect("query request");
+        let status = response.status();
+        let body: Value = response.json().await.expect("query answer is JSON");
+        assert!(status.is_success(), "query failed ({status}): {body}");
+        body
+    }
+
+    /// The sum of the longSum metric `count_metric` over all time: the events ingested when
+    /// the metric is the dataSource's `count`.
+    pub async fn count(druid_url: &str, data_source: &str, count_metric: &str) -> i64 {
+        let answer = query(
+            druid_url,
+            &json!({
+                "queryType": "timeseries",
+                "dataSource": data_source,
+                "granularity": "all",
+                "intervals": ["1000-01-01/3000-01-01"],
+                "aggregations": [{"type": "longSum", "name": "n", "fieldName": count_metric}]
+            }),
+        )
+        .await;
+        answer
+            .pointer("/0/result/n")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    }
+
+    /// Polls [`count`] until it reaches `expected` or `timeout` passes; returns the last count.
+    pub async fn wait_for_count(
+        druid_url: &str,
+        data_source: &str,
+        count_metric: &str,
+        expected: i64,
+        timeout: Duration,
+    ) -> i64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let n = count(druid_url, data_source, count_metric).await;
+            if n >= expected || Instant::now() >= deadline {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The Overlord's running tasks of a dataSource (ids).
+    pub async fn running_task_ids(druid_url: &str, data_source: &str) -> Vec<String> {
+        let tasks: Value = reqwest::get(format!("{druid_url}/druid/indexer/v1/runningTasks"))
+            .await
+            .expect("runningTasks request")
+            .json()
+            .await
+            .expect("runningTasks is JSON");
+        let mut ids: Vec<String> = tasks
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|t| t["dataSource"] == data_source)
+            .filter_map(|t| t["id"].as_str().map(str::to_owned))
+            .collect();
+        ids.sort();
+        ids
+    }
+}
