@@ -355,3 +355,127 @@ async fn zookeeper_restart_mid_stream_loses_nothing_and_creates_no_second_set() 
     b.close().await;
     druid.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_acknowledgement_is_retried_without_double_counting() {
+    let druid = DruidLocal::start(DruidLocalConfig::ephemeral())
+        .await
+        .unwrap();
+    let proxy =
+        integration_tests::proxy::LossyProxy::start(([127, 0, 0, 1], druid.port()).into()).await;
+    let ds = unique_name("core-lost-ack");
+    let cfg = config(
+        &ds,
+        "hour",
+        &[
+            ("druidBeam.taskLocator", "overlord"),
+            ("druidBeam.firehoseChunkSize", "10"),
+        ],
+    );
+    let pipelines = Pipelines::from_config(
+        &cfg,
+        PipelineOptions {
+            coordinator: Some(Arc::new(LocalCoordinator::new())),
+            overlord_url: Some(proxy.url()),
+            ..PipelineOptions::default()
+        },
+    )
+    .unwrap();
+    let pipeline = pipelines.get(&ds).unwrap();
+    let now = now_millis();
+    assert_all_sent(&pipeline.send_all(events(10, now, "warm-up")).await);
+    // The next three chunks reach the task, but the client hears 500s and retries them.
+    proxy.lose_next_acks(3);
+    assert_all_sent(&pipeline.send_all(events(50, now, "lossy")).await);
+    assert_eq!(proxy.lost(), 3);
+    assert!(proxy.pushes() >= 1 + 5 + 3, "pushes: {}", proxy.pushes());
+    assert_eq!(
+        druid::wait_for_count(&druid.url(), &ds, "count", 60, WAIT).await,
+        60
+    );
+    // Nothing more arrives later: every retried chunk was skipped as a duplicate.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(druid::count(&druid.url(), &ds, "count").await, 60);
+    pipelines.close().await;
+    druid.shutdown().await;
+}
+
+/// The dimensions a task was created with, from the Overlord's stored spec.
+async fn task_dimensions(druid_url: &str, task: &str) -> serde_json::Value {
+    let payload: serde_json::Value =
+        reqwest::get(format!("{druid_url}/druid/indexer/v1/task/{task}"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    payload
+        .pointer("/payload/spec/dataSchema/parser/parseSpec/dimensionsSpec/dimensions")
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_schema_applies_from_the_next_interval() {
+    let druid = DruidLocal::start(DruidLocalConfig::ephemeral())
+        .await
+        .unwrap();
+    let ds = unique_name("core-rollover");
+    let coordinator = Arc::new(LocalCoordinator::new());
+    let with_dims = |dims: serde_json::Value| {
+        let mut cfg = serde_json::to_value(
+            config(&ds, "minute", &[("druidBeam.taskLocator", "overlord")]).data_sources()[0]
+                .spec
+                .clone(),
+        )
+        .unwrap();
+        cfg["dataSchema"]["parser"]["parseSpec"]["dimensionsSpec"]["dimensions"] = dims;
+        let text = json!({"dataSources": [{"spec": cfg}], "properties": {"druidBeam.taskLocator": "overlord"}});
+        TranquilityConfig::from_str(&text.to_string(), "rollover.json").unwrap()
+    };
+    let options = || PipelineOptions {
+        coordinator: Some(coordinator.clone()),
+        overlord_url: Some(druid.url()),
+        ..PipelineOptions::default()
+    };
+    let now = now_millis();
+    let minute = 60_000;
+    let v1 = Pipelines::from_config(&with_dims(json!(["page"])), options()).unwrap();
+    assert_all_sent(
+        &v1.get(&ds)
+            .unwrap()
+            .send_all(events(5, now - 2 * minute, "v1"))
+            .await,
+    );
+    let first = druid::running_task_ids(&druid.url(), &ds).await;
+    assert_eq!(first.len(), 1);
+
+    // A restart with a new dimension: the open interval keeps its task, the next one gets the new schema.
+    v1.close().await;
+    let v2 = Pipelines::from_config(&with_dims(json!(["page", "tag"])), options()).unwrap();
+    let pipeline = v2.get(&ds).unwrap();
+    assert_all_sent(
+        &pipeline
+            .send_all(events(5, now - 2 * minute, "v2-old"))
+            .await,
+    );
+    assert_all_sent(&pipeline.send_all(events(5, now - minute, "v2-new")).await);
+    let tasks = druid::running_task_ids(&druid.url(), &ds).await;
+    assert_eq!(tasks.len(), 2, "{tasks:?}");
+    let second: Vec<_> = tasks.iter().filter(|t| !first.contains(t)).collect();
+    assert_eq!(second.len(), 1);
+    assert_eq!(
+        task_dimensions(&druid.url(), &first[0]).await,
+        json!(["page"])
+    );
+    assert_eq!(
+        task_dimensions(&druid.url(), second[0]).await,
+        json!(["page", "tag"])
+    );
+    assert_eq!(
+        druid::wait_for_count(&druid.url(), &ds, "count", 15, WAIT).await,
+        15
+    );
+    v2.close().await;
+    druid.shutdown().await;
+}
