@@ -4,8 +4,8 @@
 //! pushed one per request to `push-events/`, and every query's result compared exactly, while
 //! the task runs and again after handoff.
 //!
-//! The resources are read from `shared/peer-data/druid-it` next to the repository root
-//! (override with `DRUID_IT_DIR`); the test fails if they are missing.
+//! The resources are read from `shared/peer-data/druid-it` in the nearest parent directory of
+//! the crate that has it (override with `DRUID_IT_DIR`); the test fails if they are missing.
 
 mod common;
 
@@ -18,16 +18,24 @@ use std::path::PathBuf;
 const DATASOURCE: &str = "wikipedia_index_test Россия 한국 中国!?";
 const SERVICE: &str = "eventReceiverServiceName";
 
+/// `DRUID_IT_DIR`, else the first `shared/peer-data/druid-it` found in the crate's directory
+/// or any of its parents (so any checkout depth works).
 fn resources() -> PathBuf {
-    let dir = std::env::var_os("DRUID_IT_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/peer-data/druid-it")
-        });
+    const REL: &str = "shared/peer-data/druid-it";
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = match std::env::var_os("DRUID_IT_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => manifest
+            .ancestors()
+            .map(|p| p.join(REL))
+            .find(|d| d.is_dir())
+            .unwrap_or_else(|| manifest.join(REL)),
+    };
     assert!(
         dir.join("wikipedia_realtime_index_task.json").exists(),
-        "Druid IT resources not found in {} (expected shared/peer-data/druid-it beside the repository root, or DRUID_IT_DIR)",
-        dir.display()
+        "Druid IT resources not found in {} (expected {REL} in a parent directory of {}, or DRUID_IT_DIR)",
+        dir.display(),
+        manifest.display()
     );
     dir
 }
@@ -222,7 +230,6 @@ async fn druid_realtime_index_it_core_queries() {
 /// The 0.21.1 file adds a topN over a join with an inline datasource and an expression virtual
 /// column.
 #[tokio::test]
-#[ignore = "druid-local does not implement join datasources or expression virtual columns yet (answers 501)"]
 async fn druid_realtime_index_it_0_21_1() {
     run_it("wikipedia_realtime_index_queries.json").await;
 }
