@@ -237,6 +237,14 @@ pub async fn handle(
     resp
 }
 
+/// `POST /druid/v2/sql`: not implemented; says so in Druid's error body (501).
+pub async fn sql() -> Response {
+    QueryError::unsupported(
+        "SQL (/druid/v2/sql) is not supported by druid-local; use native queries at /druid/v2",
+    )
+    .response()
+}
+
 /// `GET /druid/v2/datasources`.
 pub async fn data_sources(State(shared): State<Arc<Shared>>) -> Response {
     http::json(StatusCode::OK, json!(shared.store.data_sources()))
