@@ -1,0 +1,185 @@
+//! Tranquility Kafka: load Kafka topics into Druid with only a config file, committing an
+//! offset only once every message before it has an outcome.
+//!
+//! ```text
+//!  Kafka topics ─> group members (consumer.numThreads) ─> topic -> dataSource ─> EventSink ─> Druid
+//!                   │  per partition: OffsetTracker        (topicPattern,          (one outcome
+//!                   │  commit point = end of the resolved   priority,               per message)
+//!                   │  prefix; Failed holds it back         useTopicAsDataSource)
+//!                   └─ commit every commit.periodMillis, and on revocation
+//! ```
+//!
+//! - **What is committed**: per partition, the offset after the longest run of messages that
+//!   are `Sent` or `Dropped` (with a reason, counted). A `Failed` message is retried with
+//!   backoff and holds its partition's commit point back until it succeeds; if retrying
+//!   cannot help, the connector stops without committing past it.
+//! - **What can duplicate**: after a crash or a lost partition, the messages after the last
+//!   commit are consumed again (the "uncommitted tail"); Druid may also see an event twice
+//!   when a push succeeded but its answer was lost.
+//! - **Bad messages** (not a JSON object, too large, no or bad timestamp) are dropped with a
+//!   reason, counted and committed; they never stop a partition unless
+//!   `reportParseExceptions` says so.
+//!
+//! Start it in-process with [`KafkaConnector::start`] and stop it with
+//! [`KafkaConnector::stop`] (stop consuming, wait for outcomes, commit, leave the group), or
+//! run it until a shutdown signal with [`run`]:
+//!
+//! ```no_run
+//! # async fn example(factory: std::sync::Arc<dyn tranquility_kafka::SinkFactory>) -> Result<(), Box<dyn std::error::Error>> {
+//! use tranquility::metrics::Metrics;
+//! use tranquility::spec::TranquilityConfig;
+//! use tranquility_kafka::KafkaConfig;
+//!
+//! let file = TranquilityConfig::load("kafka.json")?;
+//! let config = KafkaConfig::from_config(&file)?;
+//! let metrics = Metrics::new();
+//! tranquility_kafka::run(config, factory, &metrics, async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await?;
+//! # Ok(()) }
+//! ```
+
+pub mod commit;
+pub mod config;
+pub mod error;
+pub mod mapping;
+pub mod metrics;
+pub mod sink;
+mod source;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use tranquility::metrics::Metrics;
+
+pub use config::{ConnectorOptions, KafkaConfig, ReportFlags, RetryPolicy};
+pub use error::KafkaError;
+pub use metrics::KafkaMetrics;
+pub use sink::{EventSink, SinkFactory};
+
+use source::{Control, Member, Shared};
+
+/// A running connector: `consumer.numThreads` group members, each with its own loop.
+#[derive(Debug)]
+pub struct KafkaConnector {
+    control: watch::Sender<Control>,
+    done: mpsc::UnboundedReceiver<Result<(), KafkaError>>,
+    running: usize,
+    metrics: KafkaMetrics,
+}
+
+impl KafkaConnector {
+    /// Creates the consumers (a bad `kafka.*` property fails here) and starts consuming.
+    /// Must be called inside a tokio runtime. The connector's series are registered in
+    /// `metrics`.
+    pub fn start(
+        config: KafkaConfig,
+        sinks: Arc<dyn SinkFactory>,
+        metrics: &Metrics,
+    ) -> Result<Self, KafkaError> {
+        let kafka_metrics = KafkaMetrics::register(metrics);
+        let consumers = config.consumers;
+        let shared = Arc::new(Shared {
+            config,
+            sinks: sink::SinkRegistry::new(sinks),
+            metrics: kafka_metrics.clone(),
+        });
+        let mut members = Vec::with_capacity(consumers);
+        for index in 0..consumers {
+            members.push(Member::create(index, shared.clone())?);
+        }
+        let (control, control_rx) = watch::channel(Control::Run);
+        let (done_tx, done) = mpsc::unbounded_channel();
+        for member in members {
+            tokio::spawn(member.run(control_rx.clone(), done_tx.clone()));
+        }
+        tracing::info!(
+            group = %shared.config.group_id,
+            consumers,
+            "Kafka connector started"
+        );
+        Ok(Self {
+            control,
+            done,
+            running: consumers,
+            metrics: kafka_metrics,
+        })
+    }
+
+    /// The connector's per topic/partition series.
+    pub fn metrics(&self) -> &KafkaMetrics {
+        &self.metrics
+    }
+
+    /// Waits until a member stops on its own, which only a fatal error makes it do; returns
+    /// that error. The other members keep running until [`KafkaConnector::stop`].
+    pub async fn failed(&mut self) -> KafkaError {
+        loop {
+            match self.done.recv().await {
+                Some(Err(e)) => {
+                    self.running = self.running.saturating_sub(1);
+                    return e;
+                }
+                Some(Ok(())) => self.running = self.running.saturating_sub(1),
+                None => return std::future::pending().await,
+            }
+        }
+    }
+
+    /// Stops gracefully: stop consuming, wait for the outcomes of messages in flight (failed
+    /// ones stay uncommitted), commit, leave the group. Returns the first member's error, if
+    /// any stopped on one.
+    pub async fn stop(mut self) -> Result<(), KafkaError> {
+        let _ = self.control.send(Control::Stop);
+        self.collect().await
+    }
+
+    /// Leaves at once without waiting for outcomes or committing: what a crash leaves behind
+    /// (the next owner of each partition consumes its uncommitted tail again).
+    pub async fn abort(mut self) {
+        let _ = self.control.send(Control::Abort);
+        let _ = self.collect().await;
+    }
+
+    async fn collect(&mut self) -> Result<(), KafkaError> {
+        let mut first = Ok(());
+        while self.running > 0 {
+            match self.done.recv().await {
+                Some(result) => {
+                    self.running -= 1;
+                    if let Err(e) = result {
+                        if first.is_ok() {
+                            first = Err(e);
+                        }
+                    }
+                }
+                None => break,
+            }
+        }
+        first
+    }
+}
+
+/// Runs the connector until `shutdown` completes (then stops it gracefully) or a member fails
+/// (then stops the others gracefully and returns the error). The entry point of
+/// `tranquility kafka -configFile kafka.json`.
+pub async fn run(
+    config: KafkaConfig,
+    sinks: Arc<dyn SinkFactory>,
+    metrics: &Metrics,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), KafkaError> {
+    let mut connector = KafkaConnector::start(config, sinks, metrics)?;
+    tokio::select! {
+        () = shutdown => {
+            tracing::info!("shutting down the Kafka connector");
+            connector.stop().await
+        }
+        error = connector.failed() => {
+            let _ = connector.stop().await;
+            Err(error)
+        }
+    }
+}
