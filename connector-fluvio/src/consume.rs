@@ -54,7 +54,12 @@ pub struct ConsumeReport {
 
 type Attempt = BoxFuture<'static, (Record, u32, Outcome)>;
 
-fn attempt(pipeline: &DataSourcePipeline, record: Record, attempts: u32, wait: Duration) -> Attempt {
+fn attempt(
+    pipeline: &DataSourcePipeline,
+    record: Record,
+    attempts: u32,
+    wait: Duration,
+) -> Attempt {
     let send = pipeline.send(record.value.clone());
     async move {
         if !wait.is_zero() {
@@ -141,10 +146,13 @@ async fn commit(
     options: &ConsumeOptions,
     report: &mut ConsumeReport,
 ) -> Result<(), FluvioError> {
-    source.commit().await.map_err(|source| FluvioError::Commit {
-        topic: options.topic.clone(),
-        source,
-    })?;
+    source
+        .commit()
+        .await
+        .map_err(|source| FluvioError::Commit {
+            topic: options.topic.clone(),
+            source,
+        })?;
     report.commits += 1;
     debug!(topic = %options.topic, received = report.tally.received, "offsets committed");
     Ok(())

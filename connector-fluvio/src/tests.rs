@@ -210,9 +210,14 @@ async fn read_and_commit_errors_name_the_topic() {
     source
         .records
         .push_back(Err(SourceError("connection reset".into())));
-    let err = consume(source, &pipeline(FailableBeam::new()), &options(), std::future::pending())
-        .await
-        .unwrap_err();
+    let err = consume(
+        source,
+        &pipeline(FailableBeam::new()),
+        &options(),
+        std::future::pending(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(
         err.to_string(),
         "reading topic 'metrics' failed: connection reset"
@@ -220,9 +225,14 @@ async fn read_and_commit_errors_name_the_topic() {
 
     let (mut source, _) = MemorySource::new(events(&["ok"]));
     source.fail_commit = true;
-    let err = consume(source, &pipeline(FailableBeam::new()), &options(), std::future::pending())
-        .await
-        .unwrap_err();
+    let err = consume(
+        source,
+        &pipeline(FailableBeam::new()),
+        &options(),
+        std::future::pending(),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, FluvioError::Commit { .. }), "{err}");
 }
 
@@ -270,7 +280,10 @@ async fn stop_waits_for_outcomes_then_commits() {
         commits.get().last().copied(),
         Some(report.tally.received as i64)
     );
-    assert!(report.commits >= 2, "periodic and final commits: {report:?}");
+    assert!(
+        report.commits >= 2,
+        "periodic and final commits: {report:?}"
+    );
 }
 
 #[test]
@@ -285,8 +298,14 @@ fn config_reads_fluvio_properties_with_defaults() {
     assert_eq!(fluvio.routes[0].topic, "metrics");
     assert_eq!(fluvio.routes[0].data_source.name, "metrics");
 
-    let bad = text.replace("\"fluvio.endpoint\"", "\"fluvio.offsetStart\": \"latest\", \"x\"");
+    let bad = text.replace(
+        "\"fluvio.endpoint\"",
+        "\"fluvio.offsetStart\": \"latest\", \"x\"",
+    );
     let config = TranquilityConfig::from_str(&bad, "fluvio.json").unwrap();
     let err = FluvioConfig::from_config(&config).unwrap_err().to_string();
-    assert!(err.contains("fluvio.offsetStart") && err.contains("latest"), "{err}");
+    assert!(
+        err.contains("fluvio.offsetStart") && err.contains("latest"),
+        "{err}"
+    );
 }

@@ -18,14 +18,15 @@ use tranquility_examples::{clicks, local};
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
     let druid = DruidLocal::start(DruidLocalConfig::ephemeral()).await?;
     println!("druid-local at {}", druid.url());
     let pipelines = local::local_pipelines(&local::sample_config("server.json")?, &druid.url())?;
-    let pipeline = pipelines.get("clicks").context("server.json has no clicks dataSource")?;
+    let pipeline = pipelines
+        .get("clicks")
+        .context("server.json has no clicks dataSource")?;
 
     let total = 5_000;
     let stream = clicks::synthetic_clicks(total, Duration::from_secs(300), chrono::Utc::now(), 42);

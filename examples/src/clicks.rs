@@ -158,7 +158,10 @@ mod tests {
                 "2024-05-01T10:03:00.000Z"
             ]
         );
-        let first = rows.iter().find(|r| r.timestamp.ends_with("10:01:00.000Z")).unwrap();
+        let first = rows
+            .iter()
+            .find(|r| r.timestamp.ends_with("10:01:00.000Z"))
+            .unwrap();
         let expected = clicks
             .iter()
             .filter(|c| {
