@@ -1,7 +1,7 @@
 //! druid-local: a single-process, Druid-wire-compatible indexing service.
 //!
 //! It plays Druid's side of every wire a push client touches: the Overlord task API,
-//! `index_realtime` tasks with the `clipped`/`timed`/`receiver` firehose chain and their
+//! `index_realtime` (and appenderator) tasks with the `clipped`/`timed`/`receiver` firehose chain and their
 //! push-events chat handler, rollup into segments, local "deep storage", Curator service
 //! announcements in ZooKeeper, and native queries. One HTTP port serves all of it.
 //!

@@ -271,3 +271,317 @@ fn tansu_bin() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".cargo"));
     cargo_home.join("bin").join("tansu")
 }
+
+/// Native queries against druid-local (or any Druid broker), for checking what arrived.
+pub mod druid {
+    use std::time::{Duration, Instant};
+
+    use serde_json::{json, Value};
+
+    /// POSTs a native query to `{druid_url}/druid/v2` and returns the JSON answer.
+    pub async fn query(druid_url: &str, query: &Value) -> Value {
+        let response = reqwest::Client::new()
+            .post(format!("{druid_url}/druid/v2"))
+            .json(query)
+            .send()
+            .await
+            .expect("query request");
+        let status = response.status();
+        let body: Value = response.json().await.expect("query answer is JSON");
+        assert!(status.is_success(), "query failed ({status}): {body}");
+        body
+    }
+
+    /// The sum of the longSum metric `count_metric` over all time: the events ingested when
+    /// the metric is the dataSource's `count`.
+    pub async fn count(druid_url: &str, data_source: &str, count_metric: &str) -> i64 {
+        let answer = query(
+            druid_url,
+            &json!({
+                "queryType": "timeseries",
+                "dataSource": data_source,
+                "granularity": "all",
+                "intervals": ["1000-01-01/3000-01-01"],
+                "aggregations": [{"type": "longSum", "name": "n", "fieldName": count_metric}]
+            }),
+        )
+        .await;
+        answer
+            .pointer("/0/result/n")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    }
+
+    /// Polls [`count`] until it reaches `expected` or `timeout` passes; returns the last count.
+    pub async fn wait_for_count(
+        druid_url: &str,
+        data_source: &str,
+        count_metric: &str,
+        expected: i64,
+        timeout: Duration,
+    ) -> i64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let n = count(druid_url, data_source, count_metric).await;
+            if n >= expected || Instant::now() >= deadline {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The Overlord's running tasks of a dataSource (ids).
+    pub async fn running_task_ids(druid_url: &str, data_source: &str) -> Vec<String> {
+        let tasks: Value = reqwest::get(format!("{druid_url}/druid/indexer/v1/runningTasks"))
+            .await
+            .expect("runningTasks request")
+            .json()
+            .await
+            .expect("runningTasks is JSON");
+        let mut ids: Vec<String> = tasks
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|t| t["dataSource"] == data_source)
+            .filter_map(|t| t["id"].as_str().map(str::to_owned))
+            .collect();
+        ids.sort();
+        ids
+    }
+}
+
+/// An HTTP proxy in front of druid-local that can lose acknowledgements: it forwards a push to
+/// the task, then answers the client 500 as if the answer never arrived. Task locations in the
+/// Overlord's answers are rewritten to the proxy, so clients find tasks through it.
+pub mod proxy {
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::extract::{Request, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use bytes::Bytes;
+    use serde_json::Value;
+
+    /// A running proxy; stops when dropped.
+    #[derive(Debug)]
+    pub struct LossyProxy {
+        addr: SocketAddr,
+        state: Arc<Shared>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    #[derive(Debug)]
+    struct Shared {
+        upstream: SocketAddr,
+        proxy_port: AtomicUsize,
+        lose_acks: AtomicUsize,
+        lost: AtomicUsize,
+        pushes: AtomicUsize,
+        http: reqwest::Client,
+    }
+
+    impl LossyProxy {
+        /// Proxies `upstream` on a free loopback port.
+        pub async fn start(upstream: SocketAddr) -> Self {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind proxy");
+            let addr = listener.local_addr().expect("proxy address");
+            let state = Arc::new(Shared {
+                upstream,
+                proxy_port: AtomicUsize::new(usize::from(addr.port())),
+                lose_acks: AtomicUsize::new(0),
+                lost: AtomicUsize::new(0),
+                pushes: AtomicUsize::new(0),
+                http: reqwest::Client::new(),
+            });
+            let app = axum::Router::new()
+                .fallback(forward)
+                .with_state(state.clone());
+            let task = tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+            LossyProxy { addr, state, task }
+        }
+
+        /// `http://127.0.0.1:<port>`.
+        pub fn url(&self) -> String {
+            format!("http://{}", self.addr)
+        }
+
+        /// The next `n` pushes reach the task but their answers are replaced by a 500.
+        pub fn lose_next_acks(&self, n: usize) {
+            self.state.lose_acks.store(n, Ordering::SeqCst);
+        }
+
+        /// Acknowledgements lost so far.
+        pub fn lost(&self) -> usize {
+            self.state.lost.load(Ordering::SeqCst)
+        }
+
+        /// Push requests seen so far.
+        pub fn pushes(&self) -> usize {
+            self.state.pushes.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Drop for LossyProxy {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    async fn forward(State(state): State<Arc<Shared>>, request: Request) -> Response {
+        let (parts, body) = request.into_parts();
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default();
+        let body = match axum::body::to_bytes(body, usize::MAX).await {
+            Ok(b) => b,
+            Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        };
+        let mut headers = parts.headers.clone();
+        headers.remove("host");
+        let upstream = state
+            .http
+            .request(parts.method, format!("http://{}{path}", state.upstream))
+            .headers(headers)
+            .body(body)
+            .send()
+            .await;
+        let upstream = match upstream {
+            Ok(r) => r,
+            Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+        };
+        let status = upstream.status();
+        let headers: HeaderMap = upstream.headers().clone();
+        let bytes = upstream.bytes().await.unwrap_or_default();
+        if path.contains("/push-events") {
+            state.pushes.fetch_add(1, Ordering::SeqCst);
+            let lose = state
+                .lose_acks
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            if lose {
+                state.lost.fetch_add(1, Ordering::SeqCst);
+                return (StatusCode::INTERNAL_SERVER_ERROR, "lost acknowledgement").into_response();
+            }
+        }
+        let bytes = if path.contains("/druid/indexer/v1/") {
+            rewrite_locations(bytes, state.upstream.port(), &state)
+        } else {
+            bytes
+        };
+        let mut response = Response::new(Body::from(bytes));
+        *response.status_mut() = status;
+        if let Some(ct) = headers.get("content-type") {
+            response.headers_mut().insert("content-type", ct.clone());
+        }
+        response
+    }
+
+    fn rewrite_locations(bytes: Bytes, upstream_port: u16, state: &Shared) -> Bytes {
+        let Ok(mut value) = serde_json::from_slice::<Value>(&bytes) else {
+            return bytes;
+        };
+        let proxy_port = state.proxy_port.load(Ordering::SeqCst);
+        fn walk(v: &mut Value, from: u16, to: usize) {
+            match v {
+                Value::Object(map) => {
+                    if let Some(Value::Object(location)) = map.get_mut("location") {
+                        if location.get("port").and_then(Value::as_u64) == Some(u64::from(from)) {
+                            location.insert("port".into(), Value::from(to));
+                        }
+                    }
+                    map.values_mut().for_each(|c| walk(c, from, to));
+                }
+                Value::Array(items) => items.iter_mut().for_each(|c| walk(c, from, to)),
+                _ => {}
+            }
+        }
+        walk(&mut value, upstream_port, proxy_port);
+        Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
+    }
+}
+
+/// Pipelines and events for end-to-end tests: one schemaless dataSource with a `count` metric.
+pub mod setup {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use serde_json::json;
+    use tranquility::beam::Outcome;
+    use tranquility::coord::LocalCoordinator;
+    use tranquility::pipeline::{PipelineOptions, Pipelines};
+    use tranquility::spec::TranquilityConfig;
+
+    /// Now, in epoch millis.
+    pub fn now_millis() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+
+    /// A config with one dataSource (schemaless dimensions, a `count` metric, millisecond
+    /// `timestamp`, windowPeriod PT10M) with `segment` granularity and global `properties`.
+    pub fn config(
+        data_source: &str,
+        segment: &str,
+        properties: &[(&str, &str)],
+    ) -> TranquilityConfig {
+        let props: serde_json::Map<String, serde_json::Value> = properties
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        let text = json!({
+            "dataSources": [{
+                "spec": {
+                    "dataSchema": {
+                        "dataSource": data_source,
+                        "parser": {"type": "string", "parseSpec": {"format": "json",
+                            "timestampSpec": {"column": "timestamp", "format": "millis"},
+                            "dimensionsSpec": {"dimensions": []}}},
+                        "metricsSpec": [{"type": "count", "name": "count"}],
+                        "granularitySpec": {"type": "uniform", "segmentGranularity": segment,
+                            "queryGranularity": "none"}
+                    },
+                    "tuningConfig": {"type": "realtime", "windowPeriod": "PT10M"}
+                }
+            }],
+            "properties": props
+        });
+        TranquilityConfig::from_str(&text.to_string(), "test.json").expect("test config")
+    }
+
+    /// `n` events at `ts`, each `{"timestamp":ts,"tag":tag,"i":i}`.
+    pub fn events(n: usize, ts: i64, tag: &str) -> Vec<Bytes> {
+        (0..n)
+            .map(|i| Bytes::from(json!({"timestamp": ts, "tag": tag, "i": i}).to_string()))
+            .collect()
+    }
+
+    /// Pipelines for one process: the in-process coordinator and the Overlord at `overlord_url`.
+    pub fn local_pipelines(config: &TranquilityConfig, overlord_url: &str) -> Pipelines {
+        Pipelines::from_config(
+            config,
+            PipelineOptions {
+                coordinator: Some(Arc::new(LocalCoordinator::new())),
+                overlord_url: Some(overlord_url.to_string()),
+                ..PipelineOptions::default()
+            },
+        )
+        .expect("pipelines")
+    }
+
+    /// Fails naming a few outcomes that are not `Sent`.
+    pub fn assert_all_sent(outcomes: &[Outcome]) {
+        let bad: Vec<_> = outcomes.iter().filter(|o| !o.is_sent()).take(3).collect();
+        assert!(bad.is_empty(), "not all sent, e.g. {bad:?}");
+    }
+}
