@@ -155,78 +155,134 @@ async fn wait_for_rows(druid_url: &str, data_source: &str, expected: u64) {
     }
 }
 
+/// A running `tranquility quickstart` child and the URLs it printed.
+struct Quickstart {
+    child: std::process::Child,
+    stderr: mpsc::Receiver<String>,
+    push_url: String,
+    druid_url: String,
+}
+
+impl Quickstart {
+    fn start(extra: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["quickstart", "--port", "0", "--druid-port", "0"])
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = lines_of(child.stdout.take().unwrap());
+        let stderr = lines_of(child.stderr.take().unwrap());
+        let (mut push_url, mut query_url) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while query_url.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = stdout.recv_timeout(left) else {
+                let _ = child.kill();
+                let logs: Vec<String> = stderr.try_iter().collect();
+                panic!("quickstart printed no query URL: {logs:#?}")
+            };
+            push_url = push_url.or(field_after(&line, "push URL:"));
+            query_url = query_url.or(field_after(&line, "query URL:"));
+        }
+        let druid_url = query_url.unwrap().trim_end_matches("/druid/v2").to_string();
+        Self {
+            child,
+            stderr,
+            push_url: push_url.expect("push URL before query URL"),
+            druid_url,
+        }
+    }
+
+    async fn post(&self, url: &str, body: String) -> Value {
+        let res = reqwest::Client::new()
+            .post(url)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.json::<Value>().await.unwrap()["result"].clone()
+    }
+
+    /// SIGTERM, then the exit code and every log line.
+    async fn terminate(mut self) -> (Option<i32>, Vec<String>) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let exit = loop {
+            if let Some(exit) = self.child.try_wait().unwrap() {
+                break exit;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("quickstart did not stop after SIGTERM");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        // The reader thread ends with the child's stderr.
+        (exit.code(), self.stderr.iter().collect())
+    }
+}
+
 #[tokio::test]
 async fn quickstart_takes_a_curl_post_and_answers_a_query() {
-    let mut child = Command::new(BIN)
-        .args(["quickstart", "--port", "0", "--druid-port", "0"])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = lines_of(child.stdout.take().unwrap());
-    let stderr = lines_of(child.stderr.take().unwrap());
-    let (mut push_url, mut query_url) = (None, None);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while query_url.is_none() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = stdout.recv_timeout(left).unwrap_or_else(|_| {
-            let _ = child.kill();
-            let logs: Vec<String> = stderr.try_iter().collect();
-            panic!("quickstart printed no query URL: {logs:?}")
-        });
-        push_url = push_url.or(field_after(&line, "push URL:"));
-        query_url = query_url.or(field_after(&line, "query URL:"));
-    }
-    let push_url = push_url.expect("push URL before query URL");
-    let query_url = query_url.unwrap();
-    assert!(push_url.ends_with("/v1/post/quickstart"), "{push_url}");
-    let druid_url = query_url.trim_end_matches("/druid/v2").to_string();
-
+    let qs = Quickstart::start(&[]);
+    assert!(
+        qs.push_url.ends_with("/v1/post/quickstart"),
+        "{}",
+        qs.push_url
+    );
     // What the printed curl example sends: an ISO timestamp and any other fields.
     let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let res = reqwest::Client::new()
-        .post(&push_url)
-        .header("Content-Type", "application/json")
-        .body(format!(
-            r#"{{"timestamp":"{now}","page":"Main","user":"alice"}}"#
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let answer: Value = res.json().await.unwrap();
+    let answer = qs
+        .post(
+            &qs.push_url,
+            format!(r#"{{"timestamp":"{now}","page":"Main","user":"alice"}}"#),
+        )
+        .await;
     assert_eq!(
-        answer["result"],
+        answer,
         json!({"received": 1, "sent": 1, "dropped": 0, "failed": 0})
     );
-    wait_for_rows(&druid_url, "quickstart", 1).await;
+    wait_for_rows(&qs.druid_url, "quickstart", 1).await;
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("quickstart did not stop after SIGTERM");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(exit.code(), Some(0));
-    // The reader thread ends with the child's stderr.
-    let logs: Vec<String> = stderr.iter().collect();
+    let (code, logs) = qs.terminate().await;
+    assert_eq!(code, Some(0), "{logs:#?}");
     assert!(
         logs.iter().any(|l| l.contains("final counts")
             && l.contains("dataSource=quickstart")
             && l.contains("received=1 sent=1 dropped=0 failed=0")),
         "{logs:#?}"
     );
+}
+
+#[tokio::test]
+async fn quickstart_serves_the_data_sources_of_a_config_file() {
+    let manifest = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let example = manifest
+        .ancestors()
+        .map(|a| a.join("shared/peer-data/tranquility-configs/server.yaml.example"))
+        .find(|p| p.is_file())
+        .expect("shared/peer-data/tranquility-configs/server.yaml.example");
+    let qs = Quickstart::start(&["-configFile", &example.display().to_string()]);
+    assert!(qs.push_url.ends_with("/v1/post/foo"), "{}", qs.push_url);
+    let events: Vec<Value> = (0..4)
+        .map(|i| json!({"timestamp": now_millis(), "dim1": i, "x": 1.5}))
+        .collect();
+    let answer = qs
+        .post(&qs.push_url, serde_json::to_string(&events).unwrap())
+        .await;
+    assert_eq!(answer["sent"], 4, "{answer}");
+    wait_for_rows(&qs.druid_url, "foo", 4).await;
+    let (code, logs) = qs.terminate().await;
+    assert_eq!(code, Some(0), "{logs:#?}");
 }
 
 fn now_millis() -> u64 {
