@@ -436,3 +436,86 @@ async fn push_exits_1_when_events_fail() {
     );
     assert!(err.contains("1 of 1 events failed"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_serves_the_original_example_through_zookeeper() {
+    let zk = integration_tests::ZooKeeper::start();
+    let druid = DruidLocal::start(DruidLocalConfig {
+        zk: Some(zk.connect_string()),
+        ..DruidLocalConfig::ephemeral()
+    })
+    .await
+    .unwrap();
+    let manifest = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let example = manifest
+        .ancestors()
+        .map(|a| a.join("shared/peer-data/tranquility-configs/server.json.example"))
+        .find(|p| p.is_file())
+        .expect("shared/peer-data/tranquility-configs/server.json.example");
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(example).unwrap()).unwrap();
+    config["properties"]["zookeeper.connect"] = Value::from(zk.connect_string());
+    config["properties"]["http.port"] = Value::from("0");
+    config["properties"]["http.bindAddress"] = Value::from("127.0.0.1");
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "server.json", &config.to_string());
+
+    let mut child = Command::new(BIN)
+        .args(["server", "-configFile", &path])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = lines_of(child.stderr.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let addr = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(line) = stderr.recv_timeout(left) else {
+            let _ = child.kill();
+            panic!("the server did not say where it listens");
+        };
+        if line.contains("Tranquility Server listening") {
+            let addr = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("addr="))
+                .unwrap()
+                .to_string();
+            break addr;
+        }
+    };
+    let events: Vec<Value> = (0..3)
+        .map(|i| json!({"timestamp": now_millis(), "dim1": i, "x": 2.0}))
+        .collect();
+    let res = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/post/foo"))
+        .json(&events)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let answer: Value = res.json().await.unwrap();
+    assert_eq!(
+        answer["result"],
+        json!({"received": 3, "sent": 3, "dropped": 0, "failed": 0})
+    );
+    wait_for_rows(&druid.url(), "foo", 3).await;
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(exit.code(), Some(0));
+    let logs: Vec<String> = stderr.iter().collect();
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("final counts") && l.contains("received=3 sent=3")),
+        "{logs:#?}"
+    );
+    druid.shutdown().await;
+}
