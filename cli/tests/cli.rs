@@ -519,3 +519,62 @@ async fn server_serves_the_original_example_through_zookeeper() {
     );
     druid.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_a_push_from_an_open_stdin_with_every_event_counted() {
+    use tokio::io::AsyncWriteExt;
+    let druid = DruidLocal::start(DruidLocalConfig::ephemeral())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = push_config(dir.path(), &druid.url(), "");
+    let mut child = tokio::process::Command::new(BIN)
+        .args([
+            "push",
+            "-",
+            "--config-file",
+            &config,
+            "--data-source",
+            "wiki",
+        ])
+        .args(["--local-coordination", "--batch-lines", "1"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let t = now_millis();
+    input
+        .write_all(format!("{{\"timestamp\":{t}}}\n{{\"timestamp\":{t}}}\n").as_bytes())
+        .await
+        .unwrap();
+    input.flush().await.unwrap();
+    // Both events are in Druid while stdin is still open.
+    wait_for_rows(&druid.url(), "wiki", 2).await;
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("push stops after SIGTERM")
+        .unwrap();
+    drop(input);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("received 2, sent 2, dropped 0, failed 0"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("stopped before the end of the input"),
+        "{stderr}"
+    );
+    druid.shutdown().await;
+}

@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 use tranquility::beam::Outcome;
 use tranquility::coord::LocalCoordinator;
@@ -146,11 +146,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let (tx, rx) = mpsc::unbounded_channel();
     let counter = tokio::spawn(count(rx, progress.clone()));
-    let read = read_and_send(input, &args, &pipelines, &tx, &progress);
-    let stopped = tokio::select! {
-        result = read => { result?; false }
-        () = tranquility_server::shutdown_signal() => true,
-    };
+    let (stop, stop_rx) = watch::channel(false);
+    let signals = tokio::spawn(async move {
+        tranquility_server::shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let stopped = read_and_send(input, &args, &pipelines, &tx, &progress, stop_rx).await;
+    signals.abort();
+    let stopped = stopped?;
     drop(tx);
     // Batches waiting to fill (lingerMillis < 0) go out on the flush.
     let (_, counts) = tokio::join!(pipelines.flush_all(), counter);
@@ -195,28 +198,37 @@ fn progress_bar(total_bytes: Option<u64>) -> ProgressBar {
     bar
 }
 
-/// Reads lines in batches, routes each to its dataSource and hands the batches in.
+/// Reads lines in batches, routes each to its dataSource and hands the batches in, until the
+/// input ends or `stop` turns true (then what was read is still handed in). Returns whether it
+/// was stopped.
 async fn read_and_send(
     mut input: Box<dyn AsyncBufRead + Unpin + Send>,
     args: &Args,
     pipelines: &Pipelines,
     tx: &mpsc::UnboundedSender<Counted>,
     progress: &ProgressBar,
-) -> anyhow::Result<()> {
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<bool> {
     let mut unknown_warned = HashSet::new();
     let mut line = Vec::new();
     loop {
         let mut batch: HashMap<String, Vec<Bytes>> = HashMap::new();
         let mut lines = 0;
-        let mut eof = false;
+        let mut end = None;
         while lines < args.batch_lines {
             line.clear();
-            let n = input
-                .read_until(b'\n', &mut line)
-                .await
-                .with_context(|| format!("reading {}", args.input.display()))?;
+            // Only the read is cut short by a stop: a partly read line is not counted.
+            let n = tokio::select! {
+                n = input.read_until(b'\n', &mut line) => {
+                    n.with_context(|| format!("reading {}", args.input.display()))?
+                }
+                _ = stop.wait_for(|stopped| *stopped) => {
+                    end = Some(true);
+                    break;
+                }
+            };
             if n == 0 {
-                eof = true;
+                end = Some(false);
                 break;
             }
             progress.inc(n as u64);
@@ -263,8 +275,8 @@ async fn read_and_send(
                 send(tx, Counted::Outcomes(pipeline.hand_in(raws).await));
             }
         }
-        if eof {
-            return Ok(());
+        if let Some(stopped) = end {
+            return Ok(stopped);
         }
     }
 }
