@@ -46,7 +46,7 @@ pub fn load_config(path: &Path) -> anyhow::Result<TranquilityConfig> {
 /// dataSource (so they win over what the file says).
 pub fn load_config_with(
     path: &Path,
-    overrides: &[(&str, String)],
+    overrides: &[(&str, &str)],
 ) -> anyhow::Result<TranquilityConfig> {
     // Loading it plainly first gives the usual precise errors for a bad file.
     let checked = load_config(path)?;

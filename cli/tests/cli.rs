@@ -578,3 +578,20 @@ async fn sigterm_stops_a_push_from_an_open_stdin_with_every_event_counted() {
     );
     druid.shutdown().await;
 }
+
+#[tokio::test]
+async fn quickstart_restarts_on_the_same_data_dir_within_an_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().display().to_string();
+    for round in 0..2 {
+        let qs = Quickstart::start(&["--data-dir", &data_dir]);
+        let answer = qs
+            .post(&qs.push_url, format!(r#"{{"timestamp":{}}}"#, now_millis()))
+            .await;
+        // The second run makes its own task for the same hour instead of colliding with the
+        // first run's task id.
+        assert_eq!(answer["sent"], 1, "round {round}: {answer}");
+        let (code, logs) = qs.terminate().await;
+        assert_eq!(code, Some(0), "{logs:#?}");
+    }
+}

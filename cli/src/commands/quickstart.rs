@@ -53,9 +53,19 @@ pub const BUILT_IN_CONFIG: &str = r#"{
     "http.bindAddress": "127.0.0.1",
     "druidBeam.taskLocator": "overlord",
     "druidBeam.overlordPollPeriod": "PT5S",
-    "druidBeam.firehoseGracePeriod": "PT1M"
+    "druidBeam.firehoseGracePeriod": "PT1M",
+    "druidBeam.randomizeTaskId": "true"
   }
 }"#;
+
+/// Set over a user's configuration file. No ZooKeeper here: tasks are found through the
+/// Overlord. Beams are remembered only in memory and druid-local's running tasks end with the
+/// process, so a restart within the same segment interval must create fresh task ids rather
+/// than collide with the ended tasks' ids.
+const QUICKSTART_OVERRIDES: &[(&str, &str)] = &[
+    ("druidBeam.taskLocator", "overlord"),
+    ("druidBeam.randomizeTaskId", "true"),
+];
 
 /// How the built-in configuration is named in messages.
 pub const BUILT_IN_NAME: &str = "built-in quickstart config";
@@ -91,10 +101,7 @@ pub fn built_in_config() -> anyhow::Result<TranquilityConfig> {
 /// Runs until a stop signal, then stops the server (draining) and druid-local.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let config = match &args.config_file {
-        // No ZooKeeper here: tasks are found through the Overlord, whatever the file says.
-        Some(path) => {
-            setup::load_config_with(path, &[("druidBeam.taskLocator", "overlord".into())])?
-        }
+        Some(path) => setup::load_config_with(path, QUICKSTART_OVERRIDES)?,
         None => built_in_config()?,
     };
     let mut server_config = ServerConfig::from_config(&config)?;
