@@ -38,8 +38,9 @@ pub struct Args {
     /// Send every line to this dataSource; also `-dataSource NAME`.
     #[arg(long = "data-source", value_name = "NAME")]
     pub data_source: Option<String>,
-    /// Coordinate tasks in this process instead of through ZooKeeper. Only safe when no other
-    /// Tranquility instance sends to these dataSources at the same time.
+    /// Coordinate tasks in this process instead of through ZooKeeper. Only for a Druid no
+    /// other Tranquility instance, and no earlier run still holding tasks for the same
+    /// intervals, sends to: their tasks are not known here.
     #[arg(long)]
     pub local_coordination: bool,
     /// Lines handed to the pipelines at a time.
