@@ -30,6 +30,6 @@ if ! command -v cargo >/dev/null; then
   curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
 fi
 
-step "building tranquility (release; the first build takes a few minutes)"
+step "building tranquility (release; the first build takes ten minutes or more on a small machine)"
 cargo build --release --locked -p tranquility-cli
 exec "$CARGO_TARGET_DIR/release/tranquility" quickstart "$@"
