@@ -122,6 +122,8 @@ pub const PROPERTIES: &[PropertyDef] = &[
     def("http.port.enable", Some("true"), GlobalRead, Bool, "serve plaintext HTTP"),
     def("http.threads", Some("40"), GlobalOnly, Int, "maximum HTTP worker threads"),
     def("http.idleTimeout", Some("PT5M"), GlobalOnly, Per, "idle connection timeout (<= 0 keeps the default)"),
+    def("http.bindAddress", Some("0.0.0.0"), GlobalOnly, Text, "address the server listens on (127.0.0.1 = local clients only)"),
+    def("http.maxBodyBytes", Some("67108864"), GlobalOnly, Int, "largest request body in bytes, compressed and decompressed"),
     def("https.port", Some("8400"), GlobalRead, Int, "TLS port"),
     def("https.port.enable", Some("false"), GlobalRead, Bool, "serve HTTPS"),
     def("https.keyStorePath", Some(""), GlobalRead, Text, "keystore with the server certificate"),
