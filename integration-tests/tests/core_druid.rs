@@ -414,3 +414,32 @@ async fn a_changed_schema_applies_from_the_next_interval() {
     v2.close().await;
     druid.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_without_shared_metadata_adopts_the_running_task() {
+    let druid = DruidLocal::start(DruidLocalConfig::ephemeral())
+        .await
+        .unwrap();
+    let ds = unique_name("core-adopt");
+    let cfg = config(&ds, "hour", &[("druidBeam.taskLocator", "overlord")]);
+    let now = now_millis();
+    // Two "processes", each with its own in-process coordinator: the second knows nothing of
+    // the first's task, asks for the same task id, and takes the running task over.
+    for run in ["first", "second"] {
+        let pipelines = local_pipelines(&cfg, &druid.url());
+        assert_all_sent(
+            &pipelines
+                .get(&ds)
+                .unwrap()
+                .send_all(events(20, now, run))
+                .await,
+        );
+        pipelines.close().await;
+    }
+    assert_eq!(druid::running_task_ids(&druid.url(), &ds).await.len(), 1);
+    assert_eq!(
+        druid::wait_for_count(&druid.url(), &ds, "count", 40, WAIT).await,
+        40
+    );
+    druid.shutdown().await;
+}
