@@ -1,5 +1,7 @@
 //! `tranquility`: push live event streams into Apache Druid.
 
+#[path = "commands/kafka.rs"]
+mod kafka;
 mod legacy;
 
 use clap::Parser;
@@ -13,7 +15,10 @@ struct Cli {
 }
 
 #[derive(Debug, clap::Subcommand)]
-enum Command {}
+enum Command {
+    /// Tranquility Kafka: load Kafka topics into Druid as a kafka.json says.
+    Kafka(kafka::Args),
+}
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse_from(legacy::normalize_args(std::env::args_os()));
@@ -22,6 +27,12 @@ fn main() -> anyhow::Result<()> {
             use clap::CommandFactory;
             Cli::command().print_help()?;
             Ok(())
+        }
+        Some(Command::Kafka(args)) => {
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+            tracing_subscriber::fmt().with_env_filter(filter).init();
+            tokio::runtime::Runtime::new()?.block_on(kafka::run(args))
         }
     }
 }

@@ -1,43 +1,15 @@
 //! Faults against real services, each checking received = sent + dropped + failed.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use druid_local::{DruidLocal, DruidLocalConfig};
+use integration_tests::setup::{self, config, local_pipelines};
 use integration_tests::{druid, free_port, unique_name};
-use serde_json::json;
 use tranquility::beam::{Outcome, SendError};
-use tranquility::coord::LocalCoordinator;
-use tranquility::pipeline::{PipelineOptions, Pipelines};
-use tranquility::spec::TranquilityConfig;
-
-fn config(data_source: &str, properties: serde_json::Value) -> TranquilityConfig {
-    let text = json!({
-        "dataSources": [{"spec": {
-            "dataSchema": {
-                "dataSource": data_source,
-                "parser": {"type": "string", "parseSpec": {"format": "json",
-                    "timestampSpec": {"column": "timestamp", "format": "millis"},
-                    "dimensionsSpec": {"dimensions": []}}},
-                "metricsSpec": [{"type": "count", "name": "count"}],
-                "granularitySpec": {"segmentGranularity": "hour", "queryGranularity": "none"}
-            },
-            "tuningConfig": {"type": "realtime", "windowPeriod": "PT10M"}
-        }}],
-        "properties": properties
-    });
-    TranquilityConfig::from_str(&text.to_string(), "faults.json").unwrap()
-}
 
 fn events(n: usize) -> Vec<Bytes> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    (0..n)
-        .map(|i| Bytes::from(json!({"timestamp": now, "i": i}).to_string()))
-        .collect()
+    setup::events(n, setup::now_millis(), "fault")
 }
 
 async fn druid_on(port: u16) -> DruidLocal {
@@ -55,17 +27,13 @@ async fn overlord_down_at_task_creation_fails_with_a_reason_then_recovers() {
     let ds = unique_name("fault-overlord");
     let cfg = config(
         &ds,
-        json!({"druidBeam.taskLocator": "overlord", "druidBeam.indexRetryPeriod": "PT2S"}),
+        "hour",
+        &[
+            ("druidBeam.taskLocator", "overlord"),
+            ("druidBeam.indexRetryPeriod", "PT2S"),
+        ],
     );
-    let pipelines = Pipelines::from_config(
-        &cfg,
-        PipelineOptions {
-            coordinator: Some(Arc::new(LocalCoordinator::new())),
-            overlord_url: Some(format!("http://127.0.0.1:{port}")),
-            ..PipelineOptions::default()
-        },
-    )
-    .unwrap();
+    let pipelines = local_pipelines(&cfg, &format!("http://127.0.0.1:{port}"));
     let pipeline = pipelines.get(&ds).unwrap();
 
     // Nothing listens: creation is retried for indexRetryPeriod, then every event fails, saying why.
@@ -106,17 +74,13 @@ async fn single_replica_task_gone_is_reported_never_silent() {
     let ds = unique_name("fault-one-replica");
     let cfg = config(
         &ds,
-        json!({"druidBeam.taskLocator": "overlord", "druidBeam.firehoseRetryPeriod": "PT2S"}),
+        "hour",
+        &[
+            ("druidBeam.taskLocator", "overlord"),
+            ("druidBeam.firehoseRetryPeriod", "PT2S"),
+        ],
     );
-    let pipelines = Pipelines::from_config(
-        &cfg,
-        PipelineOptions {
-            coordinator: Some(Arc::new(LocalCoordinator::new())),
-            overlord_url: Some(druid.url()),
-            ..PipelineOptions::default()
-        },
-    )
-    .unwrap();
+    let pipelines = local_pipelines(&cfg, &druid.url());
     let pipeline = pipelines.get(&ds).unwrap();
     assert!(pipeline
         .send_all(events(10))
