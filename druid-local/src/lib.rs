@@ -13,6 +13,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod auth;
 pub mod config;
 mod http;
 pub mod overlord;
@@ -23,7 +24,7 @@ pub mod task;
 pub mod time;
 pub mod zk;
 
-pub use config::DruidLocalConfig;
+pub use config::{BasicCredentials, DruidLocalConfig};
 
 use indexmap::IndexMap;
 use parking_lot::RwLock;
@@ -195,7 +196,14 @@ impl DruidLocal {
             None => None,
         };
         let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
-        let app = http::app(shared.clone());
+        let mut app = http::app(shared.clone());
+        if let Some(creds) = config.basic_auth.clone() {
+            let guard = Arc::new(auth::Guard {
+                creds,
+                host: config.host.clone(),
+            });
+            app = app.layer(axum::middleware::from_fn_with_state(guard, auth::require));
+        }
         let server = tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stop_rx.wait_for(|s| *s).await;

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use druid_local::{DruidLocal, DruidLocalConfig};
+use druid_local::{BasicCredentials, DruidLocal, DruidLocalConfig};
 use tranquility_server::shutdown_signal;
 
 /// Options of `tranquility local`.
@@ -32,6 +32,10 @@ pub struct Args {
     /// Overlord service name (Druid's `druid.service`); announced with `/` replaced by `:`.
     #[arg(long, default_value = "druid/overlord")]
     pub overlord_service_name: String,
+    /// Require HTTP Basic credentials `user:pass` on every endpoint but `/status/health` and
+    /// `/druid/indexer/v1/isLeader`, as Druid's basic authenticator does.
+    #[arg(long, value_name = "USER:PASS", value_parser = BasicCredentials::parse, env = "DRUID_LOCAL_BASIC_AUTH", hide_env_values = true)]
+    pub basic_auth: Option<BasicCredentials>,
 }
 
 /// Serves until a stop signal.
@@ -44,6 +48,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         zk: args.zk,
         discovery_path: args.discovery_path,
         overlord_service_name: args.overlord_service_name,
+        basic_auth: args.basic_auth,
     };
     let druid = DruidLocal::start(config)
         .await
