@@ -189,12 +189,22 @@ async fn a_session_expiring_under_the_lock_writes_nothing_then_reconnects() {
     let err = update_with(a.as_ref(), &identity, move |mut meta| async move {
         // Expire our own session while holding the lock: another client takes it over and
         // closes it.
-        let thief = zk::Client::connector()
-            .with_session(session)
-            .connect(&connect)
-            .await
-            .expect("take over session");
-        drop(thief);
+        // Under load the takeover can time out; it is test plumbing, so try a few times.
+        let mut thief = None;
+        for _ in 0..5 {
+            match zk::Client::connector()
+                .with_session(session.clone())
+                .connect(&connect)
+                .await
+            {
+                Ok(client) => {
+                    thief = Some(client);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+        drop(thief.expect("take over session"));
         tokio::time::sleep(Duration::from_millis(500)).await;
         meta.extra.insert("counter".into(), 1000.into());
         Ok(Some(meta))
