@@ -14,7 +14,7 @@
 //! is asked whether the task has finished; if so the push gives up with
 //! [`ReceiverError::TaskGone`] (the replica is gone for good).
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -179,6 +179,8 @@ pub struct PushReply {
     pub skipped: bool,
     /// Requests made.
     pub attempts: u32,
+    /// The producer id the chunk went with.
+    pub producer_id: String,
     /// The producer sequence number the chunk went with.
     pub seq: i64,
 }
@@ -253,40 +255,85 @@ enum Attempt {
     Permanent(ReceiverError),
 }
 
-/// Pushes chunks to tasks' receivers. Create one per process (or per beam), not per push:
-/// each client is one producer id, and Druid keeps at most 10 000 per firehose.
+/// Pushes chunks to tasks' receivers. Create one per process (or per beam), not per push.
+///
+/// Druid skips a chunk whose `X-Firehose-Producer-Seq` is not above the last one it saw from
+/// the same `X-Firehose-Producer-Id`, so concurrent pushes under one id would overtake and
+/// skip each other. Each push therefore leases a producer (an id with its own sequence) for
+/// all its attempts: retries stay deduplicated, and concurrent pushes never collide. The pool
+/// grows to the number of pushes in flight at once, which Druid's per-firehose limit of
+/// 10 000 producers leaves plenty of room for.
 #[derive(Debug)]
 pub struct ReceiverClient {
     http: reqwest::Client,
     config: ReceiverConfig,
-    producer_id: String,
-    next_seq: AtomicI64,
+    idle: Mutex<Vec<Producer>>,
+}
+
+/// One producer id and its next sequence number.
+#[derive(Debug)]
+struct Producer {
+    id: String,
+    next_seq: i64,
+}
+
+impl Producer {
+    fn new() -> Self {
+        let id: u64 = rand::random();
+        Producer {
+            id: format!("tranquility-{id:016x}"),
+            next_seq: 0,
+        }
+    }
+
+    fn take_seq(&mut self) -> i64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+}
+
+/// A producer leased for one push; back to the pool when dropped.
+struct Lease<'a> {
+    client: &'a ReceiverClient,
+    producer: Option<Producer>,
+}
+
+impl Lease<'_> {
+    fn producer(&mut self) -> &mut Producer {
+        self.producer.get_or_insert_with(Producer::new)
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(producer) = self.producer.take() {
+            self.client.idle.lock().push(producer);
+        }
+    }
 }
 
 impl ReceiverClient {
-    /// A client with a fresh random producer id.
+    /// A client; producer ids are random and made as needed.
     pub fn new(config: ReceiverConfig) -> Self {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(config.request_timeout)
             .build()
             .unwrap_or_default();
-        let id: u64 = rand::random();
         ReceiverClient {
             http,
             config,
-            producer_id: format!("tranquility-{id:016x}"),
-            next_seq: AtomicI64::new(0),
+            idle: Mutex::new(Vec::new()),
         }
     }
 
-    /// This client's `X-Firehose-Producer-Id`.
-    pub fn producer_id(&self) -> &str {
-        &self.producer_id
-    }
-
-    fn take_seq(&self) -> i64 {
-        self.next_seq.fetch_add(1, Ordering::Relaxed)
+    fn lease(&self) -> Lease<'_> {
+        let producer = self.idle.lock().pop();
+        Lease {
+            client: self,
+            producer,
+        }
     }
 
     /// Pushes one chunk to `task`, locating it through `locator` and asking `check` after each
@@ -300,17 +347,20 @@ impl ReceiverClient {
     ) -> Result<PushReply, ReceiverError> {
         let started = Instant::now();
         let mut backoff = self.config.retry.backoff();
-        let mut seq = self.take_seq();
+        let mut lease = self.lease();
+        let producer_id = lease.producer().id.clone();
+        let mut seq = lease.producer().take_seq();
         let mut reached = false;
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let reason = match self.attempt(task, locator, body, seq).await {
+            let reason = match self.attempt(task, locator, body, &producer_id, seq).await {
                 Attempt::Accepted(event_count) => {
                     return Ok(PushReply {
                         event_count,
                         skipped: false,
                         attempts,
+                        producer_id,
                         seq,
                     })
                 }
@@ -319,12 +369,14 @@ impl ReceiverClient {
                         event_count: 0,
                         skipped: true,
                         attempts,
+                        producer_id,
                         seq,
                     })
                 }
                 Attempt::Skipped => {
-                    // A later chunk overtook this one; nothing of it was taken.
-                    seq = self.take_seq();
+                    // The task saw a higher sequence of this id before (a pooled producer
+                    // reused across tasks' restarts); nothing of this chunk was taken.
+                    seq = lease.producer().take_seq();
                     tracing::debug!(task = %task.task_id, seq, "chunk overtaken, resending");
                     "overtaken by a later chunk".to_owned()
                 }
@@ -369,6 +421,7 @@ impl ReceiverClient {
         task: &TaskTarget,
         locator: &dyn TaskLocator,
         body: &PushBody,
+        producer_id: &str,
         seq: i64,
     ) -> Attempt {
         let endpoint = match locator.locate(task).await {
@@ -405,7 +458,7 @@ impl ReceiverClient {
             .post(&url)
             .header(reqwest::header::CONTENT_TYPE, body.format.content_type())
             .header(reqwest::header::ACCEPT, "*/*")
-            .header("X-Firehose-Producer-Id", &self.producer_id)
+            .header("X-Firehose-Producer-Id", producer_id)
             .header("X-Firehose-Producer-Seq", seq.to_string())
             .header("X-Druid-Task-Id", &task.task_id)
             .body(body.bytes.clone());
