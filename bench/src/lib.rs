@@ -339,9 +339,9 @@ impl fmt::Display for Report {
         match &self.overload {
             Some(o) => writeln!(
                 f,
-                "overload RSS      max {:.1} MiB, slope {:+.2} MiB/min, {}; {} received = {} sent + {} dropped + {} failed ({} pending){}   <= {RSS_GOAL_MIB} MiB, flat ({})",
+                "overload RSS      max {:.1} MiB, second half {:+.1} MiB, {}; {} received = {} sent + {} dropped + {} failed ({} pending){}   <= {RSS_GOAL_MIB} MiB, flat ({})",
                 o.rss_max_mib,
-                o.rss_slope_mib_per_min,
+                o.rss_growth_second_half_mib,
                 if o.flat { "flat" } else { "GROWING" },
                 o.received,
                 o.sent,

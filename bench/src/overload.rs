@@ -13,8 +13,9 @@ use crate::slow_druid::{InProcess, SlowDruid};
 use crate::stack::ServerStack;
 use crate::workload;
 
-/// RSS growth below this, over the second half of the run, counts as flat.
-pub const FLAT_MIB_PER_MIN: f64 = 2.0;
+/// RSS counts as flat when the second half of the load peaks at most this far above the
+/// first half's peak (allocator warm-up happens in the first seconds).
+pub const FLAT_GROWTH_MIB: f64 = 4.0;
 
 /// What the overload figure measured.
 #[derive(Debug, Clone, Serialize)]
@@ -37,7 +38,9 @@ pub struct OverloadFigure {
     pub rss_end_mib: f64,
     /// Least-squares RSS slope over the second half of the load, MiB per minute.
     pub rss_slope_mib_per_min: f64,
-    /// Slope below [`FLAT_MIB_PER_MIN`].
+    /// Peak of the load's second half minus the peak of its first half, MiB.
+    pub rss_growth_second_half_mib: f64,
+    /// Growth at most [`FLAT_GROWTH_MIB`].
     pub flat: bool,
     /// (seconds, MiB) samples.
     pub rss_samples: Vec<(f64, f64)>,
@@ -158,6 +161,14 @@ async fn measure(
         .filter(|(t, _)| *t >= load_secs / 2.0 && *t <= load_secs)
         .collect();
     let slope = rss::slope(&second_half) * 60.0;
+    let peak = |from: f64, to: f64| {
+        samples
+            .iter()
+            .filter(|(t, _)| *t >= from && *t < to)
+            .map(|s| s.1)
+            .fold(0.0, f64::max)
+    };
+    let growth = peak(load_secs / 2.0, load_secs + 1.0) - peak(0.0, load_secs / 2.0);
     let dropped = tally
         .drop_reasons()
         .filter(|(_, n)| *n > 0)
@@ -173,7 +184,8 @@ async fn measure(
         rss_max_mib: samples.iter().map(|s| s.1).fold(rss_start, f64::max),
         rss_end_mib: samples.last().map_or(rss_start, |s| s.1),
         rss_slope_mib_per_min: slope,
-        flat: slope < FLAT_MIB_PER_MIN,
+        rss_growth_second_half_mib: growth,
+        flat: growth <= FLAT_GROWTH_MIB,
         rss_samples: samples,
         druid_rss_mib: match druid {
             Druid::Child(c) => c.rss_mib(),

@@ -62,7 +62,8 @@ impl ServerStack {
             (p.name().to_string(), DataSourceEntry::new(ingest, None))
         });
         let state = AppState::new(ServerConfig::from_config(config)?, metrics, entries);
-        let listener = tokio::net::TcpListener::bind(state.config().listen).await?;
+        // Loopback only, on a free port, whatever the config says.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let server = Server::from_listener(listener, state);
         let url = format!("http://{}", server.local_addr()?);
         let (stop, stopped) = oneshot::channel();

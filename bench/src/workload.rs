@@ -97,13 +97,11 @@ pub fn spec(name: &str) -> Result<IngestionSpec, serde_json::Error> {
     serde_json::from_value(spec_value(name))
 }
 
-/// A Tranquility config with one dataSource and the given properties (over a loopback server,
-/// tasks found through the Overlord, one partition and replica).
+/// A Tranquility config with one dataSource and the given properties (tasks found through the
+/// Overlord, one partition and replica).
 pub fn config(name: &str, properties: &[(&str, String)]) -> Result<TranquilityConfig, ConfigError> {
     let mut props = serde_json::Map::new();
     for (k, v) in [
-        ("http.port", "0"),
-        ("http.bindAddress", "127.0.0.1"),
         ("druidBeam.taskLocator", "overlord"),
         ("task.partitions", "1"),
         ("task.replicants", "1"),
