@@ -88,8 +88,14 @@ impl RetryPolicy {
 pub struct ConnectorOptions {
     /// Messages larger than this are dropped as `too_large` (counted and committed).
     pub max_message_bytes: usize,
-    /// Messages in flight (handed out, outcome unknown) per consumer before it pauses fetching.
+    /// Messages in flight (handed out, outcome unknown) per consumer before it stops taking
+    /// messages from the client (librdkafka's bounded prefetch queue then stops fetching).
     pub max_in_flight: usize,
+    /// How long a consumer may stay at `max_in_flight` before it pauses its partitions, so it
+    /// can keep polling (within librdkafka's `max.poll.interval.ms`) without taking messages.
+    /// Pausing discards librdkafka's prefetched messages (fetched again on resume), so it is
+    /// kept for long stalls.
+    pub pause_after: Duration,
     /// How failed sends are retried.
     pub retry: RetryPolicy,
     /// How often the broker's topic list is checked for new topics matching the patterns.
@@ -101,6 +107,7 @@ impl Default for ConnectorOptions {
         Self {
             max_message_bytes: default_max_message_bytes(),
             max_in_flight: default_max_in_flight(),
+            pause_after: default_pause_after(),
             retry: RetryPolicy::default(),
             topic_refresh: default_topic_refresh(),
         }
@@ -116,6 +123,12 @@ fn default_max_message_bytes() -> usize {
 /// Five Tranquilizer batches of the default 2000: enough to keep the pipeline busy.
 fn default_max_in_flight() -> usize {
     10_000
+}
+
+/// Well inside librdkafka's default `max.poll.interval.ms` (5 minutes), and long enough that a
+/// short slowdown never costs a refetch.
+fn default_pause_after() -> Duration {
+    Duration::from_secs(10)
 }
 
 /// Ten seconds: a new topic is picked up soon, and metadata requests stay rare.

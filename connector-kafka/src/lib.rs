@@ -45,6 +45,7 @@ pub mod config;
 pub mod error;
 pub mod mapping;
 pub mod metrics;
+pub mod pipeline;
 pub mod sink;
 mod source;
 
@@ -57,6 +58,7 @@ use tranquility::metrics::Metrics;
 pub use config::{ConnectorOptions, KafkaConfig, ReportFlags, RetryPolicy};
 pub use error::KafkaError;
 pub use metrics::KafkaMetrics;
+pub use pipeline::PipelineSinks;
 pub use sink::{EventSink, SinkFactory};
 
 use source::{Control, Member, Shared};

@@ -85,6 +85,7 @@ pub struct KafkaMetrics {
     failed: Family<PartitionLabels, Counter>,
     lag: Family<PartitionLabels, Gauge>,
     committed: Family<PartitionLabels, Gauge>,
+    assigned: Family<Vec<(&'static str, String)>, Gauge>,
 }
 
 impl KafkaMetrics {
@@ -121,7 +122,19 @@ impl KafkaMetrics {
             "The last offset committed (the next message to consume)",
             m.committed.clone(),
         );
+        metrics.register(
+            "tranquility_kafka_assigned_partitions",
+            "Partitions assigned to each group member of this process",
+            m.assigned.clone(),
+        );
         m
+    }
+
+    /// Sets how many partitions `member` owns.
+    pub(crate) fn assigned(&self, member: usize, partitions: usize) {
+        self.assigned
+            .get_or_create(&vec![("member", member.to_string())])
+            .set(i64::try_from(partitions).unwrap_or(i64::MAX));
     }
 
     /// The series of one partition.

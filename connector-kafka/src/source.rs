@@ -262,6 +262,11 @@ impl ConsumerContext for MemberContext {
             Rebalance::Error(e) => warn!(member = self.member, error = %e, "rebalance failed"),
         }
     }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, _: &Rebalance<'_>) {
+        let owned = consumer.assignment().map(|t| t.count()).unwrap_or(0);
+        self.metrics.assigned(self.member, owned);
+    }
 }
 
 type MemberConsumer = StreamConsumer<MemberContext>;
@@ -352,6 +357,9 @@ pub(crate) struct Member {
     totals: BTreeMap<Arc<str>, TopicCounts>,
     inflight: FuturesUnordered<BoxFuture<'static, (Pending, Outcome)>>,
     retries: FuturesUnordered<BoxFuture<'static, Pending>>,
+    /// When the member reached `max_in_flight` (it takes no message while full).
+    full_since: Option<tokio::time::Instant>,
+    /// Its partitions are paused: full for longer than `pause_after`.
     paused: bool,
     draining: bool,
     fatal: Option<KafkaError>,
@@ -373,6 +381,7 @@ impl Member {
             totals: BTreeMap::new(),
             inflight: FuturesUnordered::new(),
             retries: FuturesUnordered::new(),
+            full_since: None,
             paused: false,
             draining: false,
             fatal: None,
@@ -446,6 +455,14 @@ impl Member {
             if self.draining && self.inflight.is_empty() {
                 break;
             }
+            // Full: take no message (librdkafka's bounded prefetch stops fetching), but once
+            // full for too long pause the partitions and poll again, so the member stays
+            // within `max.poll.interval.ms` and serves rebalances.
+            let full = self.full_since.is_some();
+            let pause_at = self
+                .full_since
+                .filter(|_| !self.paused)
+                .map(|since| since + self.shared.config.options.pause_after);
             tokio::select! {
                 biased;
                 changed = control.changed(), if control_open => {
@@ -462,6 +479,12 @@ impl Member {
                 Some((pending, outcome)) = self.inflight.next() => self.on_outcome(pending, outcome),
                 Some(pending) = self.retries.next(), if !self.draining => self.on_retry_due(pending),
                 _ = commit_tick.tick() => self.commit("periodic"),
+                () = async {
+                    match pause_at {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                }, if pause_at.is_some() => self.pause(),
                 _ = refresh_tick.tick(), if refreshing.is_none() && !self.draining => {
                     refreshing = Some(self.spawn_metadata_fetch());
                 }
@@ -482,7 +505,7 @@ impl Member {
                         Err(e) => warn!(member = self.index, error = %e, "listing topics failed; trying again later"),
                     }
                 }
-                message = consumer.recv(), if !self.draining => match message {
+                message = consumer.recv(), if !self.draining && (!full || self.paused) => match message {
                     Ok(m) => {
                         let topic = self.intern(m.topic());
                         let payload = m.payload().map(Bytes::copy_from_slice);
@@ -612,7 +635,7 @@ impl Member {
                     sink,
                     metrics,
                 }));
-                self.check_pause();
+                self.check_full();
             }
         }
     }
@@ -714,29 +737,62 @@ impl Member {
         self.inflight.len() + self.retries.len()
     }
 
-    fn check_pause(&mut self) {
-        if !self.paused && self.outstanding() >= self.shared.config.options.max_in_flight {
-            if let Ok(tpl) = self.consumer.assignment() {
-                if self.consumer.pause(&tpl).is_ok() {
-                    debug!(
-                        member = self.index,
-                        in_flight = self.outstanding(),
-                        "paused fetching"
-                    );
-                    self.paused = true;
-                }
-            }
+    /// Notes when the member becomes full (it then takes no message).
+    fn check_full(&mut self) {
+        if self.full_since.is_none()
+            && self.outstanding() >= self.shared.config.options.max_in_flight
+        {
+            self.full_since = Some(tokio::time::Instant::now());
         }
     }
 
+    /// Full for `pause_after`: pauses the partitions, which lets the loop poll again without
+    /// receiving messages (librdkafka discards what it prefetched; resuming fetches it again).
+    fn pause(&mut self) {
+        match self.consumer.assignment() {
+            Ok(tpl) => match self.consumer.pause(&tpl) {
+                Ok(()) => {
+                    info!(
+                        member = self.index,
+                        in_flight = self.outstanding(),
+                        "outcomes are slow: paused fetching until half of the messages in flight have one"
+                    );
+                    self.paused = true;
+                }
+                Err(e) => warn!(member = self.index, error = %e, "pausing fetching failed"),
+            },
+            Err(e) => warn!(member = self.index, error = %e, "pausing fetching failed"),
+        }
+        // Retried at the next deadline if it failed.
+        self.full_since = Some(tokio::time::Instant::now());
+    }
+
+    /// Takes messages again below `max_in_flight`; resumes paused partitions at half of it.
     fn check_resume(&mut self) {
-        if self.paused && self.outstanding() <= self.shared.config.options.max_in_flight / 2 {
-            if let Ok(tpl) = self.consumer.assignment() {
-                if self.consumer.resume(&tpl).is_ok() {
-                    debug!(member = self.index, "resumed fetching");
+        let max = self.shared.config.options.max_in_flight;
+        let outstanding = self.outstanding();
+        if self.paused {
+            if outstanding > max / 2 {
+                return;
+            }
+            // Resume every partition: ones assigned while paused were never paused, which
+            // resuming leaves as they are.
+            match self
+                .consumer
+                .assignment()
+                .and_then(|tpl| self.consumer.resume(&tpl))
+            {
+                Ok(()) => {
+                    info!(member = self.index, "resumed fetching");
                     self.paused = false;
+                    self.full_since = None;
+                }
+                Err(e) => {
+                    warn!(member = self.index, error = %e, "resuming fetching failed; trying again at the next outcome")
                 }
             }
+        } else if outstanding < max {
+            self.full_since = None;
         }
     }
 

@@ -25,7 +25,7 @@ use tracing::{debug, info};
 
 use crate::beam::{
     Beam, Clock, ClusteredBeam, ClusteredBeamConfig, DropReason, Outcome, SystemClock,
-    Tranquilizer, TranquilizerConfig,
+    Tranquilizer, TranquilizerConfig, TranquilizerObserver,
 };
 use crate::coord::{Coordinator, ZkConnection, ZkCoordinator, ZkCoordinatorConfig};
 use crate::druid::beam::{DruidBeamContext, DruidBeamMaker};
@@ -70,6 +70,30 @@ struct Inner {
     metrics: DataSourceMetrics,
 }
 
+impl Inner {
+    fn count_unparseable(&self, count: u64) {
+        if count == 0 {
+            return;
+        }
+        EventsReceived { count }.emit(&self.metrics);
+        let dropped = vec![Outcome::Dropped(DropReason::Unparseable); count as usize];
+        record_outcomes(&self.metrics, &dropped);
+    }
+}
+
+/// Counts what the Tranquilizer takes in and answers into a dataSource's series.
+struct MetricsObserver(DataSourceMetrics);
+
+impl TranquilizerObserver for MetricsObserver {
+    fn received(&self, count: u64) {
+        EventsReceived { count }.emit(&self.0);
+    }
+
+    fn answered(&self, outcomes: &[Outcome]) {
+        record_outcomes(&self.0, outcomes);
+    }
+}
+
 impl fmt::Debug for DataSourcePipeline {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DataSourcePipeline")
@@ -94,12 +118,14 @@ impl DataSourcePipeline {
                     message: e.to_string(),
                 }
             })?;
+        let metrics = metrics.data_source(name);
+        let observer = Arc::new(MetricsObserver(metrics.clone()));
         Ok(Self {
             inner: Arc::new(Inner {
                 name: name.to_string(),
                 extractor,
-                tranquilizer: Tranquilizer::from_arc(beam, tranquilizer),
-                metrics: metrics.data_source(name),
+                tranquilizer: Tranquilizer::observed(beam, tranquilizer, observer),
+                metrics,
             }),
         })
     }
@@ -119,16 +145,15 @@ impl DataSourcePipeline {
     pub fn send(&self, raw: Bytes) -> impl Future<Output = Outcome> + Send + 'static {
         let inner = self.inner.clone();
         async move {
-            EventsReceived { count: 1 }.emit(&inner.metrics);
-            let outcome = match Event::from_json(raw, &inner.extractor) {
+            match Event::from_json(raw, &inner.extractor) {
+                // Counted by the Tranquilizer's observer, even if this future is dropped.
                 Ok(event) => inner.tranquilizer.send(event).await.await,
                 Err(e) => {
                     debug!(dataSource = %inner.name, error = %e, "unparseable event");
+                    inner.count_unparseable(1);
                     Outcome::Dropped(DropReason::Unparseable)
                 }
-            };
-            record_outcomes(&inner.metrics, std::slice::from_ref(&outcome));
-            outcome
+            }
         }
     }
 
@@ -142,10 +167,6 @@ impl DataSourcePipeline {
     /// before the outcomes are known (async posts) still get every event counted.
     pub async fn hand_in(&self, raws: Vec<Bytes>) -> BoxFuture<'static, Vec<Outcome>> {
         let inner = self.inner.clone();
-        EventsReceived {
-            count: raws.len() as u64,
-        }
-        .emit(&inner.metrics);
         let total = raws.len();
         let mut unparseable = Vec::new();
         let mut events = Vec::with_capacity(total);
@@ -158,6 +179,9 @@ impl DataSourcePipeline {
                 }
             }
         }
+        inner.count_unparseable(unparseable.len() as u64);
+        // Events handed in are counted by the Tranquilizer's observer, even if the returned
+        // future is never awaited.
         let sent = (!events.is_empty()).then_some(inner.tranquilizer.send_all(events).await);
         Box::pin(async move {
             let mut sent = match sent {
@@ -165,7 +189,7 @@ impl DataSourcePipeline {
                 None => Vec::new().into_iter(),
             };
             let mut bad = unparseable.into_iter().peekable();
-            let outcomes: Vec<Outcome> = (0..total)
+            (0..total)
                 .map(|i| {
                     if bad.peek() == Some(&i) {
                         bad.next();
@@ -178,21 +202,14 @@ impl DataSourcePipeline {
                         })
                     }
                 })
-                .collect();
-            record_outcomes(&inner.metrics, &outcomes);
-            outcomes
+                .collect()
         })
     }
 
     /// Counts events that never reached the pipeline (e.g. not a JSON object) as received and
     /// dropped as unparseable.
     pub fn drop_unparseable(&self, count: u64) {
-        if count == 0 {
-            return;
-        }
-        EventsReceived { count }.emit(&self.inner.metrics);
-        let dropped = vec![Outcome::Dropped(DropReason::Unparseable); count as usize];
-        record_outcomes(&self.inner.metrics, &dropped);
+        self.inner.count_unparseable(count);
     }
 
     /// Waits until every event handed in so far has its outcome.
@@ -492,6 +509,36 @@ mod tests {
         assert_eq!(pipeline.metrics().pending(), 0);
         pipeline.close().await;
         assert!(memory.is_closed());
+    }
+
+    #[tokio::test]
+    async fn outcomes_are_counted_even_when_nobody_awaits_them() {
+        let metrics = Metrics::new();
+        let memory = MemoryBeam::new();
+        let pipeline = DataSourcePipeline::with_beam(
+            "wiki",
+            &spec(),
+            Arc::new(memory.clone()),
+            TranquilizerConfig::builder()
+                .linger_millis(-1)
+                .build()
+                .unwrap(),
+            &metrics,
+        )
+        .unwrap();
+        let raws: Vec<Bytes> = (0..10)
+            .map(|i| Bytes::from(format!(r#"{{"timestamp":"2024-01-01T00:00:0{i}Z"}}"#)))
+            .collect();
+        // Hand in, then walk away from the outcomes (as an aborted caller would).
+        drop(pipeline.hand_in(raws).await);
+        assert_eq!(pipeline.metrics().snapshot().received, 10);
+        assert_eq!(pipeline.metrics().pending(), 10);
+        pipeline.flush().await;
+        let tally = pipeline.metrics().snapshot();
+        assert_eq!((tally.received, tally.sent), (10, 10));
+        assert!(tally.is_balanced());
+        assert_eq!(pipeline.metrics().pending(), 0);
+        assert_eq!(memory.events().len(), 10);
     }
 
     #[test]

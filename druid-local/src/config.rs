@@ -1,5 +1,6 @@
 //! Options of a druid-local instance (the CLI flags map one to one).
 
+pub use crate::auth::BasicCredentials;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -18,6 +19,9 @@ pub struct DruidLocalConfig {
     pub discovery_path: String,
     /// Overlord service name (Druid's `druid.service`), announced as `druid:overlord`.
     pub overlord_service_name: String,
+    /// When set, every endpoint but the Overlord's unsecured ones (`/status/health`,
+    /// `/druid/indexer/v1/isLeader`) requires these HTTP Basic credentials.
+    pub basic_auth: Option<BasicCredentials>,
 }
 
 impl DruidLocalConfig {
@@ -30,6 +34,7 @@ impl DruidLocalConfig {
             zk: None,
             discovery_path: "/druid/discovery".into(),
             overlord_service_name: "druid/overlord".into(),
+            basic_auth: None,
         }
     }
 }

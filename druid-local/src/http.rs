@@ -41,6 +41,8 @@ pub fn app(shared: Arc<Shared>) -> Router {
         )
         .route("/druid/v2", post(query::handle))
         .route("/druid/v2/", post(query::handle))
+        .route("/druid/v2/sql", post(query::sql))
+        .route("/druid/v2/sql/", post(query::sql))
         .route("/druid/v2/datasources", get(query::data_sources))
         .route("/druid/v2/datasources/{ds}", get(query::data_source))
         .with_state(shared)

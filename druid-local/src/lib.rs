@@ -1,7 +1,7 @@
 //! druid-local: a single-process, Druid-wire-compatible indexing service.
 //!
 //! It plays Druid's side of every wire a push client touches: the Overlord task API,
-//! `index_realtime` tasks with the `clipped`/`timed`/`receiver` firehose chain and their
+//! `index_realtime` (and appenderator) tasks with the `clipped`/`timed`/`receiver` firehose chain and their
 //! push-events chat handler, rollup into segments, local "deep storage", Curator service
 //! announcements in ZooKeeper, and native queries. One HTTP port serves all of it.
 //!
@@ -13,6 +13,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod auth;
 pub mod config;
 mod http;
 pub mod overlord;
@@ -23,7 +24,7 @@ pub mod task;
 pub mod time;
 pub mod zk;
 
-pub use config::DruidLocalConfig;
+pub use config::{BasicCredentials, DruidLocalConfig};
 
 use indexmap::IndexMap;
 use parking_lot::RwLock;
@@ -195,7 +196,14 @@ impl DruidLocal {
             None => None,
         };
         let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
-        let app = http::app(shared.clone());
+        let mut app = http::app(shared.clone());
+        if let Some(creds) = config.basic_auth.clone() {
+            let guard = Arc::new(auth::Guard {
+                creds,
+                host: config.host.clone(),
+            });
+            app = app.layer(axum::middleware::from_fn_with_state(guard, auth::require));
+        }
         let server = tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stop_rx.wait_for(|s| *s).await;

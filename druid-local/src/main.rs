@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use druid_local::{DruidLocal, DruidLocalConfig};
+use druid_local::{BasicCredentials, DruidLocal, DruidLocalConfig};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
@@ -32,6 +32,10 @@ struct Args {
     /// Overlord service name (Druid's `druid.service`); announced with `/` replaced by `:`.
     #[arg(long, default_value = "druid/overlord")]
     overlord_service_name: String,
+    /// Require HTTP Basic credentials `user:pass` on every endpoint but `/status/health` and
+    /// `/druid/indexer/v1/isLeader` (like Druid's basic authenticator).
+    #[arg(long, value_name = "USER:PASS", value_parser = BasicCredentials::parse, env = "DRUID_LOCAL_BASIC_AUTH", hide_env_values = true)]
+    basic_auth: Option<BasicCredentials>,
 }
 
 #[tokio::main]
@@ -49,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
         zk: args.zk,
         discovery_path: args.discovery_path,
         overlord_service_name: args.overlord_service_name,
+        basic_auth: args.basic_auth,
     };
     let druid = DruidLocal::start(config)
         .await

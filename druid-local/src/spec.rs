@@ -1,5 +1,6 @@
-//! The `index_realtime` task spec: mapping and validation at submit time (Druid's 400s), and the
-//! parser part that Druid materialises only when the task runs.
+//! The `index_realtime` and `index_realtime_appenderator` task specs: mapping and validation at
+//! submit time (Druid's 400s), and the parser part that Druid materialises only when the task
+//! runs.
 
 use crate::time::{self, Granularity, Interval, Millis, Period};
 use serde_json::{Map, Value};
@@ -8,14 +9,37 @@ use serde_json::{Map, Value};
 const TASK_CLASS: &str = "org.apache.druid.indexing.common.task.Task";
 const FIREHOSE_CLASS: &str = "org.apache.druid.data.input.FirehoseFactory";
 
-/// A validated `index_realtime` task.
+/// Which realtime task a spec describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskKind {
+    /// `index_realtime`: plumber with a window period and a rejection policy; the partition
+    /// comes from the spec's `shardSpec`, so tasks with the same one are replicas.
+    Realtime,
+    /// `index_realtime_appenderator`: every row is kept (no window), and each task is
+    /// allocated its own partition of each segment interval.
+    Appenderator,
+}
+
+impl TaskKind {
+    /// Druid's type name.
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskKind::Realtime => "index_realtime",
+            TaskKind::Appenderator => "index_realtime_appenderator",
+        }
+    }
+}
+
+/// A validated realtime task.
 #[derive(Debug, Clone)]
 pub struct TaskSpec {
+    /// Task type.
+    pub kind: TaskKind,
     /// Task id (given or generated).
     pub id: String,
     /// Target data source.
     pub data_source: String,
-    /// `index_realtime_<dataSource>`.
+    /// `<type>_<dataSource>`.
     pub group_id: String,
     /// Metric columns in spec order.
     pub metrics: Vec<MetricSpec>,
@@ -350,9 +374,15 @@ pub fn parse_task(v: &Value) -> Result<TaskSpec, SpecError> {
         None | Some(Value::Null) => return Err(format!("Could not resolve subtype of [simple type, class {TASK_CLASS}]: missing type id property 'type'")),
         Some(other) => return Err(format!("Could not resolve subtype of [simple type, class {TASK_CLASS}]: type id property 'type' must be a string, got {other}")),
     };
-    if ty != "index_realtime" {
-        return Err(format!("Could not resolve type id '{ty}' as a subtype of `{TASK_CLASS}`: druid-local supports only [index_realtime]"));
-    }
+    let kind = match ty {
+        "index_realtime" => TaskKind::Realtime,
+        "index_realtime_appenderator" => TaskKind::Appenderator,
+        _ => return Err(format!("Could not resolve type id '{ty}' as a subtype of `{TASK_CLASS}`: druid-local supports only [index_realtime, index_realtime_appenderator]")),
+    };
+    let tuning_type = match kind {
+        TaskKind::Realtime => "realtime",
+        TaskKind::Appenderator => "realtime_appenderator",
+    };
     let spec = match o.get("spec") {
         Some(s @ Value::Object(_)) => s,
         _ => return Err("Cannot construct instance of `org.apache.druid.indexing.common.task.RealtimeIndexTask`, problem: spec is required".into()),
@@ -417,11 +447,12 @@ pub fn parse_task(v: &Value) -> Result<TaskSpec, SpecError> {
         Some(t) => obj(t, "RealtimeTuningConfig")?.clone(),
     };
     if let Some(t) = tuning.get("type").and_then(Value::as_str) {
-        if t != "realtime" {
-            return Err(format!("Could not resolve type id '{t}' as a subtype of `org.apache.druid.segment.indexing.TuningConfig`: druid-local supports only [realtime]"));
+        if t != tuning_type {
+            return Err(format!("Could not resolve type id '{t}' as a subtype of `org.apache.druid.segment.indexing.TuningConfig`: a {} task takes [{tuning_type}]", kind.name()));
         }
     }
     let window_period = match tuning.get("windowPeriod") {
+        _ if kind == TaskKind::Appenderator => 0,
         None | Some(Value::Null) => 600_000,
         Some(Value::String(p)) => Period::parse(p)?
             .fixed_millis()
@@ -433,6 +464,8 @@ pub fn parse_task(v: &Value) -> Result<TaskSpec, SpecError> {
         }
     };
     let rejection = match tuning.get("rejectionPolicy") {
+        // The appenderator task has no rejection policy (the field is ignored, as Jackson does).
+        _ if kind == TaskKind::Appenderator => Rejection::None,
         None | Some(Value::Null) => Rejection::ServerTime,
         Some(r) => match r.get("type").and_then(Value::as_str) {
             Some("serverTime") => Rejection::ServerTime,
@@ -489,7 +522,8 @@ pub fn parse_task(v: &Value) -> Result<TaskSpec, SpecError> {
     }
     let schema = parse_schema(ds_schema, &metrics);
     Ok(TaskSpec {
-        group_id: format!("index_realtime_{data_source}"),
+        group_id: format!("{}_{data_source}", kind.name()),
+        kind,
         id,
         data_source: data_source.to_owned(),
         metrics,

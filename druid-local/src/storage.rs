@@ -57,6 +57,8 @@ pub struct Store {
     data_dir: Option<PathBuf>,
     segments: RwLock<BTreeMap<String, BTreeMap<SegmentKey, Entry>>>,
     versions: Mutex<BTreeMap<(String, Interval), String>>,
+    /// Next partition number to allocate per (dataSource, interval, version).
+    allocated: Mutex<BTreeMap<(String, Interval, String), u32>>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -76,6 +78,7 @@ impl Store {
             data_dir: data_dir.map(Path::to_path_buf),
             segments: RwLock::default(),
             versions: Mutex::default(),
+            allocated: Mutex::default(),
         };
         if let Some(dir) = store.segment_dir() {
             std::fs::create_dir_all(&dir)?;
@@ -139,6 +142,29 @@ impl Store {
             .entry((data_source.to_owned(), interval))
             .or_insert_with(|| time::iso(time::now_millis()))
             .clone()
+    }
+
+    /// A partition number of (dataSource, interval, version) that no segment uses yet, as the
+    /// Overlord's segment allocation hands out to appenderator tasks.
+    pub fn allocate_partition(&self, data_source: &str, interval: Interval, version: &str) -> u32 {
+        let mut allocated = self.allocated.lock();
+        let key = (data_source.to_owned(), interval, version.to_owned());
+        let next = match allocated.get(&key) {
+            Some(n) => *n,
+            None => self
+                .segments
+                .read()
+                .get(data_source)
+                .and_then(|m| {
+                    m.keys()
+                        .filter(|(iv, v, _)| *iv == interval && v == version)
+                        .map(|(_, _, p)| p + 1)
+                        .max()
+                })
+                .unwrap_or(0),
+        };
+        allocated.insert(key, next + 1);
+        next
     }
 
     /// Registers a running task's copy of a segment.

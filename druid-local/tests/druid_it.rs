@@ -1,11 +1,12 @@
-//! Apache Druid's own realtime-indexing integration test (`ITRealtimeIndexTaskTest`, 0.21.1
-//! resources), replayed against druid-local: the task template as is (server-named id, a
-//! dataSource with spaces and non-ASCII characters, `serverTime` rejection), the 22 events
-//! pushed one per request to `push-events/`, and every query's result compared exactly, while
-//! the task runs and again after handoff.
+//! Apache Druid's own realtime-indexing integration tests (`ITRealtimeIndexTaskTest` and
+//! `ITAppenderatorDriverRealtimeIndexTaskTest`, 0.21.1 resources), replayed against
+//! druid-local: the task templates as they are (server-named id, a dataSource with spaces and
+//! non-ASCII characters, `serverTime` rejection for `index_realtime`), the 22 events pushed one
+//! per request to `push-events/`, and every query's result compared exactly, while the task
+//! runs and again after handoff.
 //!
-//! The resources are read from `shared/peer-data/druid-it` next to the repository root
-//! (override with `DRUID_IT_DIR`); the test fails if they are missing.
+//! The resources are read from `shared/peer-data/druid-it` in the nearest parent directory of
+//! the crate that has it (override with `DRUID_IT_DIR`); the test fails if they are missing.
 
 mod common;
 
@@ -18,16 +19,24 @@ use std::path::PathBuf;
 const DATASOURCE: &str = "wikipedia_index_test Россия 한국 中国!?";
 const SERVICE: &str = "eventReceiverServiceName";
 
+/// `DRUID_IT_DIR`, else the first `shared/peer-data/druid-it` found in the crate's directory
+/// or any of its parents (so any checkout depth works).
 fn resources() -> PathBuf {
-    let dir = std::env::var_os("DRUID_IT_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/peer-data/druid-it")
-        });
+    const REL: &str = "shared/peer-data/druid-it";
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = match std::env::var_os("DRUID_IT_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => manifest
+            .ancestors()
+            .map(|p| p.join(REL))
+            .find(|d| d.is_dir())
+            .unwrap_or_else(|| manifest.join(REL)),
+    };
     assert!(
         dir.join("wikipedia_realtime_index_task.json").exists(),
-        "Druid IT resources not found in {} (expected shared/peer-data/druid-it beside the repository root, or DRUID_IT_DIR)",
-        dir.display()
+        "Druid IT resources not found in {} (expected {REL} in a parent directory of {}, or DRUID_IT_DIR)",
+        dir.display(),
+        manifest.display()
     );
     dir
 }
@@ -47,6 +56,28 @@ fn fmt_interval(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:00Z").to_string()
 }
 
+/// Which of Druid's two realtime ITs is replayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Realtime,
+    Appenderator,
+}
+
+impl Kind {
+    fn task_file(self) -> &'static str {
+        match self {
+            Kind::Realtime => "wikipedia_realtime_index_task.json",
+            Kind::Appenderator => "wikipedia_realtime_appenderator_index_task.json",
+        }
+    }
+    fn type_name(self) -> &'static str {
+        match self {
+            Kind::Realtime => "index_realtime",
+            Kind::Appenderator => "index_realtime_appenderator",
+        }
+    }
+}
+
 struct Timeline {
     first: DateTime<Utc>,
     last: DateTime<Utc>,
@@ -56,17 +87,21 @@ struct Timeline {
 /// Pushes the 22 events the way `ITRealtimeIndexTaskTest.postEvents` does. The original sleeps
 /// 4 s between events and stamps each with the wall clock; here the stamps follow the same
 /// 4 s spacing on a timeline ending near "now", so the server-time window sees what it would.
-async fn post_events(client: &reqwest::Client, base: &str) -> Timeline {
+async fn post_events(client: &reqwest::Client, base: &str, kind: Kind) -> Timeline {
     let data = read("wikipedia_realtime_index_data.json");
     let lines: Vec<&str> = data.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 22, "the IT data file has 22 events");
     let start = Utc::now().trunc_subsecs(0) - Duration::seconds(44);
     let mut dt = start;
-    let (first, mut last, mut group_by) = (dt, dt, dt);
+    let (mut first, mut last, mut group_by) = (dt, dt, dt);
     for (n, line) in lines.iter().enumerate() {
         let i = n + 1;
         if i == 15 {
             dt -= Duration::minutes(10);
+            // The appenderator test keeps this event, so it is the oldest one queried.
+            if kind == Kind::Appenderator {
+                first = dt;
+            }
         } else if i == 16 {
             group_by = dt;
         } else if i == 18 {
@@ -139,9 +174,9 @@ async fn check_queries(
     }
 }
 
-async fn submit_and_push(client: &reqwest::Client, base: &str) -> (String, Timeline) {
+async fn submit_and_push(client: &reqwest::Client, base: &str, kind: Kind) -> (String, Timeline) {
     let shutoff = iso_in(6);
-    let spec = read("wikipedia_realtime_index_task.json")
+    let spec = read(kind.task_file())
         .replace("%%DATASOURCE%%", DATASOURCE)
         .replace("#SHUTOFFTIME", &shutoff);
     let r = client
@@ -165,6 +200,7 @@ async fn submit_and_push(client: &reqwest::Client, base: &str) -> (String, Timel
     )
     .await;
     assert_eq!(st["status"]["statusCode"], "RUNNING");
+    assert_eq!(st["status"]["type"], kind.type_name());
     let mut host = Value::Null;
     for _ in 0..50 {
         let (_, st) = get(
@@ -184,15 +220,15 @@ async fn submit_and_push(client: &reqwest::Client, base: &str) -> (String, Timel
         host["port"]
     );
     wait_handler(client, &peon, SERVICE).await;
-    let t = post_events(client, &peon).await;
+    let t = post_events(client, &peon, kind).await;
     (id, t)
 }
 
-async fn run_it(queries_file: &str) {
+async fn run_it(kind: Kind, queries_file: &str) {
     let druid = start().await;
     let base = druid.url();
     let client = reqwest::Client::new();
-    let (id, t) = submit_and_push(&client, &base).await;
+    let (id, t) = submit_and_push(&client, &base, kind).await;
     // Rows are queryable within a second of the push answer.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let metrics = get(
@@ -201,11 +237,14 @@ async fn run_it(queries_file: &str) {
     )
     .await
     .1;
-    assert_eq!(
-        metrics["thrownAway"], 1,
-        "the 15th event is outside the serverTime window: {metrics}"
-    );
-    assert_eq!(metrics["processed"], 21);
+    let (thrown_away, processed) = match kind {
+        // The 15th event is outside the serverTime window.
+        Kind::Realtime => (1, 21),
+        // The appenderator task has no window: every event is kept.
+        Kind::Appenderator => (0, 22),
+    };
+    assert_eq!(metrics["thrownAway"], thrown_away, "{metrics}");
+    assert_eq!(metrics["processed"], processed, "{metrics}");
     check_queries(&client, &base, queries_file, &t, "realtime").await;
     assert_eq!(wait_done(&client, &base, &id, 30).await, "SUCCESS");
     check_queries(&client, &base, queries_file, &t, "after handoff").await;
@@ -216,13 +255,27 @@ async fn run_it(queries_file: &str) {
 /// post-aggregation having spec).
 #[tokio::test]
 async fn druid_realtime_index_it_core_queries() {
-    run_it("wikipedia_realtime_index_queries.druid-0.17.1.json").await;
+    run_it(
+        Kind::Realtime,
+        "wikipedia_realtime_index_queries.druid-0.17.1.json",
+    )
+    .await;
 }
 
 /// The 0.21.1 file adds a topN over a join with an inline datasource and an expression virtual
 /// column.
 #[tokio::test]
-#[ignore = "druid-local does not implement join datasources or expression virtual columns yet (answers 501)"]
 async fn druid_realtime_index_it_0_21_1() {
-    run_it("wikipedia_realtime_index_queries.json").await;
+    run_it(Kind::Realtime, "wikipedia_realtime_index_queries.json").await;
+}
+
+/// `ITAppenderatorDriverRealtimeIndexTaskTest`: the `index_realtime_appenderator` template, no
+/// rejection window, so all 22 events count.
+#[tokio::test]
+async fn druid_appenderator_realtime_index_it() {
+    run_it(
+        Kind::Appenderator,
+        "wikipedia_realtime_appenderator_index_queries.json",
+    )
+    .await;
 }

@@ -11,7 +11,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use zookeeper_client as zk;
 
-/// A throwaway standalone ZooKeeper (Debian's `zookeeper` package) on a free port.
+/// A throwaway standalone ZooKeeper (Debian's `zookeeper` package) on a free loopback port,
+/// killed when dropped (also when a test panics). ZooKeeper cannot take an already bound
+/// socket, so the port is found by binding port 0 and released; if another process takes it
+/// first, the server exits (or a foreign one answers with another data dir) and the start is
+/// retried on a new port.
 struct ZooKeeper {
     child: Child,
     port: u16,
@@ -25,18 +29,27 @@ impl ZooKeeper {
             std::path::Path::new(jar).exists(),
             "ZooKeeper is not installed ({jar} missing): apt-get install zookeeper"
         );
-        let dir = tempfile::tempdir().unwrap();
+        for _ in 0..3 {
+            if let Some(zk) = ZooKeeper::try_start(jar) {
+                return zk;
+            }
+        }
+        panic!("ZooKeeper did not start (3 attempts on free ports)");
+    }
+
+    fn try_start(jar: &str) -> Option<ZooKeeper> {
+        let dir = tempfile::tempdir().expect("temp dir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
             .port();
+        let data_dir = dir.path().join("data");
         let cfg = dir.path().join("zoo.cfg");
         std::fs::write(
             &cfg,
-            format!("tickTime=2000\ndataDir={}/data\nclientPort={port}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=ruok,srvr,stat,mntr\n", dir.path().display()),
+            format!("tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=srvr,conf\n", data_dir.display()),
         )
-        .unwrap();
+        .expect("write zoo.cfg");
         let child = Command::new("java")
             .args([
                 "-Xmx256m",
@@ -49,28 +62,40 @@ impl ZooKeeper {
             .stderr(Stdio::null())
             .spawn()
             .expect("java starts");
-        let zk = ZooKeeper {
+        // Owned from here on: dropping it kills the process.
+        let mut zk = ZooKeeper {
             child,
             port,
             _dir: dir,
         };
+        let ours = data_dir.display().to_string();
         for _ in 0..300 {
-            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-                let _ = s.write_all(b"srvr");
-                let mut out = String::new();
-                let _ = s.read_to_string(&mut out);
-                if out.contains("Mode: standalone") {
-                    return zk;
-                }
+            if matches!(zk.child.try_wait(), Ok(Some(_))) {
+                return None;
+            }
+            if four_letter(port, "srvr").contains("Mode: standalone") {
+                // Make sure the server answering is the one we started.
+                return four_letter(port, "conf").contains(&ours).then_some(zk);
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("ZooKeeper did not start on port {port}");
+        None
     }
 
     fn connect_string(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+}
+
+/// Sends a ZooKeeper four-letter command and returns the answer (empty on any error).
+fn four_letter(port: u16, cmd: &str) -> String {
+    let mut out = String::new();
+    if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let _ = s.write_all(cmd.as_bytes());
+        let _ = s.read_to_string(&mut out);
+    }
+    out
 }
 
 impl Drop for ZooKeeper {

@@ -641,3 +641,189 @@ async fn queries_shapes_and_errors() {
     assert_eq!(r.status().as_u16(), 400);
     druid.shutdown().await;
 }
+
+/// `index_realtime_appenderator`: no rejection window, and each task gets its own partition
+/// (two tasks with the same spec add up instead of being replicas).
+#[tokio::test]
+async fn appenderator_tasks_allocate_partitions() {
+    let druid = start().await;
+    let base = druid.url();
+    let c = reqwest::Client::new();
+    let appenderator = |id: &str, service: &str| {
+        let mut t = task(id, "wiki_app", service, &iso_in(60), 100);
+        t["type"] = json!("index_realtime_appenderator");
+        t["spec"]["tuningConfig"] =
+            json!({"type": "realtime_appenderator", "maxRowsInMemory": 1000});
+        t
+    };
+    // The tuning config must be the appenderator's.
+    let mut wrong = appenderator("app-x", "svc-x");
+    wrong["spec"]["tuningConfig"]["type"] = json!("realtime");
+    let (status, body) = post(&c, &format!("{base}/druid/indexer/v1/task"), &wrong).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]
+        .as_str()
+        .unwrap_or("")
+        .contains("realtime_appenderator"));
+
+    for (id, svc) in [("app-a", "svc-a"), ("app-b", "svc-b")] {
+        let (status, body) = post(
+            &c,
+            &format!("{base}/druid/indexer/v1/task"),
+            &appenderator(id, svc),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        wait_handler(&c, &base, svc).await;
+        // Hours old: a serverTime window would throw these away.
+        let events = json!([
+            {"timestamp": "2024-01-01T10:01:00Z", "page": "A", "language": "en", "added": 3},
+            {"timestamp": "2024-01-01T10:02:00Z", "page": "B", "language": "ja", "added": 4}
+        ]);
+        let url = format!("{base}/druid/worker/v1/chat/{svc}/push-events");
+        let (status, body) = post(&c, &url, &events).await;
+        assert_eq!((status, body["eventCount"].as_u64()), (200, Some(2)));
+    }
+    let (_, st) = get(&c, &format!("{base}/druid/indexer/v1/task/app-a/status")).await;
+    assert_eq!(st["status"]["type"], "index_realtime_appenderator");
+    assert_eq!(
+        st["status"]["groupId"],
+        "index_realtime_appenderator_wiki_app"
+    );
+    let (_, listed) = get(
+        &c,
+        &format!("{base}/druid/indexer/v1/tasks?type=index_realtime_appenderator"),
+    )
+    .await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+    let (_, listed) = get(
+        &c,
+        &format!("{base}/druid/indexer/v1/tasks?type=index_realtime"),
+    )
+    .await;
+    assert_eq!(listed, json!([]));
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ts = query(
+        &c,
+        &base,
+        &json!({"queryType": "timeseries", "dataSource": "wiki_app", "granularity": "all",
+                "intervals": ["2024-01-01T10:00Z/2024-01-01T11:00Z"],
+                "aggregations": [{"type": "longSum", "name": "added", "fieldName": "added"}]}),
+    )
+    .await;
+    assert_eq!(ts[0]["result"]["added"], 14, "{ts}");
+    let scan = query(
+        &c,
+        &base,
+        &json!({"queryType": "scan", "dataSource": "wiki_app", "columns": ["page"],
+                "intervals": ["2024-01-01T10:00Z/2024-01-01T11:00Z"]}),
+    )
+    .await;
+    let ids: Vec<&str> = scan
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["segmentId"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 2, "{scan}");
+    assert!(ids.iter().any(|id| id.ends_with("_1")), "{ids:?}");
+    druid.shutdown().await;
+}
+
+/// Joins with an inline right side and expression virtual columns over HTTP, and the 501s
+/// naming what is not supported.
+#[tokio::test]
+async fn join_and_virtual_column_queries() {
+    let druid = start().await;
+    let base = druid.url();
+    let c = reqwest::Client::new();
+    let svc = "svc-join";
+    let (status, _) = post(
+        &c,
+        &format!("{base}/druid/indexer/v1/task"),
+        &task("join-1", "wiki_j", svc, &iso_in(60), 100),
+    )
+    .await;
+    assert_eq!(status, 200);
+    wait_handler(&c, &base, svc).await;
+    let events = json!([
+        {"timestamp": "2024-01-01T10:01:00Z", "page": "A", "language": "en", "added": 3},
+        {"timestamp": "2024-01-01T10:02:00Z", "page": "B", "language": "ja", "added": 4},
+        {"timestamp": "2024-01-01T10:03:00Z", "page": "C", "language": "fr", "added": 5}
+    ]);
+    let url = format!("{base}/druid/worker/v1/chat/{svc}/push-events");
+    assert_eq!(post(&c, &url, &events).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let join = |kind: &str, right: Value| {
+        json!({"type": "join", "left": "wiki_j", "right": right, "rightPrefix": "r.",
+               "condition": "\"r.lang\" == language", "joinType": kind})
+    };
+    let inline = json!({"type": "inline", "columnNames": ["lang", "name"],
+                        "columnTypes": ["string", "string"],
+                        "rows": [["en", "English"], ["ja", "Japanese"]]});
+    let group_by = |ds: Value| {
+        json!({"queryType": "groupBy", "dataSource": ds, "granularity": "all",
+               "intervals": ["2024-01-01T10:00Z/2024-01-01T11:00Z"],
+               "virtualColumns": [{"type": "expression", "name": "label",
+                   "expression": "concat(nvl(\"r.name\", 'other'), ':', page)", "outputType": "STRING"}],
+               "dimensions": ["label"],
+               "aggregations": [{"type": "longSum", "name": "added", "fieldName": "added"}]})
+    };
+    let rows = |v: &Value| -> Vec<(String, i64)> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                (
+                    r["event"]["label"].as_str().unwrap_or("").to_owned(),
+                    r["event"]["added"].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect()
+    };
+    let left = query(&c, &base, &group_by(join("LEFT", inline.clone()))).await;
+    assert_eq!(
+        rows(&left),
+        vec![
+            ("English:A".to_owned(), 3),
+            ("Japanese:B".to_owned(), 4),
+            ("other:C".to_owned(), 5)
+        ],
+        "{left}"
+    );
+    let inner = query(&c, &base, &group_by(join("INNER", inline))).await;
+    assert_eq!(rows(&inner).len(), 2, "{inner}");
+
+    let r = c
+        .post(format!("{base}/druid/v2"))
+        .header("Content-Type", "application/json")
+        .body(group_by(join("LEFT", json!({"type": "lookup", "lookup": "langs"}))).to_string())
+        .send()
+        .await
+        .expect("query");
+    assert_eq!(r.status().as_u16(), 501);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"], "Unsupported operation");
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap_or("")
+            .contains("[lookup]"),
+        "{body}"
+    );
+
+    // SQL is refused by name rather than with a bare 404.
+    let (status, body) = post(
+        &c,
+        &format!("{base}/druid/v2/sql"),
+        &json!({"query": "SELECT COUNT(*) FROM wiki_j"}),
+    )
+    .await;
+    assert_eq!(status, 501);
+    assert!(
+        body["errorMessage"].as_str().unwrap_or("").contains("SQL"),
+        "{body}"
+    );
+    druid.shutdown().await;
+}

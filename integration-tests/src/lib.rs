@@ -508,3 +508,80 @@ pub mod proxy {
         Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
     }
 }
+
+/// Pipelines and events for end-to-end tests: one schemaless dataSource with a `count` metric.
+pub mod setup {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use serde_json::json;
+    use tranquility::beam::Outcome;
+    use tranquility::coord::LocalCoordinator;
+    use tranquility::pipeline::{PipelineOptions, Pipelines};
+    use tranquility::spec::TranquilityConfig;
+
+    /// Now, in epoch millis.
+    pub fn now_millis() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+
+    /// A config with one dataSource (schemaless dimensions, a `count` metric, millisecond
+    /// `timestamp`, windowPeriod PT10M) with `segment` granularity and global `properties`.
+    pub fn config(
+        data_source: &str,
+        segment: &str,
+        properties: &[(&str, &str)],
+    ) -> TranquilityConfig {
+        let props: serde_json::Map<String, serde_json::Value> = properties
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        let text = json!({
+            "dataSources": [{
+                "spec": {
+                    "dataSchema": {
+                        "dataSource": data_source,
+                        "parser": {"type": "string", "parseSpec": {"format": "json",
+                            "timestampSpec": {"column": "timestamp", "format": "millis"},
+                            "dimensionsSpec": {"dimensions": []}}},
+                        "metricsSpec": [{"type": "count", "name": "count"}],
+                        "granularitySpec": {"type": "uniform", "segmentGranularity": segment,
+                            "queryGranularity": "none"}
+                    },
+                    "tuningConfig": {"type": "realtime", "windowPeriod": "PT10M"}
+                }
+            }],
+            "properties": props
+        });
+        TranquilityConfig::from_str(&text.to_string(), "test.json").expect("test config")
+    }
+
+    /// `n` events at `ts`, each `{"timestamp":ts,"tag":tag,"i":i}`.
+    pub fn events(n: usize, ts: i64, tag: &str) -> Vec<Bytes> {
+        (0..n)
+            .map(|i| Bytes::from(json!({"timestamp": ts, "tag": tag, "i": i}).to_string()))
+            .collect()
+    }
+
+    /// Pipelines for one process: the in-process coordinator and the Overlord at `overlord_url`.
+    pub fn local_pipelines(config: &TranquilityConfig, overlord_url: &str) -> Pipelines {
+        Pipelines::from_config(
+            config,
+            PipelineOptions {
+                coordinator: Some(Arc::new(LocalCoordinator::new())),
+                overlord_url: Some(overlord_url.to_string()),
+                ..PipelineOptions::default()
+            },
+        )
+        .expect("pipelines")
+    }
+
+    /// Fails naming a few outcomes that are not `Sent`.
+    pub fn assert_all_sent(outcomes: &[Outcome]) {
+        let bad: Vec<_> = outcomes.iter().filter(|o| !o.is_sent()).take(3).collect();
+        assert!(bad.is_empty(), "not all sent, e.g. {bad:?}");
+    }
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use druid_local::{DruidLocal, DruidLocalConfig};
+use integration_tests::setup::{assert_all_sent, config, events, local_pipelines, now_millis};
 use integration_tests::{druid, unique_name, ZooKeeper};
 use serde_json::json;
 use tranquility::beam::{DropReason, Outcome};
@@ -16,64 +17,6 @@ use tranquility::spec::TranquilityConfig;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// A config with one dataSource (schemaless, a `count` metric, HOUR segments) and properties.
-fn config(data_source: &str, segment: &str, properties: &[(&str, &str)]) -> TranquilityConfig {
-    let props: serde_json::Map<String, serde_json::Value> = properties
-        .iter()
-        .map(|(k, v)| (k.to_string(), json!(v)))
-        .collect();
-    let text = json!({
-        "dataSources": [{
-            "spec": {
-                "dataSchema": {
-                    "dataSource": data_source,
-                    "parser": {"type": "string", "parseSpec": {"format": "json",
-                        "timestampSpec": {"column": "timestamp", "format": "millis"},
-                        "dimensionsSpec": {"dimensions": []}}},
-                    "metricsSpec": [{"type": "count", "name": "count"}],
-                    "granularitySpec": {"type": "uniform", "segmentGranularity": segment,
-                        "queryGranularity": "none"}
-                },
-                "tuningConfig": {"type": "realtime", "windowPeriod": "PT10M"}
-            }
-        }],
-        "properties": props
-    });
-    TranquilityConfig::from_str(&text.to_string(), "test.json").expect("test config")
-}
-
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-fn events(n: usize, ts: i64, tag: &str) -> Vec<Bytes> {
-    (0..n)
-        .map(|i| Bytes::from(json!({"timestamp": ts, "tag": tag, "i": i}).to_string()))
-        .collect()
-}
-
-fn assert_all_sent(outcomes: &[Outcome]) {
-    let bad: Vec<_> = outcomes.iter().filter(|o| !o.is_sent()).take(3).collect();
-    assert!(bad.is_empty(), "not all sent, e.g. {bad:?}");
-}
-
-/// Pipelines for one process: in-process coordinator, the Overlord at druid-local's URL, tasks
-/// found through their Overlord location.
-fn local_pipelines(cfg: &TranquilityConfig, druid: &DruidLocal) -> Pipelines {
-    Pipelines::from_config(
-        cfg,
-        PipelineOptions {
-            coordinator: Some(Arc::new(LocalCoordinator::new())),
-            overlord_url: Some(druid.url()),
-            ..PipelineOptions::default()
-        },
-    )
-    .expect("pipelines")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_instance_sends_every_event_and_druid_counts_them() {
     let druid = DruidLocal::start(DruidLocalConfig::ephemeral())
@@ -81,7 +24,7 @@ async fn one_instance_sends_every_event_and_druid_counts_them() {
         .unwrap();
     let ds = unique_name("core-e2e");
     let cfg = config(&ds, "hour", &[("druidBeam.taskLocator", "overlord")]);
-    let pipelines = local_pipelines(&cfg, &druid);
+    let pipelines = local_pipelines(&cfg, &druid.url());
     let pipeline = pipelines.get(&ds).unwrap();
 
     let now = now_millis();
@@ -141,7 +84,7 @@ async fn replicas_hold_the_data_and_one_lost_replica_loses_nothing() {
             ("task.replicants", "2"),
         ],
     );
-    let pipelines = local_pipelines(&cfg, &druid);
+    let pipelines = local_pipelines(&cfg, &druid.url());
     let pipeline = pipelines.get(&ds).unwrap();
     let now = now_millis();
     assert_all_sent(&pipeline.send_all(events(100, now, "before")).await);
@@ -199,7 +142,7 @@ async fn every_task_gone_drops_as_defunct_not_silently() {
             ("druidBeam.firehoseRetryPeriod", "PT2S"),
         ],
     );
-    let pipelines = local_pipelines(&cfg, &druid);
+    let pipelines = local_pipelines(&cfg, &druid.url());
     let pipeline = pipelines.get(&ds).unwrap();
     let now = now_millis();
     assert_all_sent(&pipeline.send_all(events(10, now, "x")).await);
@@ -372,15 +315,7 @@ async fn a_lost_acknowledgement_is_retried_without_double_counting() {
             ("druidBeam.firehoseChunkSize", "10"),
         ],
     );
-    let pipelines = Pipelines::from_config(
-        &cfg,
-        PipelineOptions {
-            coordinator: Some(Arc::new(LocalCoordinator::new())),
-            overlord_url: Some(proxy.url()),
-            ..PipelineOptions::default()
-        },
-    )
-    .unwrap();
+    let pipelines = local_pipelines(&cfg, &proxy.url());
     let pipeline = pipelines.get(&ds).unwrap();
     let now = now_millis();
     assert_all_sent(&pipeline.send_all(events(10, now, "warm-up")).await);
@@ -477,5 +412,34 @@ async fn a_changed_schema_applies_from_the_next_interval() {
         15
     );
     v2.close().await;
+    druid.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_without_shared_metadata_adopts_the_running_task() {
+    let druid = DruidLocal::start(DruidLocalConfig::ephemeral())
+        .await
+        .unwrap();
+    let ds = unique_name("core-adopt");
+    let cfg = config(&ds, "hour", &[("druidBeam.taskLocator", "overlord")]);
+    let now = now_millis();
+    // Two "processes", each with its own in-process coordinator: the second knows nothing of
+    // the first's task, asks for the same task id, and takes the running task over.
+    for run in ["first", "second"] {
+        let pipelines = local_pipelines(&cfg, &druid.url());
+        assert_all_sent(
+            &pipelines
+                .get(&ds)
+                .unwrap()
+                .send_all(events(20, now, run))
+                .await,
+        );
+        pipelines.close().await;
+    }
+    assert_eq!(druid::running_task_ids(&druid.url(), &ds).await.len(), 1);
+    assert_eq!(
+        druid::wait_for_count(&druid.url(), &ds, "count", 40, WAIT).await,
+        40
+    );
     druid.shutdown().await;
 }

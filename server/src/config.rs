@@ -4,17 +4,23 @@
 //! | Property | Default | Honoured as |
 //! |---|---|---|
 //! | `http.port` | 8200 | TCP port (0 picks a free one) |
-//! | `http.port.enable` | true | false is refused: plaintext HTTP is the only listener |
+//! | `http.port.enable` | true | false turns plaintext HTTP off; refused unless HTTPS is on |
 //! | `http.threads` | 40 | at most this many requests are handled at once; more wait |
 //! | `http.idleTimeout` | PT5M | a connection with no bytes read or written for this long is closed; a value ≤ 0 means 30 s, Jetty's own default |
 //! | `http.bindAddress` | 0.0.0.0 | address to listen on (new) |
 //! | `http.maxBodyBytes` | 67108864 | largest request body, before and after gzip; larger answers 413 (new) |
-//! | `https.port.enable` | false | true is refused: put a TLS proxy in front |
+//! | `https.port.enable` | false | serve HTTPS on `https.port` (8400) too |
+//! | `https.certPath`, `https.keyPath` | none | PEM certificate chain and private key (new; required with HTTPS) |
+//! | `https.keyStorePath` | none | refused: Java keystores are not read, convert to PEM |
+//! | `http.basicAuth.user`, `http.basicAuth.pass` | none | HTTP Basic credentials required on every route but `GET /` and `GET /health` (new) |
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use tranquility::spec::{ConfigError, Properties, ServerProperties, TranquilityConfig};
+
+use crate::auth::Credentials;
+use crate::tls::TlsSettings;
 
 /// `http.bindAddress`: every interface, as the original listened, so existing remote clients
 /// keep working. Set `127.0.0.1` to accept local clients only.
@@ -51,6 +57,12 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How long a graceful stop waits for pending events.
     pub drain_timeout: Duration,
+    /// Whether plaintext HTTP is served on `listen` (`http.port.enable`).
+    pub http_enabled: bool,
+    /// HTTPS, when enabled (`https.*`).
+    pub tls: Option<TlsSettings>,
+    /// Credentials clients must present (`http.basicAuth.*`); `None` = open.
+    pub basic_auth: Option<Credentials>,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +73,9 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(300),
             max_body_bytes: default_max_body_bytes(),
             drain_timeout: default_drain_timeout(),
+            http_enabled: true,
+            tls: None,
+            basic_auth: None,
         }
     }
 }
@@ -80,18 +95,52 @@ impl ServerConfig {
             problem: problem.to_string(),
         };
         let server = ServerProperties::from_properties(p)?;
-        if !server.http_port_enable {
+        if !server.http_port_enable && !server.https_port_enable {
             return Err(invalid(
                 "http.port.enable",
                 "false",
-                "plaintext HTTP is the only listener this server has; it cannot be disabled",
+                "plaintext HTTP cannot be disabled unless HTTPS is enabled (https.port.enable)",
             ));
         }
-        if server.https_port_enable {
+        if !server.https_key_store_path.is_empty() {
             return Err(invalid(
-                "https.port.enable",
-                "true",
-                "HTTPS is not built in; terminate TLS in a proxy in front of the server",
+                "https.keyStorePath",
+                &server.https_key_store_path,
+                "Java keystores are not read; convert it to PEM files (e.g. `openssl pkcs12 -in \
+                 keystore.p12 -nokeys -out cert.pem` and `openssl pkcs12 -in keystore.p12 -nocerts \
+                 -nodes -out key.pem`, after `keytool -importkeystore -deststoretype PKCS12` for a \
+                 JKS) and set https.certPath and https.keyPath",
+            ));
+        }
+        let basic_auth = match (
+            server.http_basic_auth_user.is_empty(),
+            server.http_basic_auth_pass.is_empty(),
+        ) {
+            (true, true) => None,
+            (false, false) => Some(Credentials {
+                user: server.http_basic_auth_user.clone(),
+                pass: server.http_basic_auth_pass.clone(),
+            }),
+            (true, false) => {
+                return Err(invalid(
+                    "http.basicAuth.user",
+                    "",
+                    "http.basicAuth.pass is set, so a user is needed too",
+                ))
+            }
+            (false, true) => {
+                return Err(invalid(
+                    "http.basicAuth.pass",
+                    "",
+                    "http.basicAuth.user is set, so a non-empty password is needed too",
+                ))
+            }
+        };
+        if server.http_basic_auth_user.contains(':') {
+            return Err(invalid(
+                "http.basicAuth.user",
+                &server.http_basic_auth_user,
+                "a Basic user name cannot contain ':'",
             ));
         }
         let bind = match p.get("http.bindAddress") {
@@ -130,7 +179,42 @@ impl ServerConfig {
                 ))
             }
         };
+        let tls = if server.https_port_enable {
+            for (key, value) in [
+                ("https.certPath", &server.https_cert_path),
+                ("https.keyPath", &server.https_key_path),
+            ] {
+                if value.trim().is_empty() {
+                    return Err(invalid(
+                        key,
+                        value,
+                        "HTTPS (TLS) is enabled: give the PEM certificate chain (https.certPath) \
+                         and private key (https.keyPath)",
+                    ));
+                }
+            }
+            if server.http_port_enable
+                && server.http_port != 0
+                && server.https_port == server.http_port
+            {
+                return Err(invalid(
+                    "https.port",
+                    &server.https_port.to_string(),
+                    "HTTP and HTTPS cannot share a port",
+                ));
+            }
+            Some(TlsSettings {
+                listen: SocketAddr::new(bind, server.https_port),
+                cert_path: server.https_cert_path.trim().into(),
+                key_path: server.https_key_path.trim().into(),
+            })
+        } else {
+            None
+        };
         Ok(Self {
+            http_enabled: server.http_port_enable,
+            tls,
+            basic_auth,
             listen: SocketAddr::new(bind, server.http_port),
             max_concurrent_requests: server.http_threads,
             idle_timeout,
@@ -143,6 +227,43 @@ impl ServerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn https_and_basic_auth_are_read() {
+        let c = ServerConfig::from_properties(
+            &props(&[
+                ("http.bindAddress", "127.0.0.1"),
+                ("http.port.enable", "false"),
+                ("https.port.enable", "true"),
+                ("https.port", "8443"),
+                ("https.certPath", "/etc/t/cert.pem"),
+                ("https.keyPath", "/etc/t/key.pem"),
+                ("http.basicAuth.user", "ingest"),
+                ("http.basicAuth.pass", "very-secret"),
+            ]),
+            "t",
+        )
+        .unwrap();
+        assert!(!c.http_enabled);
+        let tls = c.tls.as_ref().unwrap();
+        assert_eq!(tls.listen, "127.0.0.1:8443".parse().unwrap());
+        assert_eq!(tls.cert_path, std::path::PathBuf::from("/etc/t/cert.pem"));
+        let auth = c.basic_auth.as_ref().unwrap();
+        assert_eq!(auth.user, "ingest");
+        assert_eq!(auth.pass.expose(), "very-secret");
+        assert!(!format!("{c:?}").contains("very-secret"));
+        let same_port = ServerConfig::from_properties(
+            &props(&[
+                ("http.port", "8443"),
+                ("https.port.enable", "true"),
+                ("https.port", "8443"),
+                ("https.certPath", "c"),
+                ("https.keyPath", "k"),
+            ]),
+            "t",
+        );
+        assert!(same_port.unwrap_err().to_string().contains("share a port"));
+    }
 
     fn props(pairs: &[(&str, &str)]) -> Properties {
         let mut p = Properties::new();
@@ -194,11 +315,23 @@ mod tests {
             ("http.idleTimeout", "P1M", "fixed period"),
             ("https.port.enable", "true", "TLS"),
             ("http.port.enable", "false", "cannot be disabled"),
+            ("https.keyStorePath", "ks.jks", "convert it to PEM"),
+            ("http.basicAuth.user", "a:b", "cannot contain"),
+            ("http.basicAuth.pass", "x", "user is needed"),
         ] {
-            let e = ServerConfig::from_properties(&props(&[(key, value)]), "server.json")
+            let mut pairs = vec![(key, value)];
+            if key == "http.basicAuth.user" {
+                pairs.push(("http.basicAuth.pass", "x"));
+            }
+            let e = ServerConfig::from_properties(&props(&pairs), "server.json")
                 .unwrap_err()
                 .to_string();
-            assert!(e.contains(key), "{key}: {e}");
+            let named = if key == "https.port.enable" {
+                "https.certPath"
+            } else {
+                key
+            };
+            assert!(e.contains(named), "{key}: {e}");
             assert!(e.contains(expect), "{key}: {e}");
         }
     }

@@ -15,6 +15,7 @@
 //!
 //! See the crate's README for bodies, responses, errors and properties.
 
+pub mod auth;
 pub mod config;
 pub mod decode;
 pub mod error;
@@ -22,14 +23,17 @@ pub mod idle;
 pub mod metrics;
 pub mod routes;
 pub mod state;
+pub mod tls;
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tracing::{info, warn};
 use tranquility::metrics::Tally;
@@ -49,13 +53,18 @@ pub fn app(state: AppState) -> Router {
         .layer(GlobalConcurrencyLimitLayer::new(
             state.config().max_concurrent_requests,
         ));
-    Router::new()
+    let basic_auth = state.config().basic_auth.clone();
+    let router = Router::new()
         .route("/", get(routes::root))
         .route("/health", get(routes::health))
         .route("/metrics", get(metrics::metrics))
         .merge(posts)
         .fallback(routes::not_found)
-        .with_state(state)
+        .with_state(state);
+    match basic_auth {
+        Some(creds) => router.layer(axum::middleware::from_fn_with_state(creds, auth::require)),
+        None => router,
+    }
 }
 
 /// Final counts of one dataSource after a stop.
@@ -69,28 +78,71 @@ pub struct DataSourceReport {
     pub pending: i64,
 }
 
-/// A server bound to a listener, ready to run.
+/// A server bound to its listeners (plaintext HTTP, HTTPS or both), ready to run.
 #[derive(Debug)]
 pub struct Server {
-    listener: TcpListener,
+    listener: Option<TcpListener>,
+    tls: Option<(TcpListener, Arc<rustls::ServerConfig>)>,
     state: AppState,
 }
 
 impl Server {
-    /// Binds `http.bindAddress:http.port` from the state's options.
+    /// Binds `http.bindAddress:http.port` (unless `http.port.enable` is false) and, with
+    /// `https.port.enable`, `http.bindAddress:https.port` with the PEM certificate and key.
     pub async fn bind(state: AppState) -> io::Result<Self> {
-        let listener = TcpListener::bind(state.config().listen).await?;
-        Ok(Self::from_listener(listener, state))
+        let config = state.config();
+        let listener = match config.http_enabled {
+            true => Some(TcpListener::bind(config.listen).await?),
+            false => None,
+        };
+        let tls = match &config.tls {
+            Some(t) => {
+                let rustls_config = tls::server_config(&t.cert_path, &t.key_path)?;
+                Some((TcpListener::bind(t.listen).await?, rustls_config))
+            }
+            None => None,
+        };
+        Ok(Self {
+            listener,
+            tls,
+            state,
+        })
     }
 
     /// A server on an already bound listener (tests and embedders bind port 0).
     pub fn from_listener(listener: TcpListener, state: AppState) -> Self {
-        Self { listener, state }
+        Self {
+            listener: Some(listener),
+            tls: None,
+            state,
+        }
     }
 
-    /// The address the server listens on.
+    /// Adds an HTTPS listener on an already bound socket with a rustls configuration
+    /// (see [`tls::server_config`]).
+    pub fn with_tls_listener(
+        mut self,
+        listener: TcpListener,
+        config: Arc<rustls::ServerConfig>,
+    ) -> Self {
+        self.tls = Some((listener, config));
+        self
+    }
+
+    /// The address plaintext HTTP listens on (an error when only HTTPS is served).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        match &self.listener {
+            Some(l) => l.local_addr(),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "plaintext HTTP is disabled (http.port.enable=false)",
+            )),
+        }
+    }
+
+    /// The address HTTPS listens on, if it is served.
+    pub fn tls_local_addr(&self) -> Option<io::Result<SocketAddr>> {
+        self.tls.as_ref().map(|(l, _)| l.local_addr())
     }
 
     /// Serves until `shutdown` resolves, then stops gracefully: no new connections, in-flight
@@ -101,17 +153,58 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> io::Result<Vec<DataSourceReport>> {
         let state = self.state;
-        let addr = self.listener.local_addr()?;
-        let listener = idle::IdleTimeoutListener::new(self.listener, state.config().idle_timeout);
-        info!(%addr, dataSources = state.data_sources().count(), "Tranquility Server listening");
+        let idle = state.config().idle_timeout;
+        let stop = CancellationToken::new();
+        let plain = match self.listener {
+            Some(l) => {
+                let addr = l.local_addr()?;
+                info!(%addr, dataSources = state.data_sources().count(), "Tranquility Server listening (HTTP)");
+                let serve =
+                    axum::serve(idle::IdleTimeoutListener::new(l, idle), app(state.clone()))
+                        .with_graceful_shutdown(stop.clone().cancelled_owned());
+                Some(serve)
+            }
+            None => None,
+        };
+        let secure = match self.tls {
+            Some((l, config)) => {
+                let addr = l.local_addr()?;
+                info!(%addr, dataSources = state.data_sources().count(), "Tranquility Server listening (HTTPS)");
+                let listener =
+                    tls::TlsListener::new(idle::IdleTimeoutListener::new(l, idle), config)?;
+                let serve = axum::serve(listener, app(state.clone()))
+                    .with_graceful_shutdown(stop.clone().cancelled_owned());
+                Some(serve)
+            }
+            None => None,
+        };
+        let servers = async {
+            let plain = async {
+                match plain {
+                    Some(s) => s.await,
+                    None => Ok(()),
+                }
+            };
+            let secure = async {
+                match secure {
+                    Some(s) => s.await,
+                    None => Ok(()),
+                }
+            };
+            tokio::try_join!(plain, secure).map(|_| ())
+        };
         let stop_state = state.clone();
-        axum::serve(listener, app(state.clone()))
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                stop_state.begin_stop();
-                info!("stopping: refusing new connections, finishing requests in flight");
-            })
-            .await?;
+        let signal = async move {
+            shutdown.await;
+            stop_state.begin_stop();
+            info!("stopping: refusing new connections, finishing requests in flight");
+            stop.cancel();
+        };
+        tokio::pin!(servers);
+        tokio::select! {
+            r = &mut servers => r?,
+            () = signal => servers.await?,
+        }
         Ok(drain(&state).await)
     }
 }

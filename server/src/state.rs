@@ -14,7 +14,8 @@ use tokio_util::task::TaskTracker;
 use tranquility::beam::Outcome;
 use tranquility::event::{StringParser, StringParserError};
 use tranquility::metrics::{DataSourceMetrics, Metrics};
-use tranquility::spec::ParseSpec;
+use tranquility::pipeline::{DataSourcePipeline, Pipelines};
+use tranquility::spec::{ParseSpec, TranquilityConfig};
 
 use crate::config::ServerConfig;
 
@@ -35,6 +36,29 @@ pub trait Ingest: Send + Sync + fmt::Debug + 'static {
     async fn close(&self);
     /// This dataSource's series.
     fn metrics(&self) -> &DataSourceMetrics;
+}
+
+#[async_trait]
+impl Ingest for DataSourcePipeline {
+    async fn hand_in(&self, raws: Vec<Bytes>) -> OutcomesFuture {
+        DataSourcePipeline::hand_in(self, raws).await
+    }
+
+    fn drop_unparseable(&self, count: u64) {
+        DataSourcePipeline::drop_unparseable(self, count);
+    }
+
+    async fn flush(&self) {
+        DataSourcePipeline::flush(self).await;
+    }
+
+    async fn close(&self) {
+        DataSourcePipeline::close(self).await;
+    }
+
+    fn metrics(&self) -> &DataSourceMetrics {
+        DataSourcePipeline::metrics(self)
+    }
 }
 
 /// One dataSource as the server sees it.
@@ -92,6 +116,27 @@ impl AppState {
                 stopping: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// State over every pipeline of `pipelines`, with each dataSource's `parser.parseSpec`
+    /// from `config` (the file the pipelines were built from) for `text/plain` bodies.
+    pub fn from_pipelines(
+        server: ServerConfig,
+        config: &TranquilityConfig,
+        pipelines: &Pipelines,
+    ) -> Self {
+        let entries = pipelines.iter().map(|pipeline| {
+            let parse_spec = config
+                .data_source(pipeline.name())
+                .and_then(|ds| ds.spec.data_schema.parser.as_ref())
+                .map(|parser| &parser.parse_spec);
+            let ingest: Arc<dyn Ingest> = Arc::new(pipeline.clone());
+            (
+                pipeline.name().to_string(),
+                DataSourceEntry::new(ingest, parse_spec),
+            )
+        });
+        Self::new(server, pipelines.metrics().clone(), entries)
     }
 
     /// The dataSource called `name`.

@@ -49,11 +49,7 @@ fn ev(extra: &str) -> String {
     format!(r#"{{"timestamp":{},"page":"{extra}"}}"#, now())
 }
 
-fn setup() -> (
-    AppState,
-    std::sync::Arc<common::StandIn>,
-    std::sync::Arc<common::StandIn>,
-) {
+fn setup() -> (AppState, common::TestSource, common::TestSource) {
     common::state(ServerConfig {
         max_body_bytes: 4096,
         ..ServerConfig::default()
@@ -81,7 +77,7 @@ async fn json_array_objects_and_lines_are_sent() {
     }
     let (_, _, body) = call(&state, post("/v1/post/wiki", "application/json", ev("one"))).await;
     assert_eq!(result(&body)["sent"], 1);
-    assert_eq!(wiki.sent.lock().len(), 7);
+    assert_eq!(wiki.sent_count(), 7);
 }
 
 #[tokio::test]
@@ -95,8 +91,8 @@ async fn v1_post_routes_by_data_source_then_feed() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(result(&body)["received"], 3);
     assert_eq!(result(&body)["sent"], 3);
-    assert_eq!(wiki.sent.lock().len(), 2);
-    assert_eq!(csv.sent.lock().len(), 1);
+    assert_eq!(wiki.sent_count(), 2);
+    assert_eq!(csv.sent_count(), 1);
 }
 
 #[tokio::test]
@@ -167,8 +163,8 @@ async fn whole_request_refusals_keep_the_original_status_and_message() {
         assert!(ct.starts_with("text/plain"), "{ct}");
     }
     // Refused requests send nothing, even their good objects.
-    assert!(wiki.sent.lock().is_empty());
-    assert_eq!(wiki.buffered(), 0);
+    assert_eq!(wiki.sent_count(), 0);
+    assert_eq!(wiki.pending(), 0);
     let tally = state.metrics().data_source("wiki").snapshot();
     assert_eq!(tally.received, 0);
 }
@@ -201,7 +197,7 @@ async fn malformed_bodies_name_the_problem() {
         std::str::from_utf8(&body).unwrap(),
         "Malformed string on line[2]: not valid UTF-8\n"
     );
-    assert!(csv.sent.lock().is_empty());
+    assert_eq!(csv.sent_count(), 0);
 }
 
 #[tokio::test]
@@ -220,7 +216,7 @@ async fn bad_events_are_dropped_with_a_reason_and_the_rest_sent() {
         json!({"received": 7, "sent": 2, "dropped": 5, "failed": 0,
                "droppedReasons": {"unparseable": 4, "outside_window": 1}})
     );
-    assert_eq!(wiki.sent.lock().len(), 2);
+    assert_eq!(wiki.sent_count(), 2);
 }
 
 #[tokio::test]
@@ -232,7 +228,7 @@ async fn send_failures_answer_500_with_the_counts() {
     let text = std::str::from_utf8(&body).unwrap();
     assert!(
         text.starts_with(
-            "Server error: 1 of 2 events failed (1 sent, 0 dropped): push to task failed"
+            "Server error: 1 of 2 events failed (1 sent, 0 dropped): push to failable failed: failed on purpose"
         ),
         "{text}"
     );
@@ -278,7 +274,7 @@ async fn gzip_bodies_and_size_limits() {
     assert!(squeezed.len() < 4096);
     let (status, _, _) = call(&state, req(squeezed, "gzip")).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(wiki.sent.lock().len(), 1);
+    assert_eq!(wiki.sent_count(), 1);
 }
 
 #[tokio::test]
@@ -296,7 +292,7 @@ async fn smile_requests_get_smile_answers() {
     let answer: Value = serde_smile::from_slice(&body).unwrap();
     assert_eq!(answer["result"]["received"], 2);
     assert_eq!(answer["result"]["sent"], 2);
-    let sent: Value = serde_json::from_slice(&wiki.sent.lock()[0]).unwrap();
+    let sent: Value = serde_json::from_str(&wiki.sent_texts()[0]).unwrap();
     assert_eq!(sent["page"], "s");
 }
 
@@ -334,16 +330,13 @@ async fn text_lines_go_through_the_string_parser() {
 #[tokio::test]
 async fn text_for_a_parse_spec_that_cannot_read_text_is_refused() {
     let metrics = tranquility::metrics::Metrics::new();
-    let ingest = common::StandIn::new("rx", &metrics);
+    let ingest = common::TestSource::new("rx", &metrics);
     let spec: tranquility::spec::ParseSpec =
         serde_json::from_str(r#"{"format":"regex","pattern":"(.*)"}"#).unwrap();
     let state = AppState::new(
         ServerConfig::default(),
         metrics,
-        [(
-            "rx".to_string(),
-            tranquility_server::DataSourceEntry::new(ingest, Some(&spec)),
-        )],
+        [("rx".to_string(), ingest.entry(Some(&spec)))],
     );
     let (status, _, body) = call(&state, post("/v1/post/rx", "text/plain", "x")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -370,7 +363,7 @@ async fn async_answers_after_hand_off() {
                "droppedReasons": {"unparseable": 1}})
     );
     // Nothing forced a flush: the events wait, counted as pending.
-    assert_eq!(wiki.buffered(), 2);
+    assert_eq!(wiki.pending(), 2);
     assert_eq!(state.metrics().data_source("wiki").pending(), 2);
 }
 

@@ -53,7 +53,7 @@ async fn stop_flushes_async_events_and_reports_final_counts() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
-    assert_eq!(wiki.buffered(), 10);
+    assert_eq!(wiki.pending(), 10);
 
     stop.send(()).unwrap();
     let reports = tokio::time::timeout(Duration::from_secs(10), running)
@@ -61,7 +61,7 @@ async fn stop_flushes_async_events_and_reports_final_counts() {
         .unwrap()
         .unwrap()
         .unwrap();
-    assert_eq!(wiki.sent.lock().len(), 10);
+    assert_eq!(wiki.sent_count(), 10);
     let report = reports.iter().find(|r| r.name == "wiki").unwrap();
     assert_eq!(
         (report.tally.received, report.tally.sent, report.pending),

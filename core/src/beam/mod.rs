@@ -33,7 +33,7 @@ pub use partition::{MergingPartitioningBeam, RoundRobinBeam};
 pub use replicate::ReplicatedBeam;
 pub use tranquilizer::{
     BatchOutcomes, Linger, OutcomeFuture, Tranquilizer, TranquilizerConfig,
-    TranquilizerConfigBuilder, TranquilizerConfigError, TranquilizerStats,
+    TranquilizerConfigBuilder, TranquilizerConfigError, TranquilizerObserver, TranquilizerStats,
 };
 pub use transform::{TransformRejection, TransformingBeam};
 

@@ -13,10 +13,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::future::join_all;
 use parking_lot::Mutex;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::locator::{TaskLocator, TaskTarget};
-use super::overlord::OverlordClient;
+use super::overlord::{CallError, OverlordClient, OverlordError, TaskState};
 use super::receiver::{
     encode_json_array, encode_smile_array, PushBody, ReceiverClient, ReceiverError, TaskCheck,
 };
@@ -71,6 +71,22 @@ impl DruidBeamMaker {
         }
     }
 
+    /// The Overlord already has a task of this id: one this process (or another without our
+    /// shared metadata, e.g. after a restart with the in-process coordinator) created. A
+    /// running one is taken over; any other state keeps the error.
+    async fn adopt(&self, id: &str, error: OverlordError) -> Result<String, OverlordError> {
+        match self.context.overlord.task_status(id).await {
+            Ok(Some(status)) if status.state == TaskState::Running => {
+                info!(
+                    task = id,
+                    "adopting the running task the Overlord already has"
+                );
+                Ok(id.to_string())
+            }
+            _ => Err(error),
+        }
+    }
+
     fn creation_error(&self, interval: Interval, message: String) -> SendError {
         SendError::TaskCreation {
             data_source: self.context.data_source.clone(),
@@ -91,7 +107,11 @@ impl BeamMaker for DruidBeamMaker {
         for replicant in 0..self.props.task_replicants.max(1) {
             let task = realtime_task(&self.spec, &self.props, interval, partition, replicant)
                 .map_err(|e| self.creation_error(interval, e.to_string()))?;
-            match self.context.overlord.submit_task(&task.json).await {
+            let submitted = match self.context.overlord.submit_task(&task.json).await {
+                Err(e) if already_exists(&e) => self.adopt(&task.id, e).await,
+                other => other,
+            };
+            match submitted {
                 Ok(id) => {
                     TaskCreated { task_id: &id }.emit(&self.context.metrics);
                     tasks.push(TaskRef {
@@ -148,6 +168,15 @@ impl BeamMaker for DruidBeamMaker {
             .collect();
         Ok(Arc::new(DruidBeam::new(targets, self.context.clone())))
     }
+}
+
+/// Whether the Overlord refused a submission because the task id exists (Druid's 400, whose
+/// wording changed across versions: "already exists" in all of them).
+fn already_exists(error: &OverlordError) -> bool {
+    matches!(
+        error.call_error(),
+        CallError::Status { status: 400, body, .. } if body.contains("already exists")
+    )
 }
 
 /// One partition's replica tasks.

@@ -606,10 +606,9 @@ impl OverlordClient {
             if !matches!(error, CallError::Locate(_)) {
                 self.forget_instance();
             }
-            let delay = backoff.next_delay();
-            if started.elapsed() + delay > policy.period {
+            let Some(delay) = policy.next_wait(&mut backoff, started.elapsed()) else {
                 return (Err(error), attempts);
-            }
+            };
             tracing::warn!(
                 %error,
                 "Transient error from the Overlord, will try again in {} ms",

@@ -345,16 +345,15 @@ impl ReceiverClient {
                     reason
                 }
             };
-            let delay = backoff.next_delay();
             let elapsed = started.elapsed();
-            if elapsed + delay > self.config.retry.period {
+            let Some(delay) = self.config.retry.next_wait(&mut backoff, elapsed) else {
                 return Err(ReceiverError::RetriesExhausted {
                     task_id: task.task_id.clone(),
                     attempts,
                     waited: elapsed,
                     last: reason,
                 });
-            }
+            };
             let ms = delay.as_millis();
             if elapsed < self.config.quiet_period {
                 tracing::debug!(task = %task.task_id, error = %reason, "Transient error, will try again in {ms} ms");

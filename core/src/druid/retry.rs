@@ -34,6 +34,14 @@ impl RetryPolicy {
         }
     }
 
+    /// The wait before the next attempt of a call that started `elapsed` ago: the next
+    /// backoff delay, cut short so the last attempt starts at the end of the period; `None`
+    /// once the period is over.
+    pub fn next_wait(&self, backoff: &mut Backoff, elapsed: Duration) -> Option<Duration> {
+        let remaining = self.period.checked_sub(elapsed).filter(|r| !r.is_zero())?;
+        Some(backoff.next_delay().min(remaining))
+    }
+
     /// A fresh backoff sequence for one call.
     pub fn backoff(&self) -> Backoff {
         Backoff {
@@ -68,6 +76,22 @@ pub fn jitter(base: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waits_are_cut_to_the_period_and_end_with_it() {
+        let policy = RetryPolicy {
+            period: Duration::from_secs(2),
+            initial_backoff: Duration::from_secs(15),
+            max_backoff: Duration::from_secs(60),
+        };
+        let mut backoff = policy.backoff();
+        assert_eq!(
+            policy.next_wait(&mut backoff, Duration::from_millis(500)),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(policy.next_wait(&mut backoff, Duration::from_secs(2)), None);
+        assert_eq!(policy.next_wait(&mut backoff, Duration::from_secs(3)), None);
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap_with_jitter() {

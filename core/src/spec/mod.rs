@@ -23,7 +23,7 @@ pub use data_schema::{
     ParserSpec, SpatialDimension, TimestampSpec, TypedDimension,
 };
 pub use error::ConfigError;
-pub use properties::{CoreProperties, KafkaProperties, Properties, ServerProperties};
+pub use properties::{CoreProperties, KafkaProperties, Properties, Secret, ServerProperties};
 pub use tuning::{TuningConfig, DEFAULT_WINDOW_PERIOD};
 
 /// A Druid ingestion spec as Tranquility reads it: `dataSchema`, `tuningConfig`, optional

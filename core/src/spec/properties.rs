@@ -122,9 +122,15 @@ pub const PROPERTIES: &[PropertyDef] = &[
     def("http.port.enable", Some("true"), GlobalRead, Bool, "serve plaintext HTTP"),
     def("http.threads", Some("40"), GlobalOnly, Int, "maximum HTTP worker threads"),
     def("http.idleTimeout", Some("PT5M"), GlobalOnly, Per, "idle connection timeout (<= 0 keeps the default)"),
+    def("http.bindAddress", Some("0.0.0.0"), GlobalOnly, Text, "address the server listens on (127.0.0.1 = local clients only)"),
+    def("http.maxBodyBytes", Some("67108864"), GlobalOnly, Int, "largest request body in bytes, compressed and decompressed"),
+    def("http.basicAuth.user", Some(""), GlobalOnly, Text, "HTTP Basic user every route but GET / and /health requires (empty = open; our addition)"),
+    def("http.basicAuth.pass", Some(""), GlobalOnly, Text, "HTTP Basic password for http.basicAuth.user (our addition)"),
     def("https.port", Some("8400"), GlobalRead, Int, "TLS port"),
     def("https.port.enable", Some("false"), GlobalRead, Bool, "serve HTTPS"),
-    def("https.keyStorePath", Some(""), GlobalRead, Text, "keystore with the server certificate"),
+    def("https.keyStorePath", Some(""), GlobalRead, Text, "Java keystore with the server certificate: refused, convert it to PEM for https.certPath/https.keyPath"),
+    def("https.certPath", Some(""), GlobalRead, Text, "PEM file with the HTTPS certificate chain, leaf first (our addition)"),
+    def("https.keyPath", Some(""), GlobalRead, Text, "PEM file with the HTTPS private key: PKCS#8, PKCS#1 or SEC1 (our addition)"),
     def("https.keyStoreType", Some(""), GlobalRead, Text, "keystore type (empty = default)"),
     def("https.keyStorePassword", Some(""), GlobalRead, Text, "keystore password"),
     def("https.certAlias", Some(""), GlobalRead, Text, "certificate alias in the keystore"),
@@ -196,7 +202,52 @@ fn parse_one_of(words: &[&str], s: &str) -> Result<String, String> {
         .ok_or_else(|| format!("expected one of: {}", words.join(", ")))
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// Whether the value of `key` is a secret (a password, a passphrase, a JAAS config) that
+/// must never appear in logs or `Debug` output.
+pub fn is_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.contains("pass") || k.contains("secret") || k.ends_with("jaas.config")
+}
+
+/// Text that must not be printed: its `Debug` shows `<redacted>` (or `""` when empty).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret text, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether it is empty (unset).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::ops::Deref for Secret {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("\"\"")
+        } else {
+            f.write_str("<redacted>")
+        }
+    }
+}
+
+#[derive(Clone, PartialEq)]
 struct Entry {
     value: String,
     file: Arc<str>,
@@ -204,9 +255,24 @@ struct Entry {
 }
 
 /// A set of properties (key → text value), each remembering the file and JSON path it came from.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Its `Debug` redacts secret values (see [`is_secret`]).
+#[derive(Clone, Default, PartialEq)]
 pub struct Properties {
     entries: IndexMap<String, Entry>,
+}
+
+impl std::fmt::Debug for Properties {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut m = f.debug_map();
+        for (k, e) in &self.entries {
+            if is_secret(k) && !e.value.is_empty() {
+                m.entry(k, &format_args!("<redacted> ({} {})", e.file, e.path));
+            } else {
+                m.entry(k, &format_args!("{:?} ({} {})", e.value, e.file, e.path));
+            }
+        }
+        m.finish()
+    }
 }
 
 /// The JSON path of property `key` under `base` (`properties["task.partitions"]`).
@@ -323,6 +389,11 @@ impl Properties {
     /// Text value of `key` (or its default).
     pub fn string(&self, key: &str) -> Result<String, ConfigError> {
         self.typed(key, |s| Ok(s.to_string()))
+    }
+
+    /// Secret text value of `key` (or its default).
+    pub fn secret(&self, key: &str) -> Result<Secret, ConfigError> {
+        self.string(key).map(Secret)
     }
 
     /// Text value of `key`, `None` when unset and without default.
@@ -444,7 +515,7 @@ pub struct CoreProperties {
     /// `druidBeam.basicAuthUser` (empty = none).
     pub basic_auth_user: String,
     /// `druidBeam.basicAuthPass` (empty = none).
-    pub basic_auth_pass: String,
+    pub basic_auth_pass: Secret,
     /// `druid.tls.enable`.
     pub tls_enable: bool,
     /// `druid.tls.protocol`.
@@ -456,7 +527,7 @@ pub struct CoreProperties {
     /// `druid.tls.trustStoreAlgorithm`.
     pub tls_trust_store_algorithm: String,
     /// `druid.tls.trustStorePassword`.
-    pub tls_trust_store_password: String,
+    pub tls_trust_store_password: Secret,
 }
 
 fn usize_of(v: i64) -> usize {
@@ -524,13 +595,13 @@ impl CoreProperties {
             },
             overlord_poll_period: p.period("druidBeam.overlordPollPeriod")?,
             basic_auth_user: p.string("druidBeam.basicAuthUser")?,
-            basic_auth_pass: p.string("druidBeam.basicAuthPass")?,
+            basic_auth_pass: p.secret("druidBeam.basicAuthPass")?,
             tls_enable: p.bool("druid.tls.enable")?,
             tls_protocol: p.string("druid.tls.protocol")?,
             tls_trust_store_path: p.string("druid.tls.trustStorePath")?,
             tls_trust_store_type: p.string("druid.tls.trustStoreType")?,
             tls_trust_store_algorithm: p.string("druid.tls.trustStoreAlgorithm")?,
-            tls_trust_store_password: p.string("druid.tls.trustStorePassword")?,
+            tls_trust_store_password: p.secret("druid.tls.trustStorePassword")?,
         })
     }
 
@@ -542,7 +613,7 @@ impl CoreProperties {
     /// Basic-auth credentials when both user and password are non-empty.
     pub fn basic_auth(&self) -> Option<(&str, &str)> {
         (!self.basic_auth_user.is_empty() && !self.basic_auth_pass.is_empty())
-            .then_some((self.basic_auth_user.as_str(), self.basic_auth_pass.as_str()))
+            .then_some((self.basic_auth_user.as_str(), self.basic_auth_pass.expose()))
     }
 }
 
@@ -557,18 +628,26 @@ pub struct ServerProperties {
     pub https_port: u16,
     /// `https.port.enable`.
     pub https_port_enable: bool,
-    /// `https.keyStorePath`.
+    /// `https.keyStorePath` (refused by the server: Java keystores are not read).
     pub https_key_store_path: String,
+    /// `https.certPath`: PEM certificate chain (empty = none).
+    pub https_cert_path: String,
+    /// `https.keyPath`: PEM private key (empty = none).
+    pub https_key_path: String,
+    /// `http.basicAuth.user` (empty = no authentication).
+    pub http_basic_auth_user: String,
+    /// `http.basicAuth.pass`.
+    pub http_basic_auth_pass: Secret,
     /// `https.keyStoreType`.
     pub https_key_store_type: String,
     /// `https.keyStorePassword`.
-    pub https_key_store_password: String,
+    pub https_key_store_password: Secret,
     /// `https.certAlias`.
     pub https_cert_alias: String,
     /// `https.keyManagerFactoryAlgorithm`.
     pub https_key_manager_factory_algorithm: String,
     /// `https.keyManagerPassword`.
-    pub https_key_manager_password: String,
+    pub https_key_manager_password: Secret,
     /// `https.includeCipherSuites`.
     pub https_include_cipher_suites: Vec<String>,
     /// `https.excludeCipherSuites`.
@@ -592,11 +671,15 @@ impl ServerProperties {
             https_port: p.int_in("https.port", 0, 65_535)? as u16,
             https_port_enable: p.bool("https.port.enable")?,
             https_key_store_path: p.string("https.keyStorePath")?,
+            https_cert_path: p.string("https.certPath")?,
+            https_key_path: p.string("https.keyPath")?,
+            http_basic_auth_user: p.string("http.basicAuth.user")?,
+            http_basic_auth_pass: p.secret("http.basicAuth.pass")?,
             https_key_store_type: p.string("https.keyStoreType")?,
-            https_key_store_password: p.string("https.keyStorePassword")?,
+            https_key_store_password: p.secret("https.keyStorePassword")?,
             https_cert_alias: p.string("https.certAlias")?,
             https_key_manager_factory_algorithm: p.string("https.keyManagerFactoryAlgorithm")?,
-            https_key_manager_password: p.string("https.keyManagerPassword")?,
+            https_key_manager_password: p.secret("https.keyManagerPassword")?,
             https_include_cipher_suites: p.list("https.includeCipherSuites")?,
             https_exclude_cipher_suites: p.list("https.excludeCipherSuites")?,
             https_include_protocols: p.list("https.includeProtocols")?,
@@ -607,8 +690,9 @@ impl ServerProperties {
     }
 }
 
-/// Kafka's process-level properties (global section), typed.
-#[derive(Debug, Clone, PartialEq)]
+/// Kafka's process-level properties (global section), typed. `Debug` redacts secret
+/// consumer properties (`ssl.key.password`, `sasl.jaas.config`, ...).
+#[derive(Clone, PartialEq)]
 pub struct KafkaProperties {
     /// `kafka.zookeeper.connect` (the old consumer's; kept for compatibility).
     pub zookeeper_connect: Option<String>,
@@ -620,6 +704,30 @@ pub struct KafkaProperties {
     pub commit_period_millis: u64,
     /// Every global `kafka.*` key with the prefix removed, for the consumer.
     pub consumer_properties: IndexMap<String, String>,
+}
+
+impl std::fmt::Debug for KafkaProperties {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let consumer: IndexMap<&str, &str> = self
+            .consumer_properties
+            .iter()
+            .map(|(k, v)| {
+                let shown = if is_secret(k) {
+                    "<redacted>"
+                } else {
+                    v.as_str()
+                };
+                (k.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("KafkaProperties")
+            .field("zookeeper_connect", &self.zookeeper_connect)
+            .field("group_id", &self.group_id)
+            .field("num_threads", &self.num_threads)
+            .field("commit_period_millis", &self.commit_period_millis)
+            .field("consumer_properties", &consumer)
+            .finish()
+    }
 }
 
 impl KafkaProperties {
@@ -679,6 +787,42 @@ mod tests {
             }
             assert!(!d.doc.is_empty());
         }
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let mut p = Properties::new();
+        p.insert("druidBeam.basicAuthUser", "druid");
+        p.insert("druidBeam.basicAuthPass", "hunter2-core");
+        p.insert("druid.tls.trustStorePassword", "hunter2-trust");
+        p.insert("https.keyStorePassword", "hunter2-ks");
+        p.insert("https.keyManagerPassword", "hunter2-km");
+        p.insert("http.basicAuth.pass", "hunter2-http");
+        p.insert("kafka.sasl.jaas.config", "hunter2-jaas");
+        p.insert("kafka.ssl.key.password", "hunter2-ssl");
+        let core = CoreProperties::from_properties(&p).unwrap();
+        let server = ServerProperties::from_properties(&p).unwrap();
+        let kafka = KafkaProperties::from_properties(&p).unwrap();
+        assert_eq!(core.basic_auth(), Some(("druid", "hunter2-core")));
+        assert_eq!(server.http_basic_auth_pass.expose(), "hunter2-http");
+        for text in [
+            format!("{p:?}"),
+            format!("{core:?}"),
+            format!("{server:?}"),
+            format!("{kafka:?}"),
+        ] {
+            assert!(!text.contains("hunter2"), "secret in {text}");
+        }
+        assert!(
+            format!("{p:?}").contains("\"druid\""),
+            "non-secrets stay visible"
+        );
+        assert!(format!("{core:?}").contains("basic_auth_pass: <redacted>"));
+        assert_eq!(
+            kafka.consumer_properties["sasl.jaas.config"],
+            "hunter2-jaas"
+        );
+        assert_eq!(format!("{:?}", Secret::default()), "\"\"");
     }
 
     #[test]

@@ -34,7 +34,7 @@ fn status_plus(t: &Task, runner: &str) -> Value {
     json!({
         "id": t.spec.id,
         "groupId": t.spec.group_id,
-        "type": "index_realtime",
+        "type": t.spec.kind.name(),
         "createdTime": time::iso(t.created),
         "queueInsertionTime": "1970-01-01T00:00:00.000Z",
         "statusCode": code,
@@ -255,10 +255,10 @@ pub async fn tasks(
         }
     };
     let ds = q.get("datasource").cloned();
-    let ty_ok = q.get("type").is_none_or(|t| t == "index_realtime");
+    let ty = q.get("type").cloned();
     let max = q.get("max").and_then(|n| n.parse().ok());
     let want = |t: &Task| {
-        ty_ok
+        ty.as_ref().is_none_or(|ty| ty == t.spec.kind.name())
             && ds.as_ref().is_none_or(|d| *d == t.spec.data_source)
             && running_wanted.is_none_or(|r| r == is_running(t))
     };

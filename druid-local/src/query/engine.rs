@@ -670,6 +670,8 @@ pub fn time_boundary(q: &Value, c: &Common, segs: &Segs) -> Result<Value, QueryE
     let c = Common {
         granularity: Granularity::All,
         data_source: c.data_source.clone(),
+        source: c.source.clone(),
+        virtual_columns: Vec::new(),
         intervals: c.intervals.clone(),
         filter: c.filter.clone(),
         context: Value::Null,

@@ -3,7 +3,9 @@
 
 pub mod agg;
 mod engine;
+pub mod expr;
 pub mod filter;
+pub mod join;
 
 use crate::http::{self, media};
 use crate::time::{Granularity, Interval};
@@ -54,8 +56,12 @@ impl QueryError {
 /// Fields every query type shares.
 #[derive(Debug)]
 pub struct Common {
-    /// Table name.
+    /// Table name (the leftmost table of a join).
     pub data_source: String,
+    /// The full data source.
+    pub source: join::DataSource,
+    /// Expression virtual columns, in order.
+    pub virtual_columns: Vec<join::VirtualColumn>,
     /// Query intervals (all time when absent, for the types that allow it).
     pub intervals: Vec<Interval>,
     /// Bucketing.
@@ -109,23 +115,10 @@ fn parse_intervals(v: Option<&Value>, required: bool) -> Result<Vec<Interval>, Q
 }
 
 fn parse_common(q: &Value, intervals_required: bool) -> Result<Common, QueryError> {
-    let data_source = match q.get("dataSource") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Object(o)) => match o.get("type").and_then(Value::as_str) {
-            Some("table") => o
-                .get("name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| QueryError::invalid("table dataSource requires `name`"))?
-                .to_owned(),
-            other => {
-                return Err(QueryError::unsupported(format!(
-                    "dataSource type [{}] is not supported by druid-local; only tables are",
-                    other.unwrap_or("null")
-                )))
-            }
-        },
-        _ => return Err(QueryError::invalid("Missing fields [dataSource]")),
-    };
+    let source = join::DataSource::parse(
+        q.get("dataSource")
+            .ok_or_else(|| QueryError::invalid("Missing fields [dataSource]"))?,
+    )?;
     let granularity = match q.get("granularity") {
         None | Some(Value::Null) => Granularity::All,
         Some(g) => Granularity::from_json(g).map_err(QueryError::invalid)?,
@@ -134,16 +127,22 @@ fn parse_common(q: &Value, intervals_required: bool) -> Result<Common, QueryErro
         None | Some(Value::Null) => None,
         Some(f) => Some(filter::Filter::parse(f)?),
     };
-    if q.get("virtualColumns")
-        .and_then(Value::as_array)
-        .is_some_and(|v| !v.is_empty())
-    {
-        return Err(QueryError::unsupported(
-            "virtualColumns are not supported by druid-local",
-        ));
-    }
+    let virtual_columns = match q.get("virtualColumns") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(join::VirtualColumn::parse)
+            .collect::<Result<_, _>>()?,
+        Some(other) => {
+            return Err(QueryError::invalid(format!(
+                "virtualColumns must be a list, got {other}"
+            )))
+        }
+    };
     Ok(Common {
-        data_source,
+        data_source: source.base_table().to_owned(),
+        source,
+        virtual_columns,
         intervals: parse_intervals(q.get("intervals"), intervals_required)?,
         granularity,
         filter,
@@ -174,7 +173,16 @@ pub fn run(shared: &Shared, q: &Value) -> Result<Value, QueryError> {
     }
     let required = matches!(ty, "timeseries" | "topN" | "groupBy" | "scan");
     let common = parse_common(q, required)?;
-    let segments = shared.store.view(&common.data_source, &common.intervals);
+    let mut segments = shared.store.view(&common.data_source, &common.intervals);
+    let joined = matches!(common.source, join::DataSource::Join(_));
+    if joined || !common.virtual_columns.is_empty() {
+        if !matches!(ty, "timeseries" | "topN" | "groupBy" | "scan") {
+            return Err(QueryError::unsupported(format!(
+                "queryType [{ty}] over a join or with virtualColumns is not supported by druid-local; timeseries, topN, groupBy and scan are"
+            )));
+        }
+        segments = join::derive(segments, &common.source, &common.virtual_columns)?;
+    }
     match ty {
         "timeseries" => engine::timeseries(q, &common, &segments),
         "topN" => engine::top_n(q, &common, &segments),
@@ -227,6 +235,14 @@ pub async fn handle(
         resp.headers_mut().insert("X-Druid-Query-Id", v);
     }
     resp
+}
+
+/// `POST /druid/v2/sql`: not implemented; says so in Druid's error body (501).
+pub async fn sql() -> Response {
+    QueryError::unsupported(
+        "SQL (/druid/v2/sql) is not supported by druid-local; use native queries at /druid/v2",
+    )
+    .response()
 }
 
 /// `GET /druid/v2/datasources`.

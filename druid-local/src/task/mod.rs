@@ -6,7 +6,7 @@ pub mod persist;
 pub mod receiver;
 pub mod rollup;
 
-use crate::spec::{Rejection, TaskSpec};
+use crate::spec::{Rejection, TaskKind, TaskSpec};
 use crate::storage::Segment;
 use crate::time::{self, Interval, Millis};
 use crate::Shared;
@@ -305,11 +305,20 @@ impl Indexer<'_> {
                 Ok(s) => s.dimensions.clone().unwrap_or_default(),
                 Err(_) => Vec::new(),
             };
+            let version = self.store.store.version_for(&spec.data_source, iv);
+            let partition = match spec.kind {
+                TaskKind::Realtime => spec.partition_num,
+                TaskKind::Appenderator => {
+                    self.store
+                        .store
+                        .allocate_partition(&spec.data_source, iv, &version)
+                }
+            };
             let seg = Arc::new(Segment {
                 data_source: spec.data_source.clone(),
                 interval: iv,
-                version: self.store.store.version_for(&spec.data_source, iv),
-                partition: spec.partition_num,
+                version,
+                partition,
                 index: RwLock::new(Index::new(&dims, &spec.metrics, spec.rollup)),
             });
             self.store.store.add_live(&spec.id, seg.clone());

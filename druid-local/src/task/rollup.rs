@@ -328,6 +328,68 @@ impl Index {
         }
     }
 
+    /// A read-only copy holding the given rows (in that order, repeats allowed), unrolled.
+    pub fn take_rows(&self, rows: &[usize]) -> Index {
+        let mut out = Index::new(&self.dims, &self.metrics, false);
+        out.dicts = self.dicts.clone();
+        out.dim_cols = self
+            .dim_cols
+            .iter()
+            .map(|c| rows.iter().map(|r| c[*r]).collect())
+            .collect();
+        out.metric_cols = self
+            .metric_cols
+            .iter()
+            .map(|c| match c {
+                Column::Long(v) => Column::Long(rows.iter().map(|r| v[*r]).collect()),
+                Column::Double(v) => Column::Double(rows.iter().map(|r| v[*r]).collect()),
+            })
+            .collect();
+        out.times = rows.iter().map(|r| self.times[*r]).collect();
+        out.max_ingested = self.max_ingested;
+        out
+    }
+
+    /// Sets a whole dimension column (one value per row), replacing any column of that name.
+    pub fn set_dim(&mut self, name: &str, values: Vec<DimValue>) {
+        if let Some(j) = self.metric_index(name) {
+            self.metrics.remove(j);
+            self.metric_cols.remove(j);
+        }
+        let d = match self.dim_pos.get(name) {
+            Some(d) => *d,
+            None => self.add_dim(name),
+        };
+        let mut dict = Dict::new();
+        self.dim_cols[d] = values.into_iter().map(|v| dict.intern(v)).collect();
+        self.dicts[d] = dict;
+    }
+
+    /// Drops the columns whose names start with `prefix` (a join's right side shadows them).
+    pub fn drop_prefixed(&mut self, prefix: &str) {
+        let keep: Vec<usize> = (0..self.dims.len())
+            .filter(|d| !self.dims[*d].starts_with(prefix))
+            .collect();
+        if keep.len() < self.dims.len() {
+            self.dims = keep.iter().map(|d| self.dims[*d].clone()).collect();
+            self.dicts = keep.iter().map(|d| self.dicts[*d].clone()).collect();
+            self.dim_cols = keep
+                .iter()
+                .map(|d| std::mem::take(&mut self.dim_cols[*d]))
+                .collect();
+            self.dim_pos = self
+                .dims
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (d.clone(), i))
+                .collect();
+        }
+        while let Some(j) = self.metrics.iter().position(|m| m.name.starts_with(prefix)) {
+            self.metrics.remove(j);
+            self.metric_cols.remove(j);
+        }
+    }
+
     /// The value of dimension `d` in `row`.
     pub fn dim_value(&self, d: usize, row: usize) -> &DimValue {
         &self.dicts[d].values[self.dim_cols[d][row] as usize]

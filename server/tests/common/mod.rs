@@ -1,122 +1,94 @@
-//! A test stand-in for a dataSource pipeline: extracts timestamps, holds events until a
-//! flush (like `lingerMillis = -1`), then answers Sent, or Failed for events containing
-//! `"FAIL"`, or Dropped(OutsideWindow) for events containing `"OLD"`.
+//! Test dataSources: real `DataSourcePipeline`s over a `FailableBeam` that fails events
+//! containing `"FAIL"` and drops (OutsideWindow) events containing `"OLD"`. Batches are sent
+//! only when full or on a flush (`lingerMillis = -1`), so async posts stay pending until the
+//! server flushes.
 #![allow(dead_code)]
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use bytes::Bytes;
-use parking_lot::Mutex;
-use tokio::sync::oneshot;
-use tranquility::beam::{DropReason, Outcome, SendError};
-use tranquility::event::TimestampExtractor;
-use tranquility::metrics::events::{record_outcomes, EventsReceived};
-use tranquility::metrics::{DataSourceMetrics, Metrics};
-use tranquility::spec::{ParseSpec, TimestampSpec};
-use tranquility_server::{AppState, DataSourceEntry, Ingest, OutcomesFuture, ServerConfig};
+use tranquility::beam::testing::FailableBeam;
+use tranquility::beam::{DropReason, Linger, TranquilizerConfig};
+use tranquility::event::Event;
+use tranquility::metrics::Metrics;
+use tranquility::pipeline::DataSourcePipeline;
+use tranquility::spec::{IngestionSpec, ParseSpec};
+use tranquility_server::{AppState, DataSourceEntry, ServerConfig};
 
-#[derive(Debug)]
-pub struct StandIn {
-    metrics: DataSourceMetrics,
-    extractor: TimestampExtractor,
-    buffer: Mutex<Vec<(Bytes, oneshot::Sender<Outcome>)>>,
-    pub sent: Mutex<Vec<Bytes>>,
+/// One test dataSource: its pipeline and the beam behind it.
+#[derive(Debug, Clone)]
+pub struct TestSource {
+    pub pipeline: DataSourcePipeline,
+    pub beam: FailableBeam,
 }
 
-impl StandIn {
-    pub fn new(name: &str, metrics: &Metrics) -> Arc<Self> {
-        Arc::new(Self {
-            metrics: metrics.data_source(name),
-            extractor: TimestampExtractor::new(&TimestampSpec::new("timestamp", "auto")).unwrap(),
-            buffer: Mutex::new(Vec::new()),
-            sent: Mutex::new(Vec::new()),
-        })
+fn contains(event: &Event, needle: &str) -> bool {
+    String::from_utf8_lossy(event.raw()).contains(needle)
+}
+
+fn spec(name: &str) -> IngestionSpec {
+    serde_json::from_value(serde_json::json!({
+        "dataSchema": {
+            "dataSource": name,
+            "parser": {"type": "string", "parseSpec": {"format": "json",
+                "timestampSpec": {"column": "timestamp", "format": "auto"},
+                "dimensionsSpec": {"dimensions": []}}},
+            "metricsSpec": [{"type": "count", "name": "count"}],
+            "granularitySpec": {"segmentGranularity": "hour", "queryGranularity": "none"}
+        },
+        "tuningConfig": {"type": "realtime"}
+    }))
+    .unwrap()
+}
+
+impl TestSource {
+    pub fn new(name: &str, metrics: &Metrics) -> Self {
+        let beam = FailableBeam::new()
+            .fail_if(|e| contains(e, "FAIL"))
+            .drop_if(|e| contains(e, "OLD"), DropReason::OutsideWindow);
+        let config = TranquilizerConfig::builder()
+            .linger(Linger::UntilFull)
+            .build()
+            .unwrap();
+        let pipeline = DataSourcePipeline::with_beam(
+            name,
+            &spec(name),
+            Arc::new(beam.clone()),
+            config,
+            metrics,
+        )
+        .unwrap();
+        Self { pipeline, beam }
     }
 
+    /// The raw events the beam answered `Sent`, as text.
     pub fn sent_texts(&self) -> Vec<String> {
-        self.sent
-            .lock()
+        self.beam
+            .sent()
             .iter()
-            .map(|b| String::from_utf8(b.to_vec()).unwrap())
+            .map(|e| String::from_utf8_lossy(e.raw()).into_owned())
             .collect()
     }
 
-    pub fn buffered(&self) -> usize {
-        self.buffer.lock().len()
-    }
-}
-
-#[async_trait]
-impl Ingest for StandIn {
-    async fn hand_in(&self, raws: Vec<Bytes>) -> OutcomesFuture {
-        EventsReceived {
-            count: raws.len() as u64,
-        }
-        .emit(&self.metrics);
-        let mut answers = Vec::new();
-        for raw in raws {
-            let (tx, rx) = oneshot::channel();
-            if self.extractor.extract(&raw).is_err() {
-                let outcome = Outcome::Dropped(DropReason::Unparseable);
-                record_outcomes(&self.metrics, std::slice::from_ref(&outcome));
-                let _ = tx.send(outcome);
-            } else {
-                self.buffer.lock().push((raw, tx));
-            }
-            answers.push(rx);
-        }
-        Box::pin(async move {
-            let mut out = Vec::new();
-            for rx in answers {
-                out.push(rx.await.unwrap_or(Outcome::Dropped(DropReason::BeamClosed)));
-            }
-            out
-        })
+    /// How many events the beam answered `Sent`.
+    pub fn sent_count(&self) -> usize {
+        self.beam.sent().len()
     }
 
-    fn drop_unparseable(&self, count: u64) {
-        EventsReceived { count }.emit(&self.metrics);
-        record_outcomes(
-            &self.metrics,
-            &vec![Outcome::Dropped(DropReason::Unparseable); count as usize],
-        );
+    /// Events handed in whose outcome is not known yet.
+    pub fn pending(&self) -> i64 {
+        self.pipeline.metrics().pending()
     }
 
-    async fn flush(&self) {
-        let batch = std::mem::take(&mut *self.buffer.lock());
-        for (raw, tx) in batch {
-            let text = String::from_utf8_lossy(&raw);
-            let outcome = if text.contains("FAIL") {
-                Outcome::failed(SendError::Push {
-                    target: "task".into(),
-                    message: "refused".into(),
-                })
-            } else if text.contains("OLD") {
-                Outcome::Dropped(DropReason::OutsideWindow)
-            } else {
-                self.sent.lock().push(raw.clone());
-                Outcome::Sent
-            };
-            record_outcomes(&self.metrics, std::slice::from_ref(&outcome));
-            let _ = tx.send(outcome);
-        }
-    }
-
-    async fn close(&self) {
-        self.flush().await;
-    }
-
-    fn metrics(&self) -> &DataSourceMetrics {
-        &self.metrics
+    pub fn entry(&self, parse_spec: Option<&ParseSpec>) -> DataSourceEntry {
+        DataSourceEntry::new(Arc::new(self.pipeline.clone()), parse_spec)
     }
 }
 
 /// State with dataSources `wiki` (json lines) and `csvds` (csv columns ts,page,n).
-pub fn state(config: ServerConfig) -> (AppState, Arc<StandIn>, Arc<StandIn>) {
+pub fn state(config: ServerConfig) -> (AppState, TestSource, TestSource) {
     let metrics = Metrics::new();
-    let wiki = StandIn::new("wiki", &metrics);
-    let csv = StandIn::new("csvds", &metrics);
+    let wiki = TestSource::new("wiki", &metrics);
+    let csv = TestSource::new("csvds", &metrics);
     let csv_spec: ParseSpec = serde_json::from_str(
         r#"{"format":"csv","columns":["timestamp","page","n"],"timestampSpec":{"column":"timestamp"}}"#,
     )
@@ -125,11 +97,8 @@ pub fn state(config: ServerConfig) -> (AppState, Arc<StandIn>, Arc<StandIn>) {
         config,
         metrics,
         [
-            ("wiki".to_string(), DataSourceEntry::new(wiki.clone(), None)),
-            (
-                "csvds".to_string(),
-                DataSourceEntry::new(csv.clone(), Some(&csv_spec)),
-            ),
+            ("wiki".to_string(), wiki.entry(None)),
+            ("csvds".to_string(), csv.entry(Some(&csv_spec))),
         ],
     );
     (state, wiki, csv)

@@ -52,8 +52,18 @@ pub struct Tranquilizer {
     shared: Arc<Shared>,
 }
 
+/// Sees every event a Tranquilizer takes in and every outcome it gives, whether or not the
+/// caller awaits the outcome, so counts stay true when a caller gives up waiting.
+pub trait TranquilizerObserver: Send + Sync {
+    /// `count` events were handed in (accepted or refused).
+    fn received(&self, count: u64);
+    /// Outcomes became known (a batch answered, or events were refused).
+    fn answered(&self, outcomes: &[Outcome]);
+}
+
 struct Shared {
     beam: Arc<dyn Beam>,
+    observer: Option<Arc<dyn TranquilizerObserver>>,
     config: TranquilizerConfig,
     runtime: Handle,
     state: Mutex<State>,
@@ -151,9 +161,27 @@ impl Tranquilizer {
 
     /// Like [`new`](Self::new), for a beam that is already shared.
     pub fn from_arc(beam: Arc<dyn Beam>, config: TranquilizerConfig) -> Self {
+        Self::build(beam, config, None)
+    }
+
+    /// Like [`from_arc`](Self::from_arc), telling `observer` of every event and outcome.
+    pub fn observed(
+        beam: Arc<dyn Beam>,
+        config: TranquilizerConfig,
+        observer: Arc<dyn TranquilizerObserver>,
+    ) -> Self {
+        Self::build(beam, config, Some(observer))
+    }
+
+    fn build(
+        beam: Arc<dyn Beam>,
+        config: TranquilizerConfig,
+        observer: Option<Arc<dyn TranquilizerObserver>>,
+    ) -> Self {
         let runtime = Handle::current();
         let shared = Arc::new(Shared {
             beam,
+            observer,
             runtime: runtime.clone(),
             state: Mutex::new(State {
                 buffer: Vec::new(),
@@ -417,11 +445,13 @@ impl Shared {
         let config = &self.config;
         let mut batches = Vec::new();
         let mut wake_timer = false;
+        let mut refused = None;
         let outcome = {
             let mut st = self.state.lock();
             if st.closed {
                 let outcome = Outcome::Dropped(DropReason::BeamClosed);
                 st.refuse(1, &outcome);
+                refused = Some(outcome.clone());
                 OutcomeFuture::ready(outcome)
             } else if !st.make_room(config, &mut batches) {
                 if !refuse_when_full {
@@ -429,6 +459,7 @@ impl Shared {
                 }
                 let outcome = st.buffer_full();
                 st.refuse(1, &outcome);
+                refused = Some(outcome.clone());
                 OutcomeFuture::ready(outcome)
             } else {
                 wake_timer = st.starting_buffer(config);
@@ -440,6 +471,12 @@ impl Shared {
                 outcome
             }
         };
+        if let Some(observer) = &self.observer {
+            observer.received(1);
+            if let Some(refused) = refused {
+                observer.answered(std::slice::from_ref(&refused));
+            }
+        }
         if wake_timer {
             self.timer.notify_one();
         }
@@ -460,6 +497,8 @@ impl Shared {
         let config = &self.config;
         let mut batches = Vec::new();
         let mut wake_timer = false;
+        let mut taken = 0u64;
+        let mut refused: Option<(Outcome, usize)> = None;
         let done = {
             let mut st = self.state.lock();
             let done = loop {
@@ -469,7 +508,8 @@ impl Shared {
                 if st.closed {
                     let outcome = Outcome::Dropped(DropReason::BeamClosed);
                     st.refuse(events.len() as u64, &outcome);
-                    out.push_ready(outcome, events.len());
+                    out.push_ready(outcome.clone(), events.len());
+                    refused = Some((outcome, events.len()));
                     events.for_each(drop);
                     break true;
                 }
@@ -479,7 +519,8 @@ impl Shared {
                     }
                     let outcome = st.buffer_full();
                     st.refuse(events.len() as u64, &outcome);
-                    out.push_ready(outcome, events.len());
+                    out.push_ready(outcome.clone(), events.len());
+                    refused = Some((outcome, events.len()));
                     events.for_each(drop);
                     break true;
                 }
@@ -489,6 +530,7 @@ impl Shared {
                 st.buffer.extend(events.by_ref().take(room));
                 let added = st.buffer.len() - start;
                 st.counts.received += added as u64;
+                taken += added as u64;
                 out.push_batch(&st.buffer_result, start, added);
                 if st.buffer.len() >= config.max_batch_size() && st.slot_free(config) {
                     batches.push(st.take_batch());
@@ -497,6 +539,15 @@ impl Shared {
             batches.extend(st.take_if_ready(config));
             done
         };
+        if let Some(observer) = &self.observer {
+            let refused_count = refused.as_ref().map_or(0, |(_, n)| *n);
+            if taken > 0 || refused_count > 0 {
+                observer.received(taken + refused_count as u64);
+            }
+            if let Some((outcome, n)) = refused {
+                observer.answered(&vec![outcome; n]);
+            }
+        }
         if wake_timer {
             self.timer.notify_one();
         }
@@ -557,6 +608,9 @@ impl Shared {
             pending_batches = pending,
             "tranquilizer batch answered"
         );
+        if let Some(observer) = &self.observer {
+            observer.answered(&outcomes);
+        }
         result.complete(outcomes);
         self.dispatch(next);
         self.room.notify_waiters();

@@ -1,0 +1,143 @@
+//! `tranquility kafka -configFile kafka.json`: Tranquility Kafka over the dataSources of a
+//! configuration file, until SIGTERM or CTRL-C; then a graceful stop (wait for outcomes,
+//! commit, leave the group) and the final counts.
+//!
+//! With `http.port` set in the file's global properties (or `--http-port`), it also serves
+//! `GET /metrics` (Prometheus text) and `GET /health` on `http.bindAddress` (default
+//! `0.0.0.0`). Without, there is no HTTP listener.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::routing::get;
+use tranquility::metrics::Metrics;
+use tranquility::pipeline::PipelineOptions;
+use tranquility::spec::TranquilityConfig;
+use tranquility_kafka::{KafkaConfig, PipelineSinks};
+
+/// Options of `tranquility kafka`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "The configuration file is the original Tranquility Kafka's `kafka.json` \
+    (JSON or YAML): `dataSources` with their specs and properties (topicPattern, \
+    useTopicAsDataSource, ...), and global properties such as kafka.bootstrap.servers, \
+    kafka.group.id, consumer.numThreads and commit.periodMillis. Set http.port to serve \
+    /metrics and /health."
+)]
+pub struct Args {
+    /// Configuration file (JSON or YAML); also `-configFile FILE`.
+    #[arg(long = "config-file", value_name = "FILE")]
+    pub config_file: PathBuf,
+    /// Serve /metrics and /health on this port (over the file's `http.port`).
+    #[arg(long = "http-port", value_name = "PORT")]
+    pub http_port: Option<u16>,
+}
+
+/// Consumes until a stop signal or a fatal error, then stops gracefully.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let config = TranquilityConfig::load(&args.config_file)
+        .with_context(|| format!("loading {}", args.config_file.display()))?;
+    let kafka = KafkaConfig::from_config(&config)?;
+    let metrics = Metrics::new();
+    let sinks = Arc::new(PipelineSinks::new(PipelineOptions {
+        metrics: metrics.clone(),
+        ..PipelineOptions::default()
+    }));
+    let listener = match http_address(&config, args.http_port)? {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            tracing::info!(address = %addr, "serving /metrics and /health");
+            Some(tokio::spawn(serve(l, metrics.clone())))
+        }
+        None => None,
+    };
+    let result = tranquility_kafka::run(kafka, sinks.clone(), &metrics, stop_signal()).await;
+    sinks.close().await;
+    for pipeline in sinks.pipelines() {
+        let t = pipeline.metrics().snapshot();
+        tracing::info!(
+            dataSource = pipeline.name(),
+            received = t.received,
+            sent = t.sent,
+            failed = t.failed,
+            "final counts: {t:?}"
+        );
+    }
+    if let Some(task) = listener {
+        task.abort();
+    }
+    result.context("the Kafka connector stopped on an error")
+}
+
+/// The listener's address: `--http-port`, else the file's `http.port`; none when neither.
+fn http_address(
+    config: &TranquilityConfig,
+    flag: Option<u16>,
+) -> anyhow::Result<Option<SocketAddr>> {
+    let props = config.global_properties();
+    let port = match (flag, props.get("http.port")) {
+        (Some(p), _) => p,
+        (None, Some(text)) => text.trim().parse::<u16>().with_context(|| {
+            format!(
+                "{}: properties[\"http.port\"] must be a port number, found '{text}'",
+                config.source()
+            )
+        })?,
+        (None, None) => return Ok(None),
+    };
+    let host = props.get("http.bindAddress").unwrap_or("0.0.0.0");
+    let addr = format!("{host}:{port}");
+    addr.parse::<SocketAddr>().map(Some).with_context(|| {
+        format!(
+            "{}: http.bindAddress '{host}' is not an IP address",
+            config.source()
+        )
+    })
+}
+
+async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    (
+                        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+                        metrics.encode(),
+                    )
+                }
+            }),
+        )
+        .route("/health", get(|| async { "ok\n" }));
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::warn!(error = %e, "the /metrics listener stopped");
+    }
+}
+
+/// Completes on CTRL-C or SIGTERM.
+async fn stop_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("stop signal received: stopping gracefully");
+}

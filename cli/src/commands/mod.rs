@@ -1,0 +1,37 @@
+//! The subcommands, one module each. A new way in (e.g. `kafka`) is a new module, a new
+//! variant below and one arm in [`Command::run`].
+
+pub mod kafka;
+pub mod local;
+pub mod push;
+pub mod quickstart;
+pub mod server;
+
+/// What `tranquility` can do.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Tranquility Server: accept events over HTTP and send them to Druid.
+    Server(server::Args),
+    /// Run druid-local alone: a single-process, Druid-wire-compatible indexing service.
+    Local(local::Args),
+    /// Run druid-local and Tranquility Server together, with a sample dataSource, in one
+    /// process (no ZooKeeper needed).
+    Quickstart(quickstart::Args),
+    /// Send newline-delimited JSON events from a file or stdin to configured dataSources.
+    Push(push::Args),
+    /// Tranquility Kafka: load Kafka topics into Druid as a kafka.json says.
+    Kafka(kafka::Args),
+}
+
+impl Command {
+    /// Runs the command to its end.
+    pub async fn run(self) -> anyhow::Result<()> {
+        match self {
+            Command::Server(args) => server::run(args).await,
+            Command::Local(args) => local::run(args).await,
+            Command::Quickstart(args) => quickstart::run(args).await,
+            Command::Push(args) => push::run(args).await,
+            Command::Kafka(args) => kafka::run(args).await,
+        }
+    }
+}

@@ -1,0 +1,465 @@
+//! Kafka topics into druid-local through the connector and the core pipelines: messages
+//! produced by an independent client (Python confluent-kafka) into tansu, counted in Druid with
+//! native timeseries queries, committed offsets read back by that client.
+//!
+//! Test plumbing, not part of any config file under test: one process without ZooKeeper, so
+//! the pipelines use the in-process coordinator, the Overlord URL of druid-local, and find
+//! tasks through the Overlord (`druidBeam.taskLocator=overlord`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use druid_local::{DruidLocal, DruidLocalConfig};
+use integration_tests::{unique_name, Tansu};
+use kafka_common::{committed, create_topic, init_logs, produce, wait_for};
+use serde_json::{json, Value};
+use tranquility::coord::LocalCoordinator;
+use tranquility::metrics::Metrics;
+use tranquility::pipeline::PipelineOptions;
+use tranquility::spec::TranquilityConfig;
+use tranquility_kafka::{KafkaConfig, KafkaConnector, PipelineSinks};
+
+mod kafka_common;
+
+fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Production sinks for one process: local coordination, druid-local's Overlord.
+fn sinks(druid: &DruidLocal, metrics: &Arc<Metrics>) -> Arc<PipelineSinks> {
+    sinks_with(druid, metrics, Arc::new(LocalCoordinator::new()))
+}
+
+/// Production sinks sharing `coordinator` (a restarted process finds its beams again, as it
+/// would in ZooKeeper).
+fn sinks_with(
+    druid: &DruidLocal,
+    metrics: &Arc<Metrics>,
+    coordinator: Arc<LocalCoordinator>,
+) -> Arc<PipelineSinks> {
+    Arc::new(PipelineSinks::new(PipelineOptions {
+        metrics: metrics.clone(),
+        coordinator: Some(coordinator),
+        overlord_url: Some(druid.url()),
+        ..PipelineOptions::default()
+    }))
+}
+
+/// The number of events ingested into `data_source` (the sum of the `count` metric `metric`),
+/// with an optional filter.
+async fn druid_count(
+    http: &reqwest::Client,
+    druid: &DruidLocal,
+    data_source: &str,
+    metric: &str,
+    filter: Option<Value>,
+) -> u64 {
+    let mut query = json!({
+        "queryType": "timeseries",
+        "dataSource": data_source,
+        "intervals": ["2000-01-01/2100-01-01"],
+        "granularity": "all",
+        "aggregations": [{"type": "longSum", "name": "events", "fieldName": metric}],
+    });
+    if let Some(f) = filter {
+        query["filter"] = f;
+    }
+    let response = http
+        .post(format!("{}/druid/v2", druid.url()))
+        .json(&query)
+        .send()
+        .await
+        .expect("query druid-local");
+    let status = response.status();
+    let body: Value = response.json().await.expect("query answer is JSON");
+    assert!(status.is_success(), "query failed: {status} {body}");
+    body.get(0)
+        .and_then(|r| r["result"]["events"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Waits until Druid counts exactly `expected` events, then checks no more arrive.
+async fn expect_count(
+    http: &reqwest::Client,
+    druid: &DruidLocal,
+    data_source: &str,
+    metric: &str,
+    filter: Option<Value>,
+    expected: u64,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n = druid_count(http, druid, data_source, metric, filter.clone()).await;
+        assert!(
+            n <= expected,
+            "{data_source}: {n} events in Druid, expected {expected}"
+        );
+        if n == expected {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{data_source}: {n} of {expected} events in Druid after 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let n = druid_count(http, druid, data_source, metric, filter).await;
+    assert_eq!(n, expected, "{data_source}: events kept arriving");
+}
+
+/// The event count of `data_source` once two reads a second apart agree.
+async fn stable_count(http: &reqwest::Client, druid: &DruidLocal, data_source: &str) -> u64 {
+    let mut last = druid_count(http, druid, data_source, "count", None).await;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let n = druid_count(http, druid, data_source, "count", None).await;
+        if n == last {
+            return n;
+        }
+        last = n;
+    }
+}
+
+/// Wikipedia-like events with `n` in `from..to`, timestamped now.
+fn events(from: u64, to: u64) -> Vec<String> {
+    let ts = now_millis();
+    (from..to)
+        .map(|n| format!(r#"{{"timestamp": {ts}, "page": "p{n}", "n": {n}}}"#))
+        .collect()
+}
+
+/// A kafka.json whose one dataSource takes every `events-*` topic, named after the topic.
+fn topic_as_data_source_config(broker: &Tansu, group: &str, commit_ms: u64) -> KafkaConfig {
+    let file = json!({
+        "dataSources": [{
+            "spec": {
+                "dataSchema": {
+                    "dataSource": "events",
+                    "parser": {"type": "string", "parseSpec": {"format": "json",
+                        "timestampSpec": {"column": "timestamp", "format": "auto"},
+                        "dimensionsSpec": {"dimensions": ["page"]}}},
+                    "granularitySpec": {"segmentGranularity": "hour", "queryGranularity": "none"},
+                    "metricsSpec": [{"type": "count", "name": "count"}]
+                },
+                "tuningConfig": {"type": "realtime", "windowPeriod": "PT10M"}
+            },
+            "properties": {"topicPattern": "events-.*", "useTopicAsDataSource": "true"}
+        }],
+        "properties": {
+            "kafka.bootstrap.servers": broker.bootstrap_servers(),
+            "kafka.group.id": group,
+            "kafka.auto.offset.reset": "earliest",
+            "consumer.numThreads": "1",
+            "commit.periodMillis": commit_ms.to_string(),
+            "druidBeam.taskLocator": "overlord",
+        }
+    });
+    let loaded = TranquilityConfig::from_value(file, "kafka.json").expect("config loads");
+    KafkaConfig::from_config(&loaded).expect("kafka config")
+}
+
+fn sum_series(text: &str, name: &str, topic: &str) -> u64 {
+    let prefix = format!("{name}{{topic=\"{topic}\",");
+    text.lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_become_data_sources_and_every_message_is_one_druid_row() {
+    init_logs();
+    let broker = Tansu::start();
+    let druid = DruidLocal::start(DruidLocalConfig::ephemeral())
+        .await
+        .expect("druid-local starts");
+    let http = reqwest::Client::new();
+    let suffix = unique_name("t");
+    let (clicks, views) = (
+        format!("events-clicks-{suffix}"),
+        format!("events-views-{suffix}"),
+    );
+    create_topic(&broker, &clicks, 2);
+    create_topic(&broker, &views, 1);
+    produce(&broker, &clicks, 2, &events(0, 1500));
+    produce(&broker, &views, 1, &events(0, 400));
+
+    let metrics = Metrics::new();
+    let sinks = sinks(&druid, &metrics);
+    let group = unique_name("group");
+    let connector = KafkaConnector::start(
+        topic_as_data_source_config(&broker, &group, 300),
+        sinks.clone(),
+        &metrics,
+    )
+    .expect("connector starts");
+    expect_count(&http, &druid, &clicks, "count", None, 1500).await;
+    expect_count(&http, &druid, &views, "count", None, 400).await;
+    connector.stop().await.expect("clean stop");
+
+    assert_eq!(committed(&broker, &group, &clicks, 2), vec![750, 750]);
+    assert_eq!(committed(&broker, &group, &views, 1), vec![400]);
+    let mut names: Vec<String> = sinks
+        .pipelines()
+        .iter()
+        .map(|p| p.name().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec![clicks.clone(), views.clone()]);
+    for p in sinks.pipelines() {
+        let tally = p.metrics().snapshot();
+        assert!(tally.is_balanced(), "{}: {tally:?}", p.name());
+        assert_eq!(tally.sent, tally.received, "{}: {tally:?}", p.name());
+    }
+    let text = metrics.encode();
+    assert_eq!(
+        sum_series(&text, "tranquility_kafka_messages_sent_total", &clicks),
+        1500
+    );
+    sinks.close().await;
+    druid.shutdown().await;
+}
+
+/// The shipped example file, unchanged but for `kafka.bootstrap.servers` (and the test
+/// plumbing above), with messages matching its `wikipedia` schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_kafka_json_runs_with_only_the_brokers_added() {
+    init_logs();
+    let broker = Tansu::start();
+    let druid = DruidLocal::start(DruidLocalConfig::ephemeral())
+        .await
+        .expect("druid-local starts");
+    let http = reqwest::Client::new();
+    let text = std::fs::read_to_string(example_path()).expect("read kafka.json.example");
+    let mut file: Value = serde_json::from_str(&text).expect("example is JSON");
+    file["properties"]["kafka.bootstrap.servers"] = broker.bootstrap_servers().into();
+    // Test plumbing (see the module docs).
+    file["properties"]["druidBeam.taskLocator"] = "overlord".into();
+    let loaded = TranquilityConfig::from_value(file, "kafka.json.example").expect("loads");
+    let config = KafkaConfig::from_config(&loaded).expect("kafka config");
+    let topic = "wikipedia";
+    create_topic(&broker, topic, 2);
+
+    let metrics = Metrics::new();
+    let sinks = sinks(&druid, &metrics);
+    let connector = KafkaConnector::start(config, sinks.clone(), &metrics).expect("starts");
+    // Two members (consumer.numThreads): wait for the group to settle, one partition each, so
+    // no rebalance happens while messages are in flight.
+    wait_for("one partition per member", Duration::from_secs(60), || {
+        let text = metrics.encode();
+        (0..2).all(|m| {
+            text.contains(&format!(
+                "tranquility_kafka_assigned_partitions{{member=\"{m}\"}} 1\n"
+            ))
+        })
+    })
+    .await;
+
+    // The file leaves `auto.offset.reset` at librdkafka's `latest`: messages produced before
+    // the group has a position are skipped. Warm-up messages go in until one arrives; after
+    // that every message counts.
+    let ts = now_millis();
+    let warm_up = format!(
+        r#"{{"timestamp": {ts}, "page": "warm-up", "language": "en", "added": 1, "deleted": 0, "delta": 1}}"#
+    );
+    let warmed = |text: &str| sum_series(text, "tranquility_kafka_messages_sent_total", topic) > 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !warmed(&metrics.encode()) {
+        assert!(
+            Instant::now() < deadline,
+            "no warm-up message arrived in 60 s"
+        );
+        produce(&broker, topic, 2, std::slice::from_ref(&warm_up));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    const N: u64 = 2000;
+    let lines: Vec<String> = (0..N)
+        .map(|n| {
+            format!(
+                r#"{{"timestamp": {ts}, "page": "Page_{n}", "language": "en", "user": "u{u}", "unpatrolled": "false", "newPage": "false", "robot": "false", "anonymous": "false", "namespace": "article", "continent": "Europe", "country": "France", "region": "IDF", "city": "Paris", "added": {n}, "deleted": 1, "delta": {d}}}"#,
+                u = n % 17,
+                d = n as i64 - 1
+            )
+        })
+        .collect();
+    produce(&broker, topic, 2, &lines);
+    let not_warm_up = json!({"type": "not", "field": {"type": "selector", "dimension": "page", "value": "warm-up"}});
+    expect_count(
+        &http,
+        &druid,
+        "wikipedia",
+        "count",
+        Some(not_warm_up.clone()),
+        N,
+    )
+    .await;
+    connector.stop().await.expect("clean stop");
+
+    let added = {
+        let query = json!({"queryType": "timeseries", "dataSource": "wikipedia",
+            "intervals": ["2000-01-01/2100-01-01"], "granularity": "all", "filter": not_warm_up,
+            "aggregations": [{"type": "doubleSum", "name": "added", "fieldName": "added"}]});
+        let v: Value = http
+            .post(format!("{}/druid/v2", druid.url()))
+            .json(&query)
+            .send()
+            .await
+            .expect("query")
+            .json()
+            .await
+            .expect("JSON");
+        v[0]["result"]["added"].as_f64().unwrap_or(-1.0)
+    };
+    assert_eq!(
+        added,
+        (N * (N - 1) / 2) as f64,
+        "the metrics are the events'"
+    );
+    let all = sum_series(
+        &metrics.encode(),
+        "tranquility_kafka_messages_consumed_total",
+        topic,
+    );
+    let offsets = committed(&broker, "tranquility-kafka", topic, 2);
+    assert_eq!(
+        offsets.iter().sum::<i64>() as u64,
+        all,
+        "every consumed message committed ({offsets:?})"
+    );
+    sinks.close().await;
+    druid.shutdown().await;
+}
+
+/// The original `kafka.json.example`, from the shared peer-data folder beside the repository
+/// (it must exist: no silent pass).
+fn example_path() -> std::path::PathBuf {
+    let manifest = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .map(|a| a.join("shared/peer-data/tranquility-configs/kafka.json.example"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("kafka.json.example not found above {}", manifest.display()))
+}
+
+/// Killed mid-stream, restarted: nothing lost; Druid sees the uncommitted tail twice, no more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_and_restart_loses_nothing_and_duplicates_only_the_uncommitted_tail() {
+    init_logs();
+    let broker = Tansu::start();
+    let druid = DruidLocal::start(DruidLocalConfig::ephemeral())
+        .await
+        .expect("druid-local starts");
+    let http = reqwest::Client::new();
+    let topic = format!("events-{}", unique_name("restart"));
+    create_topic(&broker, &topic, 2);
+    const N: u64 = 10_000;
+    produce(&broker, &topic, 2, &events(0, N));
+    let group = unique_name("group");
+    let config = topic_as_data_source_config(&broker, &group, 100);
+
+    // First run: killed a third of the way through (no flush, no final commit).
+    // Beams live on in the coordinator (ZooKeeper in production) across the restart.
+    let coordinator = Arc::new(LocalCoordinator::new());
+    let metrics = Metrics::new();
+    let first_sinks = sinks_with(&druid, &metrics, coordinator.clone());
+    let connector = KafkaConnector::start(config.clone(), first_sinks.clone(), &metrics)
+        .expect("first run starts");
+    wait_for(
+        "a third sent and some committed",
+        Duration::from_secs(60),
+        || {
+            let text = metrics.encode();
+            sum_series(&text, "tranquility_kafka_messages_sent_total", &topic) >= N / 3
+                && sum_series(&text, "tranquility_kafka_committed_offset", &topic) > 0
+        },
+    )
+    .await;
+    connector.abort().await;
+    let text = metrics.encode();
+    let first_sent = sum_series(&text, "tranquility_kafka_messages_sent_total", &topic);
+    let first_consumed = sum_series(&text, "tranquility_kafka_messages_consumed_total", &topic);
+    // What the dead consumer's pipeline had already taken still reaches Druid (as pushes in
+    // flight at a crash may), beyond what the connector saw as sent: let it finish, so the
+    // first run's share is known exactly.
+    first_sinks.close().await;
+    let first_in_druid = stable_count(&http, &druid, &topic).await;
+    let commit_points = committed(&broker, &group, &topic, 2);
+
+    let after_kill = commit_points.iter().sum::<i64>() as u64;
+    assert!(
+        0 < after_kill && after_kill <= first_sent && first_sent <= first_in_druid,
+        "committed {after_kill}, sent {first_sent}, in Druid {first_in_druid}"
+    );
+    assert!(
+        first_in_druid <= first_consumed && first_consumed < N,
+        "killed mid-stream: consumed {first_consumed} of {N}"
+    );
+
+    // Second run, same group: resumes at the committed offsets.
+    let metrics2 = Metrics::new();
+    let second_sinks = sinks_with(&druid, &metrics2, coordinator);
+    let connector =
+        KafkaConnector::start(config, second_sinks.clone(), &metrics2).expect("second run starts");
+    let duplicates = first_in_druid - after_kill;
+    expect_count(&http, &druid, &topic, "count", None, N + duplicates).await;
+    connector.stop().await.expect("clean stop");
+    let second_sent = sum_series(
+        &metrics2.encode(),
+        "tranquility_kafka_messages_sent_total",
+        &topic,
+    );
+    assert_eq!(
+        second_sent,
+        N - after_kill,
+        "the second run starts at the commit"
+    );
+    assert_eq!(
+        committed(&broker, &group, &topic, 2).iter().sum::<i64>() as u64,
+        N
+    );
+
+    // No event lost: every page (one per event) is in Druid; the ones there twice all come
+    // from the first run's uncommitted tail (event n is at offset n / 2 of partition n % 2).
+    let rows = {
+        let query = json!({"queryType": "groupBy", "dataSource": topic,
+            "intervals": ["2000-01-01/2100-01-01"], "granularity": "all", "dimensions": ["page"],
+            "aggregations": [{"type": "longSum", "name": "events", "fieldName": "count"}]});
+        let v: Value = http
+            .post(format!("{}/druid/v2", druid.url()))
+            .json(&query)
+            .send()
+            .await
+            .expect("query")
+            .json()
+            .await
+            .expect("JSON");
+        v.as_array().cloned().unwrap_or_default()
+    };
+    assert_eq!(rows.len() as u64, N, "every event is in Druid");
+    let twice: Vec<u64> = rows
+        .iter()
+        .filter(|r| r["event"]["events"].as_u64() != Some(1))
+        .map(|r| {
+            assert_eq!(r["event"]["events"], json!(2), "{r}");
+            let page = r["event"]["page"].as_str().unwrap_or_default();
+            page.trim_start_matches('p')
+                .parse::<u64>()
+                .expect("page p<n>")
+        })
+        .collect();
+    assert_eq!(twice.len() as u64, duplicates);
+    for n in twice {
+        let (partition, offset) = ((n % 2) as usize, (n / 2) as i64);
+        assert!(
+            offset >= commit_points[partition],
+            "event {n} (partition {partition}, offset {offset}) is a duplicate but was committed ({commit_points:?})"
+        );
+    }
+    second_sinks.close().await;
+    druid.shutdown().await;
+}
