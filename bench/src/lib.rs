@@ -14,6 +14,7 @@
 //! `overload_rss_mib`, `p99_latency_ms`, plus the raw figures behind each). Speed is a goal,
 //! not a test: nothing here asserts a timing.
 
+pub mod cli;
 pub mod core_figure;
 pub mod latency;
 pub mod load;
