@@ -43,9 +43,9 @@ pub const RSS_GOAL_MIB: f64 = 128.0;
 pub const P99_GOAL_MS: f64 = 1000.0;
 
 /// Why the Kafka figure is not measured.
-pub const KAFKA_NOT_MEASURED: &str = "not measured yet: the Kafka connector is not wired to the \
-    core pipeline (DataSourcePipeline) in this build, so there is no `tranquility kafka` path \
-    to time against a raw consumer";
+pub const KAFKA_NOT_MEASURED: &str = "not measured yet: this benchmark does not yet run \
+    `tranquility kafka` from a tansu topic into druid-local against a raw consumer of the same \
+    topic";
 
 /// A figure of the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
