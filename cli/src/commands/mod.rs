@@ -1,6 +1,7 @@
 //! The subcommands, one module each. A new way in (e.g. `kafka`) is a new module, a new
 //! variant below and one arm in [`Command::run`].
 
+pub mod bench;
 pub mod kafka;
 pub mod local;
 pub mod push;
@@ -21,6 +22,8 @@ pub enum Command {
     Push(push::Args),
     /// Tranquility Kafka: load Kafka topics into Druid as a kafka.json says.
     Kafka(kafka::Args),
+    /// Measure speed and memory against their limits in one run; print and write a report.
+    Bench(bench::Args),
 }
 
 impl Command {
@@ -32,6 +35,7 @@ impl Command {
             Command::Quickstart(args) => quickstart::run(args).await,
             Command::Push(args) => push::run(args).await,
             Command::Kafka(args) => kafka::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
         }
     }
 }

@@ -1,0 +1,376 @@
+//! One benchmark run: the pipeline's speed and memory as ratios against its limits, measured
+//! side by side on the same machine.
+//!
+//! | figure | measured against | goal |
+//! |---|---|---|
+//! | core pipeline (discarding beams, 2 partitions x 2 replicas) | serde_json parsing the same events into a map | >= 0.8 x |
+//! | `POST /v1/post` -> druid-local | the same bodies POSTed to the task's push-events | >= 0.8 x |
+//! | Kafka connector -> druid-local | a raw consumer of the same topic | >= 0.8 x (not measured yet) |
+//! | RSS under overload (druid-local throttled) | — | <= 128 MiB and flat, every event accounted |
+//! | POST to queryable at 20k events/s | — | p99 <= 1 s |
+//!
+//! [`run`] measures what [`Options`] selects and returns a [`Report`], which prints as a table
+//! and serialises to the JSON report (`core_ratio`, `server_ratio`, `kafka_ratio`,
+//! `overload_rss_mib`, `p99_latency_ms`, plus the raw figures behind each). Speed is a goal,
+//! not a test: nothing here asserts a timing.
+
+pub mod cli;
+pub mod core_figure;
+pub mod latency;
+pub mod load;
+pub mod overload;
+pub mod rss;
+pub mod server_figure;
+pub mod slow_druid;
+pub mod stack;
+pub mod workload;
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+pub use core_figure::CoreFigure;
+pub use latency::LatencyFigure;
+pub use overload::OverloadFigure;
+pub use server_figure::ServerFigure;
+
+/// Goal for every throughput ratio.
+pub const RATIO_GOAL: f64 = 0.8;
+/// Goal for RSS under overload, MiB.
+pub const RSS_GOAL_MIB: f64 = 128.0;
+/// Goal for p99 POST-to-queryable latency, ms.
+pub const P99_GOAL_MS: f64 = 1000.0;
+
+/// Why the Kafka figure is not measured.
+pub const KAFKA_NOT_MEASURED: &str = "not measured yet: this benchmark does not yet run \
+    `tranquility kafka` from a tansu topic into druid-local against a raw consumer of the same \
+    topic";
+
+/// A figure of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Figure {
+    /// Core pipeline vs serde_json.
+    Core,
+    /// Server vs direct push-events.
+    Server,
+    /// Kafka connector vs raw consumer.
+    Kafka,
+    /// RSS under overload.
+    Overload,
+    /// POST-to-queryable latency.
+    Latency,
+}
+
+impl Figure {
+    /// Every figure, in report order.
+    pub const ALL: [Figure; 5] = [
+        Figure::Core,
+        Figure::Server,
+        Figure::Kafka,
+        Figure::Overload,
+        Figure::Latency,
+    ];
+
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Figure::Core => "core",
+            Figure::Server => "server",
+            Figure::Kafka => "kafka",
+            Figure::Overload => "overload",
+            Figure::Latency => "latency",
+        }
+    }
+
+    /// The figure called `name`.
+    pub fn from_name(name: &str) -> Option<Figure> {
+        Figure::ALL.into_iter().find(|f| f.name() == name.trim())
+    }
+}
+
+/// What to measure and for how long. [`Options::default`] runs in under 5 minutes,
+/// [`Options::quick`] in under 2.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Figures to measure.
+    pub figures: Vec<Figure>,
+    /// Distinct events in the core figure's pool.
+    pub core_pool: usize,
+    /// Times the pool goes through the pipeline (and the parser).
+    pub core_passes: usize,
+    /// Threads for the core figure (both sides); default: available cores.
+    pub threads: usize,
+    /// Seconds each side of the server figure runs.
+    pub server_seconds: u64,
+    /// Clients posting at once (server figure and overload).
+    pub concurrency: usize,
+    /// Events per request body (server figure and overload).
+    pub batch_size: usize,
+    /// Seconds producers post at full speed in the overload figure.
+    pub overload_seconds: u64,
+    /// How long each push-events request holds druid-local's only push slot under overload.
+    pub push_hold_ms: u64,
+    /// Program and arguments that run the throttled druid-local ([`slow_druid::serve`]) as a
+    /// child process; `None` runs it in this process (its memory then counts in the RSS).
+    pub druid_command: Option<Vec<String>>,
+    /// Seconds of posting in the latency figure.
+    pub latency_seconds: u64,
+    /// Events per second in the latency figure.
+    pub latency_rate: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            figures: Figure::ALL.to_vec(),
+            core_pool: 100_000,
+            core_passes: 20,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            server_seconds: 20,
+            concurrency: 8,
+            batch_size: 1000,
+            overload_seconds: 60,
+            push_hold_ms: 100,
+            druid_command: None,
+            latency_seconds: 30,
+            latency_rate: 20_000,
+        }
+    }
+}
+
+impl Options {
+    /// Shorter runs: under 2 minutes in all.
+    pub fn quick() -> Self {
+        Self {
+            core_passes: 5,
+            server_seconds: 8,
+            overload_seconds: 20,
+            latency_seconds: 10,
+            ..Self::default()
+        }
+    }
+}
+
+/// The Kafka figure's place in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct KafkaFigure {
+    /// Whether it was measured.
+    pub measured: bool,
+    /// Why not.
+    pub note: String,
+}
+
+/// Facts about the machine the run was on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    /// Cores available to the process.
+    pub cores: usize,
+    /// 1-minute load average at the start (other work on the machine).
+    pub load_average_start: Option<f64>,
+    /// 1-minute load average at the end.
+    pub load_average_end: Option<f64>,
+    /// Whether this binary was built with optimisations.
+    pub release_build: bool,
+}
+
+/// Everything one run measured. Serialises to the JSON report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Core pipeline events/s over serde_json events/s.
+    pub core_ratio: Option<f64>,
+    /// Server events/s over direct push-events events/s.
+    pub server_ratio: Option<f64>,
+    /// Kafka connector over raw consumer; `null` while not measured (see `kafka.note`).
+    pub kafka_ratio: Option<f64>,
+    /// Largest RSS under overload, MiB.
+    pub overload_rss_mib: Option<f64>,
+    /// p99 POST-to-queryable latency, ms.
+    pub p99_latency_ms: Option<f64>,
+    /// The core figure's raw numbers.
+    pub core: Option<CoreFigure>,
+    /// The server figure's raw numbers.
+    pub server: Option<ServerFigure>,
+    /// The Kafka figure.
+    pub kafka: KafkaFigure,
+    /// The overload figure's raw numbers.
+    pub overload: Option<OverloadFigure>,
+    /// The latency figure's raw numbers.
+    pub latency: Option<LatencyFigure>,
+    /// Figures that could not be measured, with the error.
+    pub errors: Vec<(String, String)>,
+    /// The machine.
+    pub machine: Machine,
+    /// Seconds the whole run took.
+    pub seconds: f64,
+}
+
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Measures the selected figures one after another (never concurrently, so they do not
+/// disturb each other). A figure that fails is reported in `errors`; the others still run.
+pub async fn run(options: &Options) -> Report {
+    let started = Instant::now();
+    let machine_start = load_average();
+    let wants = |f: Figure| options.figures.contains(&f);
+    let mut errors = Vec::new();
+    let mut note = |f: Figure, e: anyhow::Error| {
+        tracing::warn!(figure = f.name(), error = %format!("{e:#}"), "figure failed");
+        errors.push((f.name().to_string(), format!("{e:#}")));
+    };
+
+    // Overload first: its RSS is then not inflated by what earlier figures allocated.
+    let mut overload = None;
+    if wants(Figure::Overload) {
+        tracing::info!("overload figure");
+        match overload::run(
+            options.overload_seconds,
+            options.concurrency,
+            options.batch_size,
+            options.push_hold_ms,
+            options.druid_command.as_deref(),
+        )
+        .await
+        {
+            Ok(f) => overload = Some(f),
+            Err(e) => note(Figure::Overload, e),
+        }
+    }
+    let mut latency = None;
+    if wants(Figure::Latency) {
+        tracing::info!("latency figure");
+        match latency::run(options.latency_seconds, options.latency_rate).await {
+            Ok(f) => latency = Some(f),
+            Err(e) => note(Figure::Latency, e),
+        }
+    }
+    let mut server = None;
+    if wants(Figure::Server) {
+        tracing::info!("server figure");
+        match server_figure::run(
+            Duration::from_secs(options.server_seconds),
+            options.concurrency,
+            options.batch_size,
+        )
+        .await
+        {
+            Ok(f) => server = Some(f),
+            Err(e) => note(Figure::Server, e),
+        }
+    }
+    let mut core = None;
+    if wants(Figure::Core) {
+        tracing::info!("core figure");
+        match core_figure::run(options.core_pool, options.core_passes, options.threads).await {
+            Ok(f) => core = Some(f),
+            Err(e) => note(Figure::Core, e),
+        }
+    }
+    Report {
+        core_ratio: core.as_ref().map(|c| c.ratio),
+        server_ratio: server.as_ref().map(|s| s.ratio),
+        kafka_ratio: None,
+        overload_rss_mib: overload.as_ref().map(|o| o.rss_max_mib),
+        p99_latency_ms: latency.as_ref().map(|l| l.p99_ms),
+        core,
+        server,
+        kafka: KafkaFigure {
+            measured: false,
+            note: KAFKA_NOT_MEASURED.to_string(),
+        },
+        overload,
+        latency,
+        errors,
+        machine: Machine {
+            cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            load_average_start: machine_start,
+            load_average_end: load_average(),
+            release_build: !cfg!(debug_assertions),
+        },
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "NOT met"
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let k = |n: f64| format!("{:.0}k/s", n / 1000.0);
+        writeln!(f, "figure            measured                         against                          ratio / value   goal")?;
+        match &self.core {
+            Some(c) => writeln!(
+                f,
+                "core pipeline     {:<32} {:<32} {:>6.2} x        >= {RATIO_GOAL} x ({})",
+                format!(
+                    "{} events ({} threads)",
+                    k(c.pipeline_events_per_sec),
+                    c.threads
+                ),
+                format!("{} serde_json map", k(c.serde_json_events_per_sec)),
+                c.ratio,
+                verdict(c.ratio >= RATIO_GOAL)
+            )?,
+            None => writeln!(f, "core pipeline     not measured")?,
+        }
+        match &self.server {
+            Some(s) => writeln!(
+                f,
+                "server            {:<32} {:<32} {:>6.2} x        >= {RATIO_GOAL} x ({})",
+                format!("{} events sent", k(s.server.events_per_sec)),
+                format!("{} direct push-events", k(s.direct.events_per_sec)),
+                s.ratio,
+                verdict(s.ratio >= RATIO_GOAL)
+            )?,
+            None => writeln!(f, "server            not measured")?,
+        }
+        writeln!(f, "kafka             {}", self.kafka.note)?;
+        match &self.overload {
+            Some(o) => writeln!(
+                f,
+                "overload RSS      max {:.1} MiB, second half {:+.1} MiB, {}; {} received = {} sent + {} dropped + {} failed ({} pending){}   <= {RSS_GOAL_MIB} MiB, flat ({})",
+                o.rss_max_mib,
+                o.rss_growth_second_half_mib,
+                if o.flat { "flat" } else { "GROWING" },
+                o.received,
+                o.sent,
+                o.dropped.values().sum::<u64>(),
+                o.failed,
+                o.pending,
+                if o.druid_separate_process { "" } else { " [druid-local in process]" },
+                verdict(o.rss_max_mib <= RSS_GOAL_MIB && o.flat && o.balanced)
+            )?,
+            None => writeln!(f, "overload RSS      not measured")?,
+        }
+        match &self.latency {
+            Some(l) => writeln!(
+                f,
+                "latency           p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms at {} ({} of {} probes found)   p99 <= {P99_GOAL_MS} ms ({})",
+                l.p50_ms,
+                l.p99_ms,
+                l.max_ms,
+                k(l.achieved_events_per_sec),
+                l.found,
+                l.probes,
+                verdict(l.p99_ms <= P99_GOAL_MS && l.found == l.probes)
+            )?,
+            None => writeln!(f, "latency           not measured")?,
+        }
+        for (figure, error) in &self.errors {
+            writeln!(f, "error in {figure}: {error}")?;
+        }
+        write!(f, "run took {:.0} s", self.seconds)
+    }
+}

@@ -1,0 +1,179 @@
+//! Criterion benches of the core hot path, per 1000 events of 200 bytes:
+//! - `decode`: serde_json parsing into a map (the yardstick) vs the timestamp extraction the
+//!   pipeline does;
+//! - `pipeline`: `DataSourcePipeline::hand_in` through the Tranquilizer and a ClusteredBeam over
+//!   2 partitions x 2 replicas of discarding beams, outcomes awaited.
+//!
+//! `cargo bench -p tranquility-core --bench pipeline`. The whole-system figures (server,
+//! overload, latency) are in the `tranquility-bench` crate.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use serde_json::{json, Map, Value};
+use tranquility::beam::{
+    Beam, BeamMaker, CloseError, ClusteredBeam, ClusteredBeamConfig, Outcome, ReplicatedBeam,
+    SendError, SystemClock, TranquilizerConfig,
+};
+use tranquility::coord::{BeamDescriptor, LocalCoordinator};
+use tranquility::druid::partitioner::dimension_hash_partitioner;
+use tranquility::event::{Event, TimestampExtractor};
+use tranquility::metrics::Metrics;
+use tranquility::pipeline::DataSourcePipeline;
+use tranquility::spec::IngestionSpec;
+use tranquility::time::window::WindowRule;
+use tranquility::time::{format_iso_millis, Interval, Period};
+
+const EVENTS: usize = 1000;
+
+fn spec() -> IngestionSpec {
+    serde_json::from_value(json!({
+        "dataSchema": {
+            "dataSource": "bench",
+            "parser": {"type": "string", "parseSpec": {"format": "json",
+                "timestampSpec": {"column": "timestamp", "format": "auto"},
+                "dimensionsSpec": {"dimensions": ["page", "user", "country", "device", "action"]}}},
+            "metricsSpec": [{"type": "count", "name": "count"}],
+            "granularitySpec": {"segmentGranularity": "hour", "queryGranularity": "second"}
+        },
+        "tuningConfig": {"type": "realtime", "windowPeriod": "PT10M"}
+    }))
+    .expect("bench spec")
+}
+
+/// 200-byte events with current timestamps.
+fn events() -> Vec<Bytes> {
+    let now = chrono::Utc::now().timestamp_millis();
+    (0..EVENTS)
+        .map(|i| {
+            let mut v = json!({
+                "timestamp": format_iso_millis(now - i as i64),
+                "page": format!("page-{:02}", i % 10), "user": format!("user-{}", i % 5),
+                "country": "fr", "device": "mobile", "action": "click",
+                "latency_ms": i % 1000, "bytes": (i * 104_729) % 100_000, "pad": ""
+            });
+            let pad = 200usize.saturating_sub(v.to_string().len());
+            v["pad"] = Value::from("x".repeat(pad));
+            Bytes::from(v.to_string())
+        })
+        .collect()
+}
+
+#[derive(Debug)]
+struct Discard;
+
+#[async_trait]
+impl Beam for Discard {
+    async fn send_batch(&self, events: Vec<Event>) -> Vec<Outcome> {
+        vec![Outcome::Sent; events.len()]
+    }
+
+    async fn close(&self) -> Result<(), CloseError> {
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct DiscardMaker;
+
+#[async_trait]
+impl BeamMaker for DiscardMaker {
+    async fn create(
+        &self,
+        interval: Interval,
+        partition: u32,
+    ) -> Result<BeamDescriptor, SendError> {
+        Ok(BeamDescriptor {
+            interval: interval.to_string().parse().ok(),
+            timestamp: None,
+            partition,
+            details: Map::new(),
+        })
+    }
+
+    fn open(&self, _: &BeamDescriptor) -> Result<Arc<dyn Beam>, SendError> {
+        Ok(Arc::new(ReplicatedBeam::new(vec![Discard, Discard])))
+    }
+}
+
+fn pipeline(spec: &IngestionSpec) -> DataSourcePipeline {
+    let clustered = ClusteredBeam::new(
+        ClusteredBeamConfig {
+            identity: "druid:overlord/bench".into(),
+            rule: WindowRule {
+                segment_granularity: spec.data_schema.granularity_spec.segment_granularity,
+                window_period: spec.tuning_config.window_period(),
+                warming_period: Period::ZERO,
+            },
+            partitions: 2,
+            partitioner: dimension_hash_partitioner(spec),
+            clock: Arc::new(SystemClock),
+        },
+        Arc::new(DiscardMaker),
+        Arc::new(LocalCoordinator::new()),
+    );
+    DataSourcePipeline::with_beam(
+        "bench",
+        spec,
+        Arc::new(clustered),
+        TranquilizerConfig::default(),
+        &Metrics::new(),
+    )
+    .expect("bench pipeline")
+}
+
+fn decode(c: &mut Criterion) {
+    let spec = spec();
+    let raws = events();
+    let extractor = TimestampExtractor::new(&spec.data_schema.timestamp_spec()).expect("spec");
+    let mut group = c.benchmark_group("decode");
+    group.throughput(Throughput::Elements(EVENTS as u64));
+    group.bench_function("serde_json_map", |b| {
+        b.iter(|| {
+            raws.iter()
+                .map(|r| serde_json::from_slice::<Map<String, Value>>(r).map_or(0, |m| m.len()))
+                .sum::<usize>()
+        })
+    });
+    group.bench_function("timestamp_extract", |b| {
+        b.iter(|| {
+            raws.iter()
+                .map(|r| extractor.extract(r).unwrap_or(0))
+                .fold(0i64, i64::wrapping_add)
+        })
+    });
+    group.finish();
+}
+
+fn through_pipeline(c: &mut Criterion) {
+    let spec = spec();
+    let raws = events();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // The Tranquilizer starts its tasks when built.
+    let _runtime = runtime.enter();
+    let pipeline = pipeline(&spec);
+    let mut group = c.benchmark_group("pipeline");
+    group.throughput(Throughput::Elements(EVENTS as u64));
+    group.bench_function("hand_in_2x2_discard", |b| {
+        b.iter_batched(
+            || raws.clone(),
+            |batch| {
+                runtime.block_on(async {
+                    let outcomes = pipeline.hand_in(batch).await.await;
+                    assert!(outcomes.iter().all(Outcome::is_sent));
+                })
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode, through_pipeline);
+criterion_main!(benches);
