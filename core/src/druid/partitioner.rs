@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::beam::Partitioner;
 use crate::event::Event;
@@ -48,22 +48,12 @@ fn partition_hash(event: &Event, query_granularity: &Granularity, dimensions: &D
             .bucket_start(event.timestamp_millis())
             .to_be_bytes(),
     );
-    let Ok(fields) = serde_json::from_slice::<Map<String, Value>>(event.raw()) else {
+    let mut de = serde_json::Deserializer::from_slice(event.raw());
+    let Ok(chosen) = serde::de::DeserializeSeed::deserialize(Chosen(dimensions), &mut de) else {
         return hash.finish();
     };
-    let chosen: BTreeMap<&str, &Value> = match dimensions {
-        Dimensions::Listed(names) => names
-            .iter()
-            .filter_map(|n| fields.get(n).map(|v| (n.as_str(), v)))
-            .collect(),
-        Dimensions::AllBut(excluded) => fields
-            .iter()
-            .filter(|(k, _)| !excluded.iter().any(|x| x == *k))
-            .map(|(k, v)| (k.as_str(), v))
-            .collect(),
-    };
     for (name, value) in chosen {
-        let mut values = texts(value);
+        let mut values = texts(&value);
         if values.is_empty() {
             continue;
         }
@@ -77,6 +67,41 @@ fn partition_hash(event: &Event, query_granularity: &Granularity, dimensions: &D
         }
     }
     hash.finish()
+}
+
+/// Reads only the dimension fields of an event object, skipping the other values unparsed.
+struct Chosen<'a>(&'a Dimensions);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Chosen<'_> {
+    type Value = BTreeMap<String, Value>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Chosen<'_> {
+    type Value = BTreeMap<String, Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut chosen = BTreeMap::new();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let wanted = match self.0 {
+                Dimensions::Listed(names) => names.iter().any(|n| *n == key),
+                Dimensions::AllBut(excluded) => !excluded.iter().any(|x| *x == key),
+            };
+            if wanted {
+                chosen.insert(key.into_owned(), map.next_value::<Value>()?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(chosen)
+    }
 }
 
 fn texts(value: &Value) -> Vec<String> {
