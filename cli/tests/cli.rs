@@ -26,10 +26,26 @@ fn run(args: &[&str]) -> (i32, String, String) {
 }
 
 #[test]
+#[cfg(not(feature = "fluvio"))]
+fn fluvio_without_its_feature_says_how_to_get_it() {
+    let (code, _, err) = run(&["fluvio", "-configFile", "fluvio.json"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--features fluvio"), "{err}");
+}
+
+#[test]
 fn every_subcommand_has_help() {
     let (code, out, _) = run(&["--help"]);
     assert_eq!(code, 0);
-    for sub in ["server", "local", "quickstart", "push"] {
+    for sub in [
+        "server",
+        "local",
+        "quickstart",
+        "push",
+        "kafka",
+        "fluvio",
+        "bench",
+    ] {
         assert!(out.contains(sub), "{out}");
         let (code, out, err) = run(&[sub, "--help"]);
         assert_eq!(code, 0, "{sub}: {err}");

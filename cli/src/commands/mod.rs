@@ -2,6 +2,7 @@
 //! variant below and one arm in [`Command::run`].
 
 pub mod bench;
+pub mod fluvio;
 pub mod kafka;
 pub mod local;
 pub mod push;
@@ -22,6 +23,9 @@ pub enum Command {
     Push(push::Args),
     /// Tranquility Kafka: load Kafka topics into Druid as a kafka.json says.
     Kafka(kafka::Args),
+    /// Tranquility Fluvio: consume Fluvio topics into Druid as a fluvio.json says (needs the
+    /// `fluvio` build feature).
+    Fluvio(fluvio::Args),
     /// Measure speed and memory against their limits in one run; print and write a report.
     Bench(bench::Args),
 }
@@ -35,6 +39,7 @@ impl Command {
             Command::Quickstart(args) => quickstart::run(args).await,
             Command::Push(args) => push::run(args).await,
             Command::Kafka(args) => kafka::run(args).await,
+            Command::Fluvio(args) => fluvio::run(args).await,
             Command::Bench(args) => bench::run(args).await,
         }
     }
