@@ -1,45 +1,12 @@
 //! The Tranquility Server in this process, on a free loopback port, over production pipelines.
 
-use std::sync::Arc;
-
-use async_trait::async_trait;
-use bytes::Bytes;
 use tokio::sync::oneshot;
-use tranquility::metrics::{DataSourceMetrics, Tally};
+use tranquility::metrics::Tally;
 use tranquility::pipeline::DataSourcePipeline;
 use tranquility::spec::TranquilityConfig;
-use tranquility_server::{
-    AppState, DataSourceEntry, DataSourceReport, Ingest, OutcomesFuture, Server, ServerConfig,
-};
+use tranquility_server::{AppState, DataSourceReport, Server, ServerConfig};
 
 use crate::workload;
-
-/// The server's view of one pipeline.
-#[derive(Debug)]
-struct PipelineIngest(DataSourcePipeline);
-
-#[async_trait]
-impl Ingest for PipelineIngest {
-    async fn hand_in(&self, raws: Vec<Bytes>) -> OutcomesFuture {
-        self.0.hand_in(raws).await
-    }
-
-    fn drop_unparseable(&self, count: u64) {
-        self.0.drop_unparseable(count);
-    }
-
-    async fn flush(&self) {
-        self.0.flush().await;
-    }
-
-    async fn close(&self) {
-        self.0.close().await;
-    }
-
-    fn metrics(&self) -> &DataSourceMetrics {
-        self.0.metrics()
-    }
-}
 
 /// A running server; stop it with [`ServerStack::stop`] to drain and get the final counts.
 #[derive(Debug)]
@@ -55,13 +22,9 @@ impl ServerStack {
     /// Builds the pipelines of `config` against the Overlord at `overlord_url` and serves them.
     pub async fn start(config: &TranquilityConfig, overlord_url: &str) -> anyhow::Result<Self> {
         let pipelines = workload::pipelines(config, overlord_url)?;
-        let metrics = pipelines.metrics().clone();
         let list: Vec<DataSourcePipeline> = pipelines.iter().cloned().collect();
-        let entries = list.iter().map(|p| {
-            let ingest: Arc<dyn Ingest> = Arc::new(PipelineIngest(p.clone()));
-            (p.name().to_string(), DataSourceEntry::new(ingest, None))
-        });
-        let state = AppState::new(ServerConfig::from_config(config)?, metrics, entries);
+        let state =
+            AppState::from_pipelines(ServerConfig::from_config(config)?, config, &pipelines);
         // Loopback only, on a free port, whatever the config says.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let server = Server::from_listener(listener, state);

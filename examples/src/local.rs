@@ -7,13 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use bytes::Bytes;
 use serde_json::{json, Value};
 use tranquility::coord::LocalCoordinator;
-use tranquility::metrics::DataSourceMetrics;
-use tranquility::pipeline::{DataSourcePipeline, PipelineOptions, Pipelines};
+use tranquility::pipeline::{PipelineOptions, Pipelines};
 use tranquility::spec::TranquilityConfig;
-use tranquility_server::{AppState, DataSourceEntry, Ingest, OutcomesFuture, Server, ServerConfig};
+use tranquility_server::{AppState, Server, ServerConfig};
 
 /// The sample config files of this crate, by name.
 pub fn sample_config(name: &str) -> anyhow::Result<TranquilityConfig> {
@@ -90,29 +88,6 @@ pub async fn wait_for_total(
     }
 }
 
-/// A dataSource pipeline as the server's way in.
-#[derive(Debug)]
-struct PipelineIngest(DataSourcePipeline);
-
-#[async_trait::async_trait]
-impl Ingest for PipelineIngest {
-    async fn hand_in(&self, raws: Vec<Bytes>) -> OutcomesFuture {
-        self.0.hand_in(raws).await
-    }
-    fn drop_unparseable(&self, count: u64) {
-        self.0.drop_unparseable(count);
-    }
-    async fn flush(&self) {
-        self.0.flush().await;
-    }
-    async fn close(&self) {
-        self.0.close().await;
-    }
-    fn metrics(&self) -> &DataSourceMetrics {
-        self.0.metrics()
-    }
-}
-
 /// Tranquility Server over `pipelines`, on a free loopback port; serves until `stop` resolves.
 /// Returns its address and the task running it.
 pub async fn serve(
@@ -120,12 +95,7 @@ pub async fn serve(
     pipelines: &Pipelines,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
-    let server_config = ServerConfig::from_config(config)?;
-    let entries = pipelines.iter().map(|p| {
-        let ingest: Arc<dyn Ingest> = Arc::new(PipelineIngest(p.clone()));
-        (p.name().to_string(), DataSourceEntry::new(ingest, None))
-    });
-    let state = AppState::new(server_config, pipelines.metrics().clone(), entries);
+    let state = AppState::from_pipelines(ServerConfig::from_config(config)?, config, pipelines);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let server = Server::from_listener(listener, state);
     let addr = server.local_addr()?;
