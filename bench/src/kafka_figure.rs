@@ -1,0 +1,224 @@
+//! The Kafka figure: the connector (tansu topic -> `tranquility kafka`'s consumer -> pipelines
+//! -> druid-local) against a raw rdkafka consumer that only reads the same topic.
+//!
+//! Both read the same messages from a fresh consumer group, from the earliest offset; the
+//! connector is timed until every event is sent (accepted by druid-local).
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use druid_local::{DruidLocal, DruidLocalConfig};
+use futures::StreamExt;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde::Serialize;
+use tranquility::coord::LocalCoordinator;
+use tranquility::metrics::Metrics;
+use tranquility::pipeline::PipelineOptions;
+use tranquility::spec::TranquilityConfig;
+use tranquility_kafka::{KafkaConfig, KafkaConnector, PipelineSinks};
+
+use crate::workload;
+
+/// The Kafka figure's raw numbers.
+#[derive(Debug, Clone, Serialize)]
+pub struct KafkaRaw {
+    /// Messages in the topic.
+    pub events: usize,
+    /// Raw consumer, messages/s.
+    pub raw_per_second: f64,
+    /// Connector into druid-local, events sent/s.
+    pub connector_per_second: f64,
+    /// `connector_per_second / raw_per_second`.
+    pub ratio: f64,
+}
+
+/// A tansu broker (in-memory storage) on a free loopback port; killed when dropped.
+struct Broker {
+    child: Child,
+    port: u16,
+    _dir: PathBuf,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tansu_binary() -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("tansu"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    on_path
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("CARGO_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+                .unwrap_or_default();
+            home.join("bin").join("tansu")
+        })
+}
+
+fn start_broker() -> anyhow::Result<Broker> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    // tansu reads a `.env` from its working directory, so it runs in an empty folder.
+    let dir = std::env::temp_dir().join(format!("tranquility-bench-tansu-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let url = format!("tcp://127.0.0.1:{port}");
+    let child = Command::new(tansu_binary())
+        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+        .args(["--storage-engine", "memory://tansu/"])
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting tansu (installed by scripts/test.sh: cargo install tansu --features dynostore)")?;
+    let broker = Broker {
+        child,
+        port,
+        _dir: dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            bail!("tansu is not listening on {port} after 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(broker)
+}
+
+fn client(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    config
+}
+
+/// Measures the figure with `events` messages.
+pub async fn run(events: usize) -> anyhow::Result<KafkaRaw> {
+    let broker = start_broker()?;
+    let bootstrap = format!("127.0.0.1:{}", broker.port);
+    let topic = format!("bench-{}", std::process::id());
+
+    let admin: AdminClient<DefaultClientContext> = client(&bootstrap).create()?;
+    admin
+        .create_topics(
+            &[NewTopic::new(&topic, 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await?
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|(t, e)| anyhow::anyhow!("creating topic {t}: {e}"))?;
+
+    let producer: FutureProducer = client(&bootstrap).set("linger.ms", "5").create()?;
+    let payloads = workload::events(events);
+    let sends = futures::stream::iter(payloads.into_iter().map(|payload| {
+        let producer = producer.clone();
+        let topic = topic.clone();
+        async move {
+            producer
+                .send(
+                    FutureRecord::<(), [u8]>::to(&topic).payload(&payload[..]),
+                    Duration::from_secs(30),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|(e, _)| e)
+        }
+    }))
+    .buffer_unordered(1000);
+    let results: Vec<_> = sends.collect().await;
+    if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
+        bail!("producing the benchmark topic: {e}");
+    }
+
+    // The raw consumer: read every message, nothing else.
+    let raw: StreamConsumer = client(&bootstrap)
+        .set("group.id", format!("{topic}-raw"))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    raw.subscribe(&[&topic])?;
+    let started = Instant::now();
+    for _ in 0..events {
+        tokio::time::timeout(Duration::from_secs(60), raw.recv())
+            .await
+            .context("the raw consumer stalled")??;
+    }
+    let raw_seconds = started.elapsed().as_secs_f64();
+    // Dropping a group consumer against tansu can hang in librdkafka: leave the group, then
+    // leak the handle (see reference notes on tansu).
+    raw.unsubscribe();
+    let _ = tokio::time::timeout(Duration::from_secs(1), raw.recv()).await;
+    std::mem::forget(raw);
+
+    // The connector into druid-local.
+    let druid = DruidLocal::start(DruidLocalConfig::ephemeral()).await?;
+    let name = "bench_kafka";
+    let mut config: serde_json::Value = serde_json::json!({
+        "dataSources": [{"spec": workload::spec_value(name), "properties": {"topicPattern": topic}}],
+        "properties": {
+            "kafka.bootstrap.servers": bootstrap,
+            "kafka.group.id": format!("{topic}-connector"),
+            "kafka.auto.offset.reset": "earliest",
+            "consumer.numThreads": "1",
+            "druidBeam.taskLocator": "overlord",
+        }
+    });
+    config["dataSources"][0]["properties"]["topicPattern"] = topic.clone().into();
+    let loaded = TranquilityConfig::from_value(config, "bench-kafka.json")?;
+    let kafka = KafkaConfig::from_config(&loaded)?;
+    let metrics = Metrics::new();
+    let sinks = Arc::new(PipelineSinks::new(PipelineOptions {
+        metrics: metrics.clone(),
+        coordinator: Some(Arc::new(LocalCoordinator::new())),
+        overlord_url: Some(druid.url()),
+        ..PipelineOptions::default()
+    }));
+    let started = Instant::now();
+    let connector = KafkaConnector::start(kafka, sinks.clone(), &metrics)?;
+    let deadline = started + Duration::from_secs(300);
+    loop {
+        let sent = metrics.data_source(name).snapshot().sent;
+        if sent >= events as u64 {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the connector sent {sent} of {events} events in 300 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let connector_seconds = started.elapsed().as_secs_f64();
+    connector.stop().await?;
+    sinks.close().await;
+    druid.shutdown().await;
+    drop(broker);
+
+    let raw_per_second = events as f64 / raw_seconds;
+    let connector_per_second = events as f64 / connector_seconds;
+    Ok(KafkaRaw {
+        events,
+        raw_per_second,
+        connector_per_second,
+        ratio: connector_per_second / raw_per_second,
+    })
+}
