@@ -62,6 +62,14 @@ pub fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool
     }
 }
 
+/// Kills and reaps a service's process, if it runs.
+fn kill(child: &mut Option<Child>) {
+    if let Some(mut child) = child.take() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let start = text.len().saturating_sub(2000);
@@ -96,10 +104,7 @@ impl ZooKeeper {
 
     /// Kills the server (as a crash would), keeping its data dir.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill(&mut self.child);
     }
 
     /// Starts the server again on the same port and data dir.
@@ -199,10 +204,7 @@ impl Tansu {
 
     /// Stops the broker (its in-memory data is lost).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill(&mut self.child);
     }
 
     /// Starts the broker again on the same port.
