@@ -178,13 +178,8 @@ async fn a_session_expiring_under_the_lock_writes_nothing_then_reconnects() {
         .await
         .expect("first increment");
 
-    let session = a
-        .connection()
-        .client()
-        .await
-        .expect("client")
-        .session()
-        .clone();
+    let victim = a.connection().client().await.expect("client");
+    let session = victim.session().clone();
     let connect = zk.connect_string();
     let err = update_with(a.as_ref(), &identity, move |mut meta| async move {
         // Expire our own session while holding the lock: another client takes it over and
@@ -205,7 +200,16 @@ async fn a_session_expiring_under_the_lock_writes_nothing_then_reconnects() {
             }
         }
         drop(thief.expect("take over session"));
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // The close is asynchronous: wait until our own client sees its session end, so the
+        // write below really comes after the expiry.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !victim.state().is_terminated() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the session never ended"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         meta.extra.insert("counter".into(), 1000.into());
         Ok(Some(meta))
     })
