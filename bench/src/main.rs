@@ -6,6 +6,10 @@
 
 use clap::Parser;
 
+// glibc's allocator serialises request threads on its arena locks under load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Measure the pipeline's speed and memory against its limits, in one run.
 #[derive(Debug, Parser)]
 #[command(name = "tranquility-bench", version)]

@@ -13,6 +13,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+// glibc's allocator serialises request threads on its arena locks under load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Push live event streams into Apache Druid realtime indexing tasks.
 #[derive(Debug, Parser)]
 #[command(name = "tranquility", version, about, arg_required_else_help = true)]

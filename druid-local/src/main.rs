@@ -6,6 +6,10 @@ use druid_local::{BasicCredentials, DruidLocal, DruidLocalConfig};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
+// glibc's allocator serialises request threads on its arena locks under load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A single-process, Druid-wire-compatible indexing service (Overlord, realtime tasks,
 /// push-events receivers and native queries on one port).
 #[derive(Debug, Parser)]
