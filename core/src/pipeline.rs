@@ -18,7 +18,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures::future::BoxFuture;
 use indexmap::IndexMap;
 use tracing::{debug, info};
@@ -36,7 +35,7 @@ use crate::druid::partitioner::dimension_hash_partitioner;
 use crate::druid::receiver::{ReceiverClient, ReceiverConfig};
 use crate::druid::retry::RetryPolicy;
 use crate::druid::{mangle_service_name, BasicAuth};
-use crate::event::{Event, TimestampExtractor};
+use crate::event::{Event, RawEvent, TimestampExtractor};
 use crate::metrics::events::{record_outcomes, EventsReceived};
 use crate::metrics::{DataSourceMetrics, Metrics};
 use crate::spec::properties::{CoreProperties, TaskLocator as TaskLocatorKind};
@@ -142,10 +141,11 @@ impl DataSourcePipeline {
 
     /// Sends one JSON object; resolves to its outcome. Waits for room when the pipeline is
     /// full (back-pressure), unless `blockOnFull` is off.
-    pub fn send(&self, raw: Bytes) -> impl Future<Output = Outcome> + Send + 'static {
+    pub fn send(&self, raw: impl Into<RawEvent>) -> impl Future<Output = Outcome> + Send + 'static {
         let inner = self.inner.clone();
+        let raw = raw.into();
         async move {
-            match Event::from_json(raw, &inner.extractor) {
+            match Event::from_raw(raw, &inner.extractor) {
                 // Counted by the Tranquilizer's observer, even if this future is dropped.
                 Ok(event) => inner.tranquilizer.send(event).await.await,
                 Err(e) => {
@@ -158,20 +158,23 @@ impl DataSourcePipeline {
     }
 
     /// Sends many JSON objects; outcomes in input order.
-    pub async fn send_all(&self, raws: Vec<Bytes>) -> Vec<Outcome> {
+    pub async fn send_all<R: Into<RawEvent>>(&self, raws: Vec<R>) -> Vec<Outcome> {
         self.hand_in(raws).await.await
     }
 
     /// Hands many JSON objects in, waiting for room (back-pressure) unless `blockOnFull` is
     /// off, and returns the future of their outcomes, in input order. Callers that answer
     /// before the outcomes are known (async posts) still get every event counted.
-    pub async fn hand_in(&self, raws: Vec<Bytes>) -> BoxFuture<'static, Vec<Outcome>> {
+    pub async fn hand_in<R: Into<RawEvent>>(
+        &self,
+        raws: Vec<R>,
+    ) -> BoxFuture<'static, Vec<Outcome>> {
         let inner = self.inner.clone();
         let total = raws.len();
         let mut unparseable = Vec::new();
         let mut events = Vec::with_capacity(total);
         for (i, raw) in raws.into_iter().enumerate() {
-            match Event::from_json(raw, &inner.extractor) {
+            match Event::from_raw(raw.into(), &inner.extractor) {
                 Ok(event) => events.push(event),
                 Err(e) => {
                     debug!(dataSource = %inner.name, error = %e, "unparseable event");
@@ -449,6 +452,7 @@ fn build(
 mod tests {
     use super::*;
     use crate::beam::testing::MemoryBeam;
+    use bytes::Bytes;
     use serde_json::json;
 
     fn spec() -> IngestionSpec {

@@ -10,6 +10,7 @@ use std::io::Read;
 
 use bytes::Bytes;
 use serde_json::value::RawValue;
+use tranquility::event::RawEvent;
 
 use crate::error::RequestError;
 
@@ -45,8 +46,8 @@ impl BodyFormat {
 /// One element of a request body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
-    /// A JSON object's bytes.
-    Object(Bytes),
+    /// A JSON object's bytes, already checked to be well-formed.
+    Object(RawEvent),
     /// An element that is not an object; the string names its JSON type.
     NotObject(&'static str),
 }
@@ -103,7 +104,7 @@ fn decode_json(body: &Bytes) -> Result<Vec<Item>, RequestError> {
 fn json_item(body: &Bytes, raw: &RawValue) -> Item {
     let text = raw.get();
     match text.as_bytes().first() {
-        Some(b'{') => Item::Object(body.slice_ref(text.as_bytes())),
+        Some(b'{') => Item::Object(RawEvent::from_raw_value(body, raw)),
         Some(b'[') => Item::NotObject("array"),
         Some(b'"') => Item::NotObject("string"),
         Some(b't' | b'f') => Item::NotObject("boolean"),
@@ -124,9 +125,7 @@ fn decode_smile(body: &Bytes) -> Result<Vec<Item>, RequestError> {
     values
         .into_iter()
         .map(|value| match value {
-            serde_json::Value::Object(_) => serde_json::to_vec(&value)
-                .map(|v| Item::Object(Bytes::from(v)))
-                .map_err(|e| RequestError::MalformedJson(e.to_string())),
+            serde_json::Value::Object(_) => Ok(Item::Object(RawEvent::from_value(&value))),
             serde_json::Value::Array(_) => Ok(Item::NotObject("array")),
             serde_json::Value::String(_) => Ok(Item::NotObject("string")),
             serde_json::Value::Bool(_) => Ok(Item::NotObject("boolean")),
@@ -169,7 +168,11 @@ mod tests {
         items
             .iter()
             .map(|i| match i {
-                Item::Object(b) => String::from_utf8(b.to_vec()).unwrap(),
+                Item::Object(b) => {
+                    // Checked once here, so the pipeline need not validate them again.
+                    assert!(b.is_well_formed());
+                    String::from_utf8(b.bytes().to_vec()).unwrap()
+                }
                 Item::NotObject(kind) => format!("<{kind}>"),
             })
             .collect()
@@ -207,6 +210,11 @@ mod tests {
         );
         let single = Bytes::from_static(br#"{"a":1}"#);
         assert_eq!(objects(&decode_json(&single).unwrap()), [r#"{"a":1}"#]);
+        // Objects are slices of the body, not copies.
+        let Item::Object(first) = &decode_json(&array).unwrap()[0] else {
+            panic!("an object")
+        };
+        assert_eq!(first.bytes().as_ptr(), array[2..].as_ptr());
         assert!(decode_json(&Bytes::from_static(b"  ")).unwrap().is_empty());
     }
 

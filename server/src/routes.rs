@@ -17,6 +17,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use tranquility::beam::{Outcome, SendError};
+use tranquility::event::RawEvent;
 use tranquility::metrics::Tally;
 
 use crate::decode::{self, BodyFormat, Item};
@@ -81,7 +82,7 @@ pub async fn post_to(
 struct Batch {
     name: String,
     ingest: Arc<dyn Ingest>,
-    events: Vec<Bytes>,
+    events: Vec<RawEvent>,
     unparseable: u64,
 }
 
@@ -246,7 +247,7 @@ fn text_batch(state: &AppState, name: &str, body: &Bytes) -> Result<Batch, Reque
     };
     for parsed in parser.parse_text(text) {
         match parsed.result {
-            Ok(raw) => batch.events.push(raw),
+            Ok(raw) => batch.events.push(RawEvent::unchecked(raw)),
             Err(e) => {
                 tracing::debug!(dataSource = name, line = parsed.line, error = %e, "unparseable line dropped");
                 batch.unparseable += 1;
@@ -269,7 +270,7 @@ fn routed_batches(state: &AppState, items: Vec<Item>) -> Result<Vec<Batch>, Requ
                 )))
             }
         };
-        let name = decode::route_of(&raw).ok_or(RequestError::MissingDataSource)?;
+        let name = decode::route_of(raw.bytes()).ok_or(RequestError::MissingDataSource)?;
         match batches.iter_mut().find(|b| b.name == name) {
             Some(batch) => batch.events.push(raw),
             None => batches.push(Batch {

@@ -8,11 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use futures::future::BoxFuture;
 use tokio_util::task::TaskTracker;
 use tranquility::beam::Outcome;
-use tranquility::event::{StringParser, StringParserError};
+use tranquility::event::{RawEvent, StringParser, StringParserError};
 use tranquility::metrics::{DataSourceMetrics, Metrics};
 use tranquility::pipeline::{DataSourcePipeline, Pipelines};
 use tranquility::spec::{ParseSpec, TranquilityConfig};
@@ -27,7 +26,7 @@ pub type OutcomesFuture = BoxFuture<'static, Vec<Outcome>>;
 pub trait Ingest: Send + Sync + fmt::Debug + 'static {
     /// Hands JSON object events in (waiting for room when the buffer is full and blocking);
     /// the returned future resolves to their outcomes. Each is counted as received.
-    async fn hand_in(&self, raws: Vec<Bytes>) -> OutcomesFuture;
+    async fn hand_in(&self, raws: Vec<RawEvent>) -> OutcomesFuture;
     /// Counts events that never reached the pipeline as received and dropped (unparseable).
     fn drop_unparseable(&self, count: u64);
     /// Sends what is buffered and waits for the outcome of everything handed in before.
@@ -40,7 +39,7 @@ pub trait Ingest: Send + Sync + fmt::Debug + 'static {
 
 #[async_trait]
 impl Ingest for DataSourcePipeline {
-    async fn hand_in(&self, raws: Vec<Bytes>) -> OutcomesFuture {
+    async fn hand_in(&self, raws: Vec<RawEvent>) -> OutcomesFuture {
         DataSourcePipeline::hand_in(self, raws).await
     }
 

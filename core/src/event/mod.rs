@@ -4,10 +4,12 @@
 //! only the top-level key it needs, so decoding costs about one JSON validation pass.
 
 mod pattern;
+mod scan;
 pub mod string_parser;
 mod timestamp;
 
 use bytes::Bytes;
+use serde_json::value::RawValue;
 
 pub use pattern::JodaPattern;
 pub use string_parser::{LineError, ParsedLine, StringParser, StringParserError};
@@ -40,6 +42,19 @@ impl Event {
         })
     }
 
+    /// An event from bytes handed to a pipeline; well-formed bytes skip a second validation.
+    pub fn from_raw(raw: RawEvent, extractor: &TimestampExtractor) -> Result<Self, TimestampError> {
+        let timestamp_millis = if raw.well_formed {
+            extractor.extract_well_formed(&raw.bytes)?
+        } else {
+            extractor.extract(&raw.bytes)?
+        };
+        Ok(Self {
+            timestamp_millis,
+            raw: raw.bytes,
+        })
+    }
+
     /// The event's timestamp in epoch milliseconds (UTC).
     pub fn timestamp_millis(&self) -> i64 {
         self.timestamp_millis
@@ -48,5 +63,94 @@ impl Event {
     /// The event's original JSON object bytes.
     pub fn raw(&self) -> &Bytes {
         &self.raw
+    }
+}
+
+/// One event's JSON object bytes as handed to a pipeline, and whether serde_json has already
+/// parsed or written them (then reading the timestamp need not validate them again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawEvent {
+    bytes: Bytes,
+    well_formed: bool,
+}
+
+impl RawEvent {
+    /// Bytes from anywhere; they are validated when the timestamp is read.
+    pub fn unchecked(bytes: impl Into<Bytes>) -> Self {
+        Self {
+            bytes: bytes.into(),
+            well_formed: false,
+        }
+    }
+
+    /// A value serde_json parsed out of `body`, as a zero-copy slice of `body` (copied when
+    /// it does not lie within `body`).
+    pub fn from_raw_value(body: &Bytes, value: &RawValue) -> Self {
+        let text = value.get().as_bytes();
+        let start = (text.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
+        let bytes = match start.checked_add(text.len()) {
+            Some(end) if end <= body.len() => body.slice(start..end),
+            _ => Bytes::copy_from_slice(text),
+        };
+        Self {
+            bytes,
+            well_formed: true,
+        }
+    }
+
+    /// `value` written as JSON.
+    pub fn from_value(value: &serde_json::Value) -> Self {
+        Self {
+            bytes: Bytes::from(value.to_string()),
+            well_formed: true,
+        }
+    }
+
+    /// The event's bytes.
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// Whether the bytes are known to be well-formed JSON.
+    pub fn is_well_formed(&self) -> bool {
+        self.well_formed
+    }
+}
+
+impl From<Bytes> for RawEvent {
+    fn from(bytes: Bytes) -> Self {
+        Self::unchecked(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_values_are_sliced_from_their_body_or_copied() {
+        let body = Bytes::from_static(br#"[{"a":1},{"b":2}]"#);
+        let values: Vec<&RawValue> = serde_json::from_slice(&body).unwrap();
+        let second = RawEvent::from_raw_value(&body, values[1]);
+        assert_eq!(second.bytes().as_ref(), br#"{"b":2}"#);
+        assert_eq!(second.bytes().as_ptr(), body[9..].as_ptr());
+        assert!(second.is_well_formed());
+
+        let elsewhere = Bytes::from_static(br#"{"c":3}"#);
+        let copied = RawEvent::from_raw_value(&elsewhere, values[0]);
+        assert_eq!(copied.bytes().as_ref(), br#"{"a":1}"#);
+        assert!(!RawEvent::from(elsewhere).is_well_formed());
+    }
+
+    #[test]
+    fn well_formed_and_unchecked_events_read_the_same_timestamp() {
+        let spec = crate::spec::TimestampSpec::new("ts", "auto");
+        let extractor = TimestampExtractor::new(&spec).unwrap();
+        let value = serde_json::json!({"x": "a\"b", "ts": "2024-01-01T00:00:00Z"});
+        let checked = Event::from_raw(RawEvent::from_value(&value), &extractor).unwrap();
+        let text = Bytes::from(value.to_string());
+        let unchecked = Event::from_raw(RawEvent::unchecked(text), &extractor).unwrap();
+        assert_eq!(checked, unchecked);
+        assert_eq!(checked.timestamp_millis(), 1_704_067_200_000);
     }
 }

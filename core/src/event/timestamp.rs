@@ -8,6 +8,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde::Deserialize;
 
 use super::pattern::JodaPattern;
+use super::scan::Found;
 use crate::spec::TimestampSpec;
 use crate::time::{parse_iso_datetime, Zone};
 
@@ -199,12 +200,30 @@ impl TimestampExtractor {
         })?;
         match found {
             Scan::NotObject(found) => Err(TimestampError::NotAnObject { found }),
-            Scan::Object(None) | Scan::Object(Some(RawTs::Null)) => {
-                self.missing_value.ok_or_else(|| TimestampError::Missing {
-                    column: self.column.clone(),
-                })
-            }
-            Scan::Object(Some(v)) => self.parse_value(&v),
+            Scan::Object(v) => self.resolve(v),
+        }
+    }
+
+    /// [`extract`](Self::extract) for bytes already known to be well-formed JSON (parsed or
+    /// written by serde_json): finds the column without validating the event again.
+    pub fn extract_well_formed(&self, json: &[u8]) -> Result<i64, TimestampError> {
+        match super::scan::top_level_value(json, &self.column) {
+            Found::Missing => self.resolve(None),
+            Found::Value(v) => match serde_json::from_slice::<RawTs<'_>>(v) {
+                Ok(v) => self.resolve(Some(v)),
+                Err(_) => self.extract(json),
+            },
+            Found::Unsure => self.extract(json),
+        }
+    }
+
+    /// The timestamp of a found (or missing) column value.
+    fn resolve(&self, found: Option<RawTs<'_>>) -> Result<i64, TimestampError> {
+        match found {
+            None | Some(RawTs::Null) => self.missing_value.ok_or_else(|| TimestampError::Missing {
+                column: self.column.clone(),
+            }),
+            Some(v) => self.parse_value(&v),
         }
     }
 

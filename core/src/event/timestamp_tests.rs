@@ -145,5 +145,65 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
         let _ = ex("auto").extract(&bytes);
+        let _ = ex("auto").extract_well_formed(&bytes);
     }
+
+    #[test]
+    fn the_well_formed_scan_agrees_with_the_full_parse(
+        doc in json_object(),
+        pretty in any::<bool>(),
+        format in prop::sample::select(vec!["auto", "iso", "millis", "posix"]),
+    ) {
+        let text = if pretty {
+            serde_json::to_string_pretty(&doc).unwrap()
+        } else {
+            serde_json::to_string(&doc).unwrap()
+        };
+        let ex = ex(format);
+        prop_assert_eq!(ex.extract_well_formed(text.as_bytes()), ex.extract(text.as_bytes()));
+    }
+}
+
+/// Objects whose keys are often `ts` (also escaped, repeated or nested) and whose values are
+/// of every JSON kind, timestamps among them.
+fn json_object() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<f64>().prop_map(serde_json::Value::from),
+        (-30_000_000_000_000i64..30_000_000_000_000)
+            .prop_map(|ms| serde_json::Value::from(crate::time::format_iso_millis(ms))),
+        "[ -~\\\"\u{e9}\u{1F600}\n\t]{0,12}".prop_map(serde_json::Value::from),
+    ];
+    let value = leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+            prop::collection::vec((key(), inner), 0..4)
+                .prop_map(|kv| serde_json::Value::Object(kv.into_iter().collect())),
+        ]
+    });
+    prop::collection::vec((key(), value), 0..6).prop_map(|kv| {
+        // Repeated keys cannot live in a map; one `ts` key keeps its place.
+        serde_json::Value::Object(kv.into_iter().collect())
+    })
+}
+
+fn key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("ts".to_string()),
+        Just("t\"s".to_string()),
+        Just("ts\n".to_string()),
+        "[a-z\\\"\u{e9}]{0,4}",
+    ]
+}
+
+#[test]
+fn the_well_formed_scan_takes_the_last_of_repeated_keys() {
+    let doc = br#"{"ts":1,"x":{"ts":5},"ts":2}"#;
+    assert_eq!(ex("millis").extract_well_formed(doc), Ok(2));
+    assert_eq!(ex("millis").extract(doc), Ok(2));
+    let doc = br#"{"t\u0073":3,"ts":4,"t\u0073":7}"#;
+    assert_eq!(ex("millis").extract_well_formed(doc), Ok(7));
+    assert_eq!(ex("millis").extract(doc), Ok(7));
 }
