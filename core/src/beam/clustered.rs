@@ -167,16 +167,21 @@ impl Beam for ClusteredBeam {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; total];
         let mut groups: BTreeMap<i64, (Vec<usize>, Vec<Event>)> = BTreeMap::new();
         let mut latest = i64::MIN;
+        // The window is whole buckets, and events of a batch mostly share one bucket: both
+        // are worked out once rather than per event.
+        let window = rule.accept_window(now);
+        let mut bucket = Interval { start: 0, end: 0 };
         for (i, event) in events.into_iter().enumerate() {
             let ts = event.timestamp_millis();
-            if !rule.accepts(now, ts) {
+            if !window.contains(ts) {
                 outcomes[i] = Some(Outcome::Dropped(DropReason::OutsideWindow));
                 continue;
             }
             latest = latest.max(ts);
-            let group = groups
-                .entry(rule.segment_granularity.bucket_start(ts))
-                .or_default();
+            if !bucket.contains(ts) {
+                bucket = rule.segment_granularity.bucket(ts);
+            }
+            let group = groups.entry(bucket.start).or_default();
             group.0.push(i);
             group.1.push(event);
         }

@@ -269,6 +269,8 @@ mod tests {
             let ts = now + delta;
             let overlaps = g.bucket(ts).overlaps(&accept_window(&g, now, &w));
             prop_assert_eq!(accepts(&g, now, &w, ts), overlaps);
+            // The window is whole buckets, so checking the event alone is the same rule.
+            prop_assert_eq!(accepts(&g, now, &w, ts), accept_window(&g, now, &w).contains(ts));
             // Events within W of now are always accepted.
             if delta.abs() <= w_min * 60_000 {
                 prop_assert!(accepts(&g, now, &w, ts));
