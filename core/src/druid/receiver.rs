@@ -74,9 +74,12 @@ pub struct EncodeError {
 pub fn encode_json_array<I, B>(events: I) -> PushBody
 where
     I: IntoIterator<Item = B>,
+    I::IntoIter: Clone,
     B: AsRef<[u8]>,
 {
-    let mut out = Vec::with_capacity(1024);
+    let events = events.into_iter();
+    let size = events.clone().map(|e| e.as_ref().len() + 1).sum::<usize>() + 1;
+    let mut out = Vec::with_capacity(size);
     out.push(b'[');
     let mut count = 0;
     for event in events {
