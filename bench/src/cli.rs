@@ -39,7 +39,9 @@ pub struct Args {
     /// Overload figure: each push to druid-local holds its only push slot this long (ms).
     #[arg(long)]
     pub push_hold_ms: Option<u64>,
-    /// Overload figure: run druid-local in this process (its memory then counts in the RSS).
+    /// Server and overload figures: run druid-local in this process instead of a child
+    /// process. The server figure then shares every core between Tranquility and
+    /// druid-local, and the overload RSS includes druid-local's memory.
     #[arg(long)]
     pub in_process_druid: bool,
     /// Latency figure: seconds of posting.
@@ -52,6 +54,9 @@ pub struct Args {
     /// this many milliseconds.
     #[arg(long, hide = true)]
     pub serve_slow_druid: Option<u64>,
+    /// (internal) Serve a plain druid-local for the server figure.
+    #[arg(long, hide = true)]
+    pub serve_druid: bool,
 }
 
 fn options(args: &Args, program: &[&str]) -> anyhow::Result<Options> {
@@ -94,8 +99,7 @@ fn options(args: &Args, program: &[&str]) -> anyhow::Result<Options> {
         let me = std::env::current_exe().context("finding this program to run druid-local")?;
         let mut command = vec![me.to_string_lossy().into_owned()];
         command.extend(program.iter().map(|s| s.to_string()));
-        command.extend(["--serve-slow-druid".to_string(), o.push_hold_ms.to_string()]);
-        o.druid_command = Some(command);
+        o.druid_program = Some(command);
     }
     Ok(o)
 }
@@ -107,6 +111,9 @@ fn options(args: &Args, program: &[&str]) -> anyhow::Result<Options> {
 pub async fn main(args: Args, subcommand: &[&str]) -> anyhow::Result<()> {
     if let Some(push_hold_ms) = args.serve_slow_druid {
         return crate::slow_druid::serve(push_hold_ms).await;
+    }
+    if args.serve_druid {
+        return crate::slow_druid::serve_plain().await;
     }
     let options = options(&args, subcommand)?;
     let report = crate::run(&options).await;

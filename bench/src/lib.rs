@@ -20,6 +20,7 @@ pub mod kafka_figure;
 pub mod latency;
 pub mod load;
 pub mod overload;
+pub mod pin;
 pub mod rss;
 pub mod server_figure;
 pub mod slow_druid;
@@ -111,9 +112,9 @@ pub struct Options {
     pub overload_seconds: u64,
     /// How long each push-events request holds druid-local's only push slot under overload.
     pub push_hold_ms: u64,
-    /// Program and arguments that run the throttled druid-local ([`slow_druid::serve`]) as a
-    /// child process; `None` runs it in this process (its memory then counts in the RSS).
-    pub druid_command: Option<Vec<String>>,
+    /// The program and arguments that reach this benchmark's command line, used to run
+    /// druid-local as a child process (see [`slow_druid`]); `None` runs it in this process.
+    pub druid_program: Option<Vec<String>>,
     /// Seconds of posting in the latency figure.
     pub latency_seconds: u64,
     /// Events per second in the latency figure.
@@ -134,7 +135,7 @@ impl Default for Options {
             batch_size: 1000,
             overload_seconds: 60,
             push_hold_ms: 100,
-            druid_command: None,
+            druid_program: None,
             latency_seconds: 30,
             latency_rate: 20_000,
             kafka_events: 200_000,
@@ -241,7 +242,7 @@ pub async fn run(options: &Options) -> Report {
             options.concurrency,
             options.batch_size,
             options.push_hold_ms,
-            options.druid_command.as_deref(),
+            options.druid_program.as_deref(),
         )
         .await
         {
@@ -264,6 +265,7 @@ pub async fn run(options: &Options) -> Report {
             Duration::from_secs(options.server_seconds),
             options.concurrency,
             options.batch_size,
+            options.druid_program.as_deref(),
         )
         .await
         {
@@ -351,11 +353,12 @@ impl fmt::Display for Report {
         match &self.server {
             Some(s) => writeln!(
                 f,
-                "server            {:<32} {:<32} {:>6.2} x        >= {RATIO_GOAL} x ({})",
+                "server            {:<32} {:<32} {:>6.2} x        >= {RATIO_GOAL} x ({})\n                  ({})",
                 format!("{} events sent", k(s.server.events_per_sec)),
                 format!("{} direct push-events", k(s.direct.events_per_sec)),
                 s.ratio,
-                verdict(s.ratio >= RATIO_GOAL)
+                verdict(s.ratio >= RATIO_GOAL),
+                s.placement
             )?,
             None => writeln!(f, "server            not measured")?,
         }

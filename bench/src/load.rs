@@ -37,6 +37,42 @@ pub struct LoadResult {
     pub request_p99_ms: f64,
     /// Slowest request, in milliseconds.
     pub request_max_ms: f64,
+    /// Every request's round trip, in milliseconds (for combining runs).
+    #[serde(skip)]
+    latencies_ms: Vec<f64>,
+}
+
+impl LoadResult {
+    /// Several runs as one: counts and seconds add up, quantiles are over all requests.
+    pub fn combine(parts: impl IntoIterator<Item = LoadResult>) -> LoadResult {
+        let mut total = LoadResult::default();
+        for part in parts {
+            total.add(part);
+        }
+        total.finish(total.seconds);
+        total
+    }
+
+    fn add(&mut self, part: LoadResult) {
+        self.requests_ok += part.requests_ok;
+        self.events_posted += part.events_posted;
+        self.events_acknowledged += part.events_acknowledged;
+        self.events_in_failed_requests += part.events_in_failed_requests;
+        for (k, v) in part.requests_failed {
+            *self.requests_failed.entry(k).or_default() += v;
+        }
+        self.latencies_ms.extend(part.latencies_ms);
+        self.seconds += part.seconds;
+    }
+
+    fn finish(&mut self, seconds: f64) {
+        self.seconds = seconds;
+        self.events_per_sec = self.events_acknowledged as f64 / seconds.max(f64::MIN_POSITIVE);
+        self.latencies_ms.sort_by(f64::total_cmp);
+        self.request_p50_ms = quantile(&self.latencies_ms, 0.5);
+        self.request_p99_ms = quantile(&self.latencies_ms, 0.99);
+        self.request_max_ms = self.latencies_ms.last().copied().unwrap_or(0.0);
+    }
 }
 
 /// The body of a Tranquility Server answer: `{"result":{"received":..,"sent":..}}`.
@@ -140,24 +176,13 @@ pub async fn run(
         })
         .collect();
     let mut total = LoadResult::default();
-    let mut latencies = Vec::new();
     for w in workers {
         let Ok(me) = w.await else { continue };
-        total.requests_ok += me.result.requests_ok;
-        total.events_posted += me.result.events_posted;
-        total.events_acknowledged += me.result.events_acknowledged;
-        total.events_in_failed_requests += me.result.events_in_failed_requests;
-        for (k, v) in me.result.requests_failed {
-            *total.requests_failed.entry(k).or_default() += v;
-        }
-        latencies.extend(me.latencies);
+        let mut part = me.result;
+        part.latencies_ms = me.latencies;
+        total.add(part);
     }
-    total.seconds = started.elapsed().as_secs_f64();
-    total.events_per_sec = total.events_acknowledged as f64 / total.seconds;
-    latencies.sort_by(f64::total_cmp);
-    total.request_p50_ms = quantile(&latencies, 0.5);
-    total.request_p99_ms = quantile(&latencies, 0.99);
-    total.request_max_ms = latencies.last().copied().unwrap_or(0.0);
+    total.finish(started.elapsed().as_secs_f64());
     total
 }
 
@@ -195,5 +220,29 @@ mod tests {
         assert_eq!(quantile(&v, 0.5), 51.0);
         assert_eq!(quantile(&v, 0.99), 99.0);
         assert_eq!(quantile(&[], 0.99), 0.0);
+    }
+
+    #[test]
+    fn combined_runs_add_up_and_share_quantiles() {
+        let run = |ok: u64, seconds: f64, latencies: &[f64]| {
+            let mut r = LoadResult {
+                requests_ok: ok,
+                events_posted: ok * 10,
+                events_acknowledged: ok * 10,
+                latencies_ms: latencies.to_vec(),
+                ..LoadResult::default()
+            };
+            r.requests_failed.insert("timeout".into(), 1);
+            r.finish(seconds);
+            r
+        };
+        let all = LoadResult::combine([run(3, 1.0, &[1.0, 2.0, 3.0]), run(1, 3.0, &[9.0])]);
+        assert_eq!(all.requests_ok, 4);
+        assert_eq!(all.events_acknowledged, 40);
+        assert_eq!(all.requests_failed["timeout"], 2);
+        assert_eq!(all.seconds, 4.0);
+        assert_eq!(all.events_per_sec, 10.0);
+        assert_eq!(all.request_p50_ms, 3.0);
+        assert_eq!(all.request_max_ms, 9.0);
     }
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::load::{self, LoadResult};
 use crate::rss;
 use crate::server_figure::{self, druid_count};
-use crate::slow_druid::{InProcess, SlowDruid};
+use crate::slow_druid::{DruidChild, InProcess};
 use crate::stack::ServerStack;
 use crate::workload;
 
@@ -67,22 +67,24 @@ pub struct OverloadFigure {
 }
 
 enum Druid {
-    Child(SlowDruid),
+    Child(DruidChild),
     Here(InProcess),
 }
 
-/// Runs the overload figure. `druid_command` starts the throttled druid-local as a child
+/// Runs the overload figure. `druid_program` starts the throttled druid-local as a child
 /// process (see [`crate::slow_druid::serve`]); without it, it runs in this process.
 pub async fn run(
     seconds: u64,
     concurrency: usize,
     batch: usize,
     push_hold_ms: u64,
-    druid_command: Option<&[String]>,
+    druid_program: Option<&[String]>,
 ) -> anyhow::Result<OverloadFigure> {
-    let (druid, overlord, druid_url) = match druid_command {
-        Some(cmd) => {
-            let slow = SlowDruid::spawn(cmd).await?;
+    let (druid, overlord, druid_url) = match druid_program {
+        Some(program) => {
+            let mut cmd = program.to_vec();
+            cmd.extend(["--serve-slow-druid".to_string(), push_hold_ms.to_string()]);
+            let slow = DruidChild::spawn(&cmd).await?;
             let (u, d) = (slow.url.clone(), slow.druid_url.clone());
             (Druid::Child(slow), u, d)
         }

@@ -1,5 +1,6 @@
 //! Server figure: events/s through `POST /v1/post/{dataSource}` (sync) to druid-local, against
-//! the same bodies POSTed straight to a druid-local task's push-events, same concurrency.
+//! the same bodies POSTed straight to a druid-local task's push-events, same concurrency. The
+//! two sides take turns, so both see the machine in the same state.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,8 @@ use tranquility::spec::CoreProperties;
 use tranquility::time::Granularity;
 
 use crate::load::{self, LoadResult};
+use crate::pin::Split;
+use crate::slow_druid::DruidChild;
 use crate::stack::ServerStack;
 use crate::workload;
 
@@ -26,10 +29,15 @@ pub struct ServerFigure {
     pub concurrency: usize,
     /// Events per request body.
     pub batch_size: usize,
+    /// Where druid-local ran and which cores each side had.
+    pub placement: String,
 }
 
 /// Distinct request bodies to cycle through.
 const BODIES: usize = 64;
+
+/// Turns each side takes, alternating.
+const ROUNDS: u32 = 4;
 
 /// Bodies of `batch` fresh events each.
 pub fn bodies(batch: usize) -> Arc<Vec<bytes::Bytes>> {
@@ -93,16 +101,39 @@ pub async fn warm_up(url: &str, data_source: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs both sides for `duration` each against an in-process druid-local.
+/// Runs both sides for `duration` each. With `druid_program` (see [`crate::slow_druid`]),
+/// druid-local runs as a child process on half the CPUs and this process on the other half,
+/// as when Tranquility and Druid have machines of their own; otherwise druid-local runs in
+/// this process and both share every core.
 pub async fn run(
     duration: Duration,
     concurrency: usize,
     batch: usize,
+    druid_program: Option<&[String]>,
 ) -> anyhow::Result<ServerFigure> {
-    let druid = druid_local::DruidLocal::start(druid_local::DruidLocalConfig::ephemeral()).await?;
-    let result = measure(&druid.url(), duration, concurrency, batch).await;
-    druid.shutdown().await;
-    result
+    let split = druid_program.and_then(|p| Split::of_this_process().map(|s| (p, s)));
+    let Some((program, split)) = split else {
+        let druid =
+            druid_local::DruidLocal::start(druid_local::DruidLocalConfig::ephemeral()).await?;
+        let placement = "druid-local in this process, sharing every core".to_string();
+        let result = measure(&druid.url(), duration, concurrency, batch, placement).await;
+        druid.shutdown().await;
+        return result;
+    };
+    let mut command = program.to_vec();
+    command.push("--serve-druid".to_string());
+    let druid = DruidChild::spawn(&split.druid_command(&command)).await?;
+    Split::pin_self(&split.ours)?;
+    let placement = format!(
+        "druid-local in a child process on CPU {}, Tranquility and the load on CPU {}",
+        split.druid, split.ours
+    );
+    let result = measure(&druid.url, duration, concurrency, batch, placement).await;
+    let restored = Split::pin_self(&split.all);
+    druid.stop().await;
+    let figure = result?;
+    restored?;
+    Ok(figure)
 }
 
 async fn measure(
@@ -110,20 +141,46 @@ async fn measure(
     duration: Duration,
     concurrency: usize,
     batch: usize,
+    placement: String,
 ) -> anyhow::Result<ServerFigure> {
     let bodies = bodies(batch);
     let config = workload::config("bench_server", &[])?;
     let stack = ServerStack::start(&config, druid_url).await?;
     warm_up(&stack.url, "bench_server").await?;
-    let server = load::run(
-        &format!("{}/v1/post/bench_server", stack.url),
-        bodies.clone(),
-        batch as u64,
-        concurrency,
-        duration,
-        load::server_sent,
-    )
-    .await;
+    let server_url = format!("{}/v1/post/bench_server", stack.url);
+    let push = direct_task(druid_url, "bench_direct").await?;
+
+    // Short turns, alternating which side goes first, so a change in the machine's speed
+    // during the run weighs on both sides alike.
+    let turn = duration / ROUNDS;
+    let (mut server, mut direct) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        for side in [round % 2, 1 - round % 2] {
+            if side == 0 {
+                let r = load::run(
+                    &server_url,
+                    bodies.clone(),
+                    batch as u64,
+                    concurrency,
+                    turn,
+                    load::server_sent,
+                )
+                .await;
+                server.push(r);
+            } else {
+                let r = load::run(
+                    &push,
+                    bodies.clone(),
+                    batch as u64,
+                    concurrency,
+                    turn,
+                    load::druid_event_count,
+                )
+                .await;
+                direct.push(r);
+            }
+        }
+    }
     let reports = stack.stop().await?;
     if let Some(r) = reports.first() {
         anyhow::ensure!(
@@ -132,23 +189,14 @@ async fn measure(
             r
         );
     }
-
-    let push = direct_task(druid_url, "bench_direct").await?;
-    let direct = load::run(
-        &push,
-        bodies,
-        batch as u64,
-        concurrency,
-        duration,
-        load::druid_event_count,
-    )
-    .await;
+    let (server, direct) = (LoadResult::combine(server), LoadResult::combine(direct));
     Ok(ServerFigure {
         ratio: server.events_per_sec / direct.events_per_sec.max(f64::MIN_POSITIVE),
         server,
         direct,
         concurrency,
         batch_size: batch,
+        placement,
     })
 }
 

@@ -1,6 +1,7 @@
-//! A slow druid-local in its own process, so the bench process's RSS is Tranquility's alone.
+//! druid-local in its own process: plain for the server figure (so it can have cores of its
+//! own), and slow for the overload figure (so the bench process's RSS is Tranquility's alone).
 //!
-//! The child runs druid-local plus a throttling proxy in front of it: every push-events
+//! The slow child runs druid-local plus a throttling proxy in front of it: every push-events
 //! request waits for the single push slot and holds it for `push_ms`, so druid-local accepts
 //! at most one chunk per `push_ms`. Overlord answers are rewritten so task locations point
 //! at the proxy; everything else passes through untouched.
@@ -21,7 +22,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::Semaphore;
 
 /// Printed by the child once it serves: `<PREFIX><proxy url> <druid-local url>`.
-const READY: &str = "slow druid-local ready: ";
+const READY: &str = "druid-local ready: ";
 
 #[derive(Debug)]
 struct Proxy {
@@ -38,6 +39,15 @@ pub async fn serve(push_ms: u64) -> anyhow::Result<()> {
     let mut slow = InProcess::start(push_ms).await?;
     println!("{READY}{} {}", slow.url, slow.druid.url());
     let _ = (&mut slow.proxy).await;
+    Ok(())
+}
+
+/// Serves a plain druid-local until the process is killed (the child's side of the server
+/// figure). Prints the ready line on stdout.
+pub async fn serve_plain() -> anyhow::Result<()> {
+    let druid = druid_local::DruidLocal::start(druid_local::DruidLocalConfig::ephemeral()).await?;
+    println!("{READY}{url} {url}", url = druid.url());
+    std::future::pending::<()>().await;
     Ok(())
 }
 
@@ -160,15 +170,16 @@ fn relocate(bytes: Bytes, from: u16, to: u16) -> Bytes {
 
 /// The parent's handle on the child; the child is killed when this drops.
 #[derive(Debug)]
-pub struct SlowDruid {
-    /// The proxy: give this to Tranquility as the Overlord.
+pub struct DruidChild {
+    /// The proxy (druid-local itself for a plain child): give this to Tranquility as the
+    /// Overlord.
     pub url: String,
     /// druid-local itself, for queries.
     pub druid_url: String,
     child: Child,
 }
 
-impl SlowDruid {
+impl DruidChild {
     /// Starts `command` (a program and its arguments that ends up calling [`serve`]) and waits
     /// for its ready line.
     pub async fn spawn(command: &[String]) -> anyhow::Result<Self> {
