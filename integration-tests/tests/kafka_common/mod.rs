@@ -1,105 +1,10 @@
-//! Kafka test helpers: topics, producing and committed offsets through an independent client
-//! (Python confluent-kafka), log output, and waiting for a condition.
+//! Kafka test helpers: the harness's Kafka client, log output, and waiting for a condition.
 
-#![allow(dead_code)] // each test file uses some of these
+#![allow(dead_code, unused_imports)] // each test file uses some of these
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use integration_tests::{python, Tansu};
-
-const KAFKA_PY: &str = r#"
-import json, sys
-from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
-cmd, bootstrap = sys.argv[1], sys.argv[2]
-if cmd == "create":
-    topic, parts = sys.argv[3], int(sys.argv[4])
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for f in admin.create_topics([NewTopic(topic, num_partitions=parts, replication_factor=1)]).values():
-        f.result(30)
-elif cmd == "produce":
-    topic, parts = sys.argv[3], int(sys.argv[4])
-    # One message per batch: tansu 0.6's memory storage answers a fetch from an offset inside
-    # a batch with the NEXT batch, skipping the rest of the one holding that offset.
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "batch.num.messages": 1})
-    for i, line in enumerate(sys.stdin.buffer.read().split(b"\n")):
-        if line:
-            p.produce(topic, line, partition=i % parts)
-            p.poll(0)
-    assert p.flush(60) == 0, "messages left undelivered"
-elif cmd == "committed":
-    group, topic, parts = sys.argv[3], sys.argv[4], int(sys.argv[5])
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
-    tps = c.committed([TopicPartition(topic, i) for i in range(parts)], timeout=30)
-    print(json.dumps([max(tp.offset, 0) for tp in tps]))
-    c.close()
-"#;
-
-pub fn kafka_py(args: &[&str], stdin: &[u8]) -> String {
-    let mut child = Command::new(python())
-        .arg("-c")
-        .arg(KAFKA_PY)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run python");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin)
-        .expect("write stdin");
-    let out = child.wait_with_output().expect("python output");
-    assert!(
-        out.status.success(),
-        "python {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-pub fn create_topic(broker: &Tansu, topic: &str, partitions: usize) {
-    kafka_py(
-        &[
-            "create",
-            &broker.bootstrap_servers(),
-            topic,
-            &partitions.to_string(),
-        ],
-        b"",
-    );
-}
-
-/// Produces the lines (round-robin over the partitions).
-pub fn produce(broker: &Tansu, topic: &str, partitions: usize, lines: &[String]) {
-    kafka_py(
-        &[
-            "produce",
-            &broker.bootstrap_servers(),
-            topic,
-            &partitions.to_string(),
-        ],
-        lines.join("\n").as_bytes(),
-    );
-}
-
-pub fn committed(broker: &Tansu, group: &str, topic: &str, partitions: usize) -> Vec<i64> {
-    let out = kafka_py(
-        &[
-            "committed",
-            &broker.bootstrap_servers(),
-            group,
-            topic,
-            &partitions.to_string(),
-        ],
-        b"",
-    );
-    serde_json::from_str(out.trim()).expect("committed offsets as JSON")
-}
+pub use integration_tests::kafka::{committed, create_topic, kafka_py, produce};
 
 /// Logs to the test output when `RUST_LOG` is set.
 pub fn init_logs() {

@@ -1,0 +1,241 @@
+//! `tranquility kafka` as a user runs it, against real ZooKeeper, tansu and druid-local:
+//! SIGTERM while messages are still arriving drains what was consumed, commits exactly that,
+//! logs the final counts and exits 0; a restart resumes at the commit, so every message ends
+//! up in Druid once.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use druid_local::{DruidLocal, DruidLocalConfig};
+use integration_tests::kafka::{committed, create_topic, kafka_py};
+use integration_tests::{unique_name, Tansu, ZooKeeper};
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tranquility");
+
+/// Messages produced in all, in rounds of `ROUND` while the connector runs.
+const N: u64 = 6000;
+const ROUND: u64 = 200;
+
+fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Sums the `count` metric of `data_source` (rows ingested, before rollup).
+async fn count_rows(druid_url: &str, data_source: &str) -> u64 {
+    let query = json!({
+        "queryType": "timeseries", "dataSource": data_source, "granularity": "all",
+        "intervals": ["1970-01-01/2100-01-01"],
+        "aggregations": [{"type": "longSum", "name": "count", "fieldName": "count"}]
+    });
+    let rows: Value = reqwest::Client::new()
+        .post(format!("{druid_url}/druid/v2"))
+        .json(&query)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    rows.get(0)
+        .and_then(|r| r["result"]["count"].as_u64())
+        .unwrap_or(0)
+}
+
+async fn wait_for_rows(druid_url: &str, data_source: &str, at_least: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let got = count_rows(druid_url, data_source).await;
+        if got >= at_least {
+            return got;
+        }
+        assert!(Instant::now() < deadline, "{got} rows, expected {at_least}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A running `tranquility kafka` and its log lines.
+struct Connector {
+    child: Child,
+    logs: mpsc::Receiver<String>,
+}
+
+impl Connector {
+    fn start(config: &str) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["kafka", "-configFile", config])
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, logs) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, logs }
+    }
+
+    /// SIGTERM; then the exit code and the final counts (received, sent, failed).
+    async fn terminate(mut self) -> (Option<i32>, (u64, u64, u64), Vec<String>) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = tokio::task::spawn_blocking(move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                if let Some(exit) = self.child.try_wait().unwrap() {
+                    return exit;
+                }
+                if Instant::now() > deadline {
+                    let _ = self.child.kill();
+                    panic!("tranquility kafka did not stop within 60 s of SIGTERM");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+        .await
+        .unwrap();
+        let logs: Vec<String> = self.logs.iter().collect();
+        let line = logs
+            .iter()
+            .find(|l| l.contains("final counts"))
+            .unwrap_or_else(|| panic!("no final counts logged: {logs:#?}"));
+        let field = |name: &str| -> u64 {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{name}=")))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {name}= in {line}"))
+        };
+        let counts = (field("received"), field("sent"), field("failed"));
+        (exit.code(), counts, logs)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_stream_drains_commits_and_a_restart_resumes_exactly() {
+    let zk = ZooKeeper::start();
+    let broker = Tansu::start();
+    let druid = DruidLocal::start(DruidLocalConfig::ephemeral())
+        .await
+        .unwrap();
+    let topic = unique_name("sigterm");
+    let group = unique_name("group");
+    create_topic(&broker, &topic, 2);
+    let config = json!({
+        "dataSources": [{
+            "spec": {
+                "dataSchema": {
+                    "dataSource": "clicks",
+                    "parser": {"type": "string", "parseSpec": {"format": "json",
+                        "timestampSpec": {"column": "timestamp", "format": "auto"},
+                        "dimensionsSpec": {"dimensions": ["n"]}}},
+                    "granularitySpec": {"segmentGranularity": "hour", "queryGranularity": "none"},
+                    "metricsSpec": [{"type": "count", "name": "count"}]
+                },
+                "tuningConfig": {"type": "realtime", "windowPeriod": "PT10M"}
+            },
+            "properties": {"topicPattern": topic}
+        }],
+        "properties": {
+            "zookeeper.connect": zk.connect_string(),
+            "druid.overlord.url": druid.url(),
+            "druidBeam.taskLocator": "overlord",
+            "kafka.bootstrap.servers": broker.bootstrap_servers(),
+            "kafka.group.id": group,
+            "kafka.auto.offset.reset": "earliest",
+            "consumer.numThreads": "1",
+            "commit.periodMillis": "200"
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kafka.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let path = path.to_string_lossy().into_owned();
+
+    // Messages keep arriving, round after round, while the first run is stopped; the last
+    // round waits until it has been.
+    let (stopped, resume) = mpsc::channel::<()>();
+    let producer = {
+        let (servers, topic) = (broker.bootstrap_servers(), topic.clone());
+        std::thread::spawn(move || {
+            for round in 0..N / ROUND {
+                if round == N / ROUND - 1 {
+                    resume.recv().unwrap();
+                }
+                let ts = now_millis();
+                let lines: Vec<String> = (round * ROUND..(round + 1) * ROUND)
+                    .map(|n| format!(r#"{{"timestamp":{ts},"n":"{n}"}}"#))
+                    .collect();
+                kafka_py(
+                    &["produce", &servers, &topic, "2"],
+                    lines.join("\n").as_bytes(),
+                );
+            }
+        })
+    };
+
+    let first = Connector::start(&path);
+    wait_for_rows(&druid.url(), "clicks", 2 * ROUND).await;
+    let (code, (received, sent, failed), logs) = first.terminate().await;
+    assert_eq!(code, Some(0), "{logs:#?}");
+    assert!(
+        logs.iter().any(|l| l.contains("stop signal received")),
+        "{logs:#?}"
+    );
+    assert_eq!(failed, 0, "{logs:#?}");
+    assert_eq!(
+        received, sent,
+        "every consumed message was drained to Druid"
+    );
+    assert!(0 < sent && sent < N, "sent {sent} of {N}");
+    assert_eq!(
+        committed(&broker, &group, &topic, 2).iter().sum::<i64>() as u64,
+        sent,
+        "the commit covers exactly what was sent"
+    );
+    assert_eq!(count_rows(&druid.url(), "clicks").await, sent);
+
+    stopped.send(()).unwrap();
+    producer.join().unwrap();
+    let second = Connector::start(&path);
+    wait_for_rows(&druid.url(), "clicks", N).await;
+    let (code, (received, sent_again, failed), logs) = second.terminate().await;
+    assert_eq!(code, Some(0), "{logs:#?}");
+    assert_eq!((received, sent_again, failed), (N - sent, N - sent, 0));
+    assert_eq!(
+        committed(&broker, &group, &topic, 2).iter().sum::<i64>() as u64,
+        N
+    );
+    // Every message once: N rows, one per value of `n`.
+    let per_message = json!({
+        "queryType": "groupBy", "dataSource": "clicks", "granularity": "all",
+        "intervals": ["1970-01-01/2100-01-01"], "dimensions": ["n"],
+        "aggregations": [{"type": "longSum", "name": "rows", "fieldName": "count"}]
+    });
+    let rows: Vec<Value> = reqwest::Client::new()
+        .post(format!("{}/druid/v2", druid.url()))
+        .json(&per_message)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rows.len() as u64, N);
+    let twice: Vec<&Value> = rows.iter().filter(|r| r["event"]["rows"] != 1).collect();
+    assert!(twice.is_empty(), "in Druid more than once: {twice:?}");
+    druid.shutdown().await;
+}
