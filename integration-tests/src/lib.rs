@@ -354,13 +354,15 @@ pub mod druid {
     }
 }
 
-/// An HTTP proxy in front of druid-local that can lose acknowledgements: it forwards a push to
-/// the task, then answers the client 500 as if the answer never arrived. Task locations in the
-/// Overlord's answers are rewritten to the proxy, so clients find tasks through it.
+/// An HTTP proxy in front of druid-local that can lose acknowledgements (it forwards a push to
+/// the task, then answers the client 500 as if the answer never arrived) and slow pushes down
+/// (one at a time, each held a while). Task locations in the Overlord's answers are rewritten
+/// to the proxy, so clients find tasks through it.
 pub mod proxy {
     use std::net::SocketAddr;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     use std::sync::Arc;
+    use std::time::Duration;
 
     use axum::body::Body;
     use axum::extract::{Request, State};
@@ -384,6 +386,8 @@ pub mod proxy {
         lose_acks: AtomicUsize,
         lost: AtomicUsize,
         pushes: AtomicUsize,
+        push_slot: tokio::sync::Semaphore,
+        push_hold_ms: AtomicU64,
         http: reqwest::Client,
     }
 
@@ -400,6 +404,8 @@ pub mod proxy {
                 lose_acks: AtomicUsize::new(0),
                 lost: AtomicUsize::new(0),
                 pushes: AtomicUsize::new(0),
+                push_slot: tokio::sync::Semaphore::new(1),
+                push_hold_ms: AtomicU64::new(0),
                 http: reqwest::Client::new(),
             });
             let app = axum::Router::new()
@@ -419,6 +425,13 @@ pub mod proxy {
         /// The next `n` pushes reach the task but their answers are replaced by a 500.
         pub fn lose_next_acks(&self, n: usize) {
             self.state.lose_acks.store(n, Ordering::SeqCst);
+        }
+
+        /// From now on pushes go through one at a time, each held `hold` before it is
+        /// forwarded: a slow Druid. Zero turns it off.
+        pub fn slow_pushes(&self, hold: Duration) {
+            let ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX);
+            self.state.push_hold_ms.store(ms, Ordering::SeqCst);
         }
 
         /// Acknowledgements lost so far.
@@ -448,6 +461,14 @@ pub mod proxy {
         let body = match axum::body::to_bytes(body, usize::MAX).await {
             Ok(b) => b,
             Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        };
+        let hold = state.push_hold_ms.load(Ordering::SeqCst);
+        let _slot = if hold > 0 && path.contains("/push-events") {
+            let slot = state.push_slot.acquire().await.ok();
+            tokio::time::sleep(Duration::from_millis(hold)).await;
+            slot
+        } else {
+            None
         };
         let mut headers = parts.headers.clone();
         headers.remove("host");
