@@ -14,9 +14,10 @@ use anyhow::{bail, Context};
 use druid_local::{DruidLocal, DruidLocalConfig};
 use futures::StreamExt;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
 use tranquility::coord::LocalCoordinator;
@@ -106,6 +107,18 @@ fn start_broker() -> anyhow::Result<Broker> {
     Ok(broker)
 }
 
+/// The raw consumer's context: it outlives the broker (see `run`), so its complaints about
+/// the broker going away are expected and kept out of the report's output.
+struct Quiet;
+
+impl ClientContext for Quiet {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(%error, reason, "raw consumer");
+    }
+}
+
+impl ConsumerContext for Quiet {}
+
 fn client(bootstrap: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", bootstrap);
@@ -152,11 +165,11 @@ pub async fn run(events: usize) -> anyhow::Result<KafkaRaw> {
     }
 
     // The raw consumer: read every message, nothing else.
-    let raw: StreamConsumer = client(&bootstrap)
+    let raw: StreamConsumer<Quiet> = client(&bootstrap)
         .set("group.id", format!("{topic}-raw"))
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
-        .create()?;
+        .create_with_context(Quiet)?;
     raw.subscribe(&[&topic])?;
     let started = Instant::now();
     for _ in 0..events {
@@ -211,6 +224,7 @@ pub async fn run(events: usize) -> anyhow::Result<KafkaRaw> {
     connector.stop().await?;
     sinks.close().await;
     druid.shutdown().await;
+    drop((producer, admin));
     drop(broker);
 
     let raw_per_second = events as f64 / raw_seconds;

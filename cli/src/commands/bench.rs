@@ -4,7 +4,7 @@
 /// Arguments of `tranquility bench`.
 pub type Args = tranquility_bench::cli::Args;
 
-/// Runs the benchmark; the throttled druid-local child is started as `tranquility bench`.
+/// Runs the benchmark; its druid-local children are started as `tranquility bench`.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     tranquility_bench::cli::main(args, &["bench"]).await
 }
