@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use druid_local::{DruidLocal, DruidLocalConfig};
 use integration_tests::kafka::{committed, create_topic, kafka_py};
-use integration_tests::{unique_name, Tansu, ZooKeeper};
+use integration_tests::{druid, unique_name, Tansu, ZooKeeper};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tranquility");
@@ -26,37 +26,22 @@ fn now_millis() -> u64 {
         .as_millis() as u64
 }
 
-/// Sums the `count` metric of `data_source` (rows ingested, before rollup).
-async fn count_rows(druid_url: &str, data_source: &str) -> u64 {
-    let query = json!({
-        "queryType": "timeseries", "dataSource": data_source, "granularity": "all",
-        "intervals": ["1970-01-01/2100-01-01"],
-        "aggregations": [{"type": "longSum", "name": "count", "fieldName": "count"}]
-    });
-    let rows: Value = reqwest::Client::new()
-        .post(format!("{druid_url}/druid/v2"))
-        .json(&query)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    rows.get(0)
-        .and_then(|r| r["result"]["count"].as_u64())
-        .unwrap_or(0)
+/// Rows ingested into `clicks` (its `count` metric).
+async fn clicks_rows(druid_url: &str) -> u64 {
+    druid::count(druid_url, "clicks", "count").await as u64
 }
 
-async fn wait_for_rows(druid_url: &str, data_source: &str, at_least: u64) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let got = count_rows(druid_url, data_source).await;
-        if got >= at_least {
-            return got;
-        }
-        assert!(Instant::now() < deadline, "{got} rows, expected {at_least}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// Waits until `clicks` has at least `at_least` rows.
+async fn wait_for_rows(druid_url: &str, at_least: u64) {
+    let got = druid::wait_for_count(
+        druid_url,
+        "clicks",
+        "count",
+        at_least as i64,
+        Duration::from_secs(90),
+    )
+    .await;
+    assert!(got >= at_least as i64, "{got} rows, expected {at_least}");
 }
 
 /// A running `tranquility kafka` and its log lines.
@@ -188,7 +173,7 @@ async fn sigterm_mid_stream_drains_commits_and_a_restart_resumes_exactly() {
     };
 
     let first = Connector::start(&path);
-    wait_for_rows(&druid.url(), "clicks", 2 * ROUND).await;
+    wait_for_rows(&druid.url(), 2 * ROUND).await;
     let (code, (received, sent, failed), logs) = first.terminate().await;
     assert_eq!(code, Some(0), "{logs:#?}");
     assert!(
@@ -206,12 +191,12 @@ async fn sigterm_mid_stream_drains_commits_and_a_restart_resumes_exactly() {
         sent,
         "the commit covers exactly what was sent"
     );
-    assert_eq!(count_rows(&druid.url(), "clicks").await, sent);
+    assert_eq!(clicks_rows(&druid.url()).await, sent);
 
     stopped.send(()).unwrap();
     producer.join().unwrap();
     let second = Connector::start(&path);
-    wait_for_rows(&druid.url(), "clicks", N).await;
+    wait_for_rows(&druid.url(), N).await;
     let (code, (received, sent_again, failed), logs) = second.terminate().await;
     assert_eq!(code, Some(0), "{logs:#?}");
     assert_eq!((received, sent_again, failed), (N - sent, N - sent, 0));
@@ -220,20 +205,14 @@ async fn sigterm_mid_stream_drains_commits_and_a_restart_resumes_exactly() {
         N
     );
     // Every message once: N rows, one per value of `n`.
+    assert_eq!(clicks_rows(&druid.url()).await, N);
     let per_message = json!({
         "queryType": "groupBy", "dataSource": "clicks", "granularity": "all",
         "intervals": ["1970-01-01/2100-01-01"], "dimensions": ["n"],
         "aggregations": [{"type": "longSum", "name": "rows", "fieldName": "count"}]
     });
-    let rows: Vec<Value> = reqwest::Client::new()
-        .post(format!("{}/druid/v2", druid.url()))
-        .json(&per_message)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let per_message = druid::query(&druid.url(), &per_message).await;
+    let rows = per_message.as_array().unwrap();
     assert_eq!(rows.len() as u64, N);
     let twice: Vec<&Value> = rows.iter().filter(|r| r["event"]["rows"] != 1).collect();
     assert!(twice.is_empty(), "in Druid more than once: {twice:?}");
