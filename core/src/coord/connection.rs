@@ -125,7 +125,9 @@ impl ZkConnection {
         let mut delay = Duration::from_millis(50);
         loop {
             let result = match self.client().await {
-                Ok(client) => f(client).await.map_err(|e| self.error(op, e)),
+                Ok(client) => attempt(deadline, f(client))
+                    .await
+                    .map_err(|e| self.error(op, e)),
                 Err(e) => Err(e),
             };
             match result {
@@ -149,6 +151,23 @@ impl ZkConnection {
     }
 }
 
+/// How long one request may go unanswered before it is taken as lost with the connection and
+/// tried again (within its operation's deadline). A request issued while the client reconnects
+/// can stay unanswered for good, and an update waiting on it would hold its lock forever.
+pub(crate) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `request`, given up as a connection loss after [`ATTEMPT_TIMEOUT`] or at `deadline`.
+pub(crate) async fn attempt<T>(
+    deadline: Instant,
+    request: impl Future<Output = Result<T, zk::Error>>,
+) -> Result<T, zk::Error> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let limit = ATTEMPT_TIMEOUT.min(left).max(Duration::from_millis(10));
+    tokio::time::timeout(limit, request)
+        .await
+        .unwrap_or(Err(zk::Error::ConnectionLoss))
+}
+
 /// Retries `f` on connection loss (not on session expiry) with the same client until `deadline`.
 pub(crate) async fn retry_connection_loss<T, F, Fut>(
     deadline: Instant,
@@ -160,12 +179,47 @@ where
 {
     let mut delay = Duration::from_millis(50);
     loop {
-        match f().await {
+        match attempt(deadline, f()).await {
             Err(e) if is_connection_loss(&e) && Instant::now() + delay < deadline => {
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(1));
             }
             other => return other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unanswered_request_is_a_connection_loss_and_is_tried_again() {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let never = std::future::pending::<Result<(), zk::Error>>();
+        assert_eq!(
+            attempt(deadline, never).await,
+            Err(zk::Error::ConnectionLoss)
+        );
+
+        // The first request hangs, the second is answered.
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let answer = retry_connection_loss(deadline, || {
+            let first = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+            async move {
+                if first {
+                    std::future::pending::<()>().await;
+                }
+                Ok::<_, zk::Error>(7)
+            }
+        })
+        .await;
+        assert_eq!(answer, Ok(7));
+        assert_eq!(calls.into_inner(), 2);
+
+        // Past the deadline the loss is the answer.
+        let soon = Instant::now() + Duration::from_secs(1);
+        let hung = retry_connection_loss(soon, std::future::pending::<Result<(), zk::Error>>);
+        assert_eq!(hung.await, Err(zk::Error::ConnectionLoss));
     }
 }

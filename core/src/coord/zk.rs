@@ -7,6 +7,11 @@
 //! still exists and the data version is unchanged. If the session expired meanwhile, the lock node
 //! is gone and the write is refused, so two processes never both write while thinking they hold
 //! the lock.
+//!
+//! The lock is released by an awaited delete (see `release`), and every request is bounded by
+//! an attempt timeout: around a reconnect, zookeeper-client (0.11.2) can leave a request
+//! unanswered or lose its background delete of a dropped lock, and a contender node left
+//! behind by our live session would block every later update until the session ends.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +20,7 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 use zookeeper_client as zk;
 
-use super::connection::{is_connection_loss, retry_connection_loss, ZkConnection};
+use super::connection::{is_connection_loss, retry_connection_loss, ZkConnection, ATTEMPT_TIMEOUT};
 use super::{validate_identity, BeamMetadata, CoordError, Coordinator, Modify};
 
 /// Settings of a [`ZkCoordinator`].
@@ -94,6 +99,52 @@ impl ZkCoordinator {
         Ok(())
     }
 
+    /// The update's work while `lock` is held: read, modify, write if changed.
+    async fn update_holding(
+        &self,
+        lock: &zk::OwnedLockClient,
+        identity: &str,
+        paths: &Paths,
+        modify: Modify,
+    ) -> Result<BeamMetadata, CoordError> {
+        let (current, _, version) = self.read_with(lock.client(), &paths.data).await?;
+        let next = modify(current.clone())
+            .await
+            .map_err(|source| CoordError::Modify {
+                identity: identity.to_owned(),
+                source,
+            })?;
+        let Some(next) = next.filter(|n| *n != current) else {
+            return Ok(current);
+        };
+        let bytes = next.to_bytes();
+        tracing::info!(
+            path = %paths.data,
+            data = %String::from_utf8_lossy(&bytes),
+            "Writing new beam data"
+        );
+        self.write_locked(lock, paths, &bytes, version).await?;
+        Ok(next)
+    }
+
+    /// Deletes our contender node and waits for the answer. zookeeper-client's own delete on
+    /// drop runs in the background and can be lost around a reconnect; the node would then
+    /// stay, held by our live session, and every later contender would queue behind it.
+    async fn release(&self, lock: zk::OwnedLockClient) {
+        let path = lock.lock_path().to_owned();
+        let client = lock.client().clone();
+        drop(lock);
+        let deadline = Instant::now() + self.conn.op_timeout();
+        match retry_connection_loss(deadline, || client.delete(&path, None)).await {
+            Ok(()) | Err(zk::Error::NoNode | zk::Error::SessionExpired) => {}
+            Err(error) => tracing::warn!(
+                %path,
+                %error,
+                "could not release the lock; it goes when this session ends"
+            ),
+        }
+    }
+
     /// Takes the lock, retrying with a new session if the old one expired while waiting.
     async fn lock(&self, mutex: &str) -> Result<zk::OwnedLockClient, CoordError> {
         let started = Instant::now();
@@ -170,7 +221,14 @@ impl ZkCoordinator {
             writer
                 .add_set_data(&paths.data, bytes, Some(version))
                 .map_err(|e| self.conn.error(&format!("write {}", paths.data), e))?;
-            match writer.commit().await {
+            // An unanswered commit is handled like a lost connection: look at what was applied.
+            let left = deadline.saturating_duration_since(Instant::now());
+            let commit = tokio::time::timeout(ATTEMPT_TIMEOUT.min(left), writer.commit())
+                .await
+                .unwrap_or(Err(zk::CheckWriteError::RequestFailed {
+                    source: zk::Error::ConnectionLoss,
+                }));
+            match commit {
                 Ok(_) => return Ok(()),
                 Err(zk::CheckWriteError::CheckFailed { source }) => {
                     return Err(lost(format!("lock node check: {source}")))
@@ -221,25 +279,9 @@ impl Coordinator for ZkCoordinator {
         let paths = self.paths(identity)?;
         self.ensure_data(&paths.data).await?;
         let lock = self.lock(&paths.mutex).await?;
-        let (current, _, version) = self.read_with(lock.client(), &paths.data).await?;
-        let next = modify(current.clone())
-            .await
-            .map_err(|source| CoordError::Modify {
-                identity: identity.to_owned(),
-                source,
-            })?;
-        let Some(next) = next.filter(|n| *n != current) else {
-            return Ok(current);
-        };
-        let bytes = next.to_bytes();
-        tracing::info!(
-            path = %paths.data,
-            data = %String::from_utf8_lossy(&bytes),
-            "Writing new beam data"
-        );
-        self.write_locked(&lock, &paths, &bytes, version).await?;
-        drop(lock);
-        Ok(next)
+        let result = self.update_holding(&lock, identity, &paths, modify).await;
+        self.release(lock).await;
+        result
     }
 
     async fn read(&self, identity: &str) -> Result<BeamMetadata, CoordError> {
