@@ -276,6 +276,7 @@ fn tansu_bin() -> PathBuf {
 
 /// Native queries against druid-local (or any Druid broker), for checking what arrived.
 pub mod kafka;
+pub mod partition;
 
 pub mod druid {
     use std::time::{Duration, Instant};

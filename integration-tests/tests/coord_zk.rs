@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use integration_tests::partition::Relay;
 use integration_tests::{unique_name, ZooKeeper};
 use tranquility::coord::{
     update_with, BeamMetadata, CoordError, Coordinator, ZkConnection, ZkCoordinator,
@@ -13,13 +14,14 @@ use tranquility::coord::{
 use zookeeper_client as zk;
 
 fn coordinator(zk: &ZooKeeper, base: &str) -> Arc<ZkCoordinator> {
+    // Short enough that a stalled step fails and is retried well within the test's budget.
     let conn = ZkConnection::new(zk.connect_string(), Duration::from_secs(10))
-        .with_op_timeout(Duration::from_secs(30));
+        .with_op_timeout(Duration::from_secs(20));
     Arc::new(ZkCoordinator::new(
         Arc::new(conn),
         ZkCoordinatorConfig {
             base_path: base.to_owned(),
-            lock_timeout: Duration::from_secs(60),
+            lock_timeout: Duration::from_secs(30),
         },
     ))
 }
@@ -161,10 +163,51 @@ async fn a_zookeeper_restart_mid_way_loses_nothing_and_counts_nothing_twice() {
     })
     .await
     .expect("restart");
-    ja.await.expect("a");
-    jb.await.expect("b");
+    let both = async { (ja.await.expect("a"), jb.await.expect("b")) };
+    if tokio::time::timeout(Duration::from_secs(180), both)
+        .await
+        .is_err()
+    {
+        panic!(
+            "the increments stalled after the restart: {} of 100 done; lock contenders: {}",
+            done.load(Ordering::SeqCst),
+            contenders(&zk, &format!("{base}/{identity}/mutex")).await
+        );
+    }
     assert_eq!(counter(&b.read(&identity).await.expect("read")), 100);
     drop(zk);
+}
+
+/// Whether `session` owns a node under `mutex`.
+async fn holds_a_node(client: &zk::Client, mutex: &str, session: zk::SessionId) -> bool {
+    let children = client.list_children(mutex).await.unwrap_or_default();
+    for child in children {
+        if let Ok(Some(stat)) = client.check_stat(&format!("{mutex}/{child}")).await {
+            if stat.ephemeral_owner == session.0 {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// The lock's contender nodes and their sessions, for a stalled test's message.
+async fn contenders(zk: &ZooKeeper, mutex: &str) -> String {
+    let Ok(client) = zk::Client::connect(&zk.connect_string()).await else {
+        return "(ZooKeeper unreachable)".into();
+    };
+    let Ok(children) = client.list_children(mutex).await else {
+        return "(no mutex node)".into();
+    };
+    let mut out = Vec::new();
+    for child in children {
+        let owner = match client.check_stat(&format!("{mutex}/{child}")).await {
+            Ok(Some(stat)) => format!("{:#x}", stat.ephemeral_owner),
+            _ => "gone".into(),
+        };
+        out.push(format!("{child} (session {owner})"));
+    }
+    format!("{out:?}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -172,41 +215,49 @@ async fn a_session_expiring_under_the_lock_writes_nothing_then_reconnects() {
     let zk = ZooKeeper::start();
     let base = format!("/{}/beams", unique_name("coord"));
     let identity = format!("druid:overlord/{}", unique_name("ds"));
-    let (a, b) = (coordinator(&zk, &base), coordinator(&zk, &base));
+    // `a` reaches ZooKeeper through a relay the test can cut, with the shortest session
+    // ZooKeeper grants (2 ticks); `b` connects directly.
+    let relay = Arc::new(Relay::start(zk.connect_string().parse().expect("address")).await);
+    let a = Arc::new(ZkCoordinator::new(
+        Arc::new(
+            ZkConnection::new(relay.addr().to_string(), Duration::from_secs(4))
+                .with_op_timeout(Duration::from_secs(20)),
+        ),
+        ZkCoordinatorConfig {
+            base_path: base.clone(),
+            lock_timeout: Duration::from_secs(30),
+        },
+    ));
+    let b = coordinator(&zk, &base);
     let inside = Arc::new(AtomicBool::new(false));
     increment(a.as_ref(), &identity, inside.clone())
         .await
         .expect("first increment");
 
     let victim = a.connection().client().await.expect("client");
-    let session = victim.session().clone();
-    let connect = zk.connect_string();
+    let session = victim.session_id();
+    let watcher = zk::Client::connect(&zk.connect_string())
+        .await
+        .expect("connect");
+    let mutex = format!("{base}/{identity}/mutex");
+    let partition = relay.clone();
     let err = update_with(a.as_ref(), &identity, move |mut meta| async move {
-        // Expire our own session while holding the lock: another client takes it over and
-        // closes it.
-        // Under load the takeover can time out; it is test plumbing, so try a few times.
-        let mut thief = None;
-        for _ in 0..5 {
-            match zk::Client::connector()
-                .with_session(session.clone())
-                .connect(&connect)
-                .await
-            {
-                Ok(client) => {
-                    thief = Some(client);
-                    break;
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
+        // Cut `a` off while it holds the lock, until ZooKeeper has expired its session (its
+        // lock node is gone), then let it reconnect: it learns the session is over.
+        partition.cut();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while holds_a_node(&watcher, &mutex, session).await {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "ZooKeeper never expired the session"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        drop(thief.expect("take over session"));
-        // The close is asynchronous: wait until our own client sees its session end, so the
-        // write below really comes after the expiry.
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        partition.heal();
         while !victim.state().is_terminated() {
             assert!(
                 std::time::Instant::now() < deadline,
-                "the session never ended"
+                "the client never saw its session end"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
