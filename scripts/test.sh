@@ -47,6 +47,9 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "cargo doc (broken links fail)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --lib --no-deps --locked --quiet
+
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast "$@"

@@ -14,10 +14,10 @@
 //! A `Failed` record is sent again with backoff and holds the commit back; one that cannot
 //! succeed stops the connector without committing it, so a restart reads it again.
 //!
-//! The client sits behind [`RecordSource`]. The real one, [`FluvioSource`], needs the
+//! The client sits behind [`RecordSource`]. The real one, `FluvioSource`, needs the
 //! `fluvio-client` feature (off by default: the `fluvio` crate is a heavy build); everything
-//! else builds and tests without it. `tranquility fluvio -configFile fluvio.json` runs
-//! [`run`].
+//! else builds and tests without it. `tranquility fluvio -configFile fluvio.json` runs `run`
+//! (also behind that feature).
 
 mod config;
 mod consume;

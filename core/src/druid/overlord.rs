@@ -3,7 +3,7 @@
 //! The Overlord is found through Curator discovery (`druid.selectors.indexing.serviceName`,
 //! default `druid/overlord`) or at a fixed base URL (`druid.overlord.url`, e.g. the Router).
 //!
-//! Answers are sorted in one place ([`classify`]): 2xx is success; 404 means "unknown task" for
+//! Answers are sorted in one place (`classify`): 2xx is success; 404 means "unknown task" for
 //! status calls; 3xx (when no usable `Location` was followed), 429 and 5xx, I/O errors and
 //! timeouts are transient and retried with exponential backoff and jitter for the retry period
 //! (`druidBeam.indexRetryPeriod`); any other 4xx is permanent and the error carries Druid's body.
