@@ -12,6 +12,11 @@
 //! an attempt timeout: around a reconnect, zookeeper-client (0.11.2) can leave a request
 //! unanswered or lose its background delete of a dropped lock, and a contender node left
 //! behind by our live session would block every later update until the session ends.
+//! Two more of its lock bugs, read in its source and left alone: cleaning up after a failed or
+//! cancelled create deletes a Curator-prefixed node by its bare name (so the node stays), and
+//! finding a node created across a connection loss fails for custom prefixes (so the Curator
+//! prefix stays). An attempt is only cancelled at `lock_timeout`, when a session that lost its
+//! connection that long has expired and its nodes with it.
 
 use std::sync::Arc;
 use std::time::Duration;
