@@ -35,11 +35,7 @@ impl Event {
 
     /// An event from JSON object bytes, its timestamp read with `extractor`.
     pub fn from_json(raw: Bytes, extractor: &TimestampExtractor) -> Result<Self, TimestampError> {
-        let timestamp_millis = extractor.extract(&raw)?;
-        Ok(Self {
-            timestamp_millis,
-            raw,
-        })
+        Self::from_raw(RawEvent::unchecked(raw), extractor)
     }
 
     /// An event from bytes handed to a pipeline; well-formed bytes skip a second validation.
