@@ -161,11 +161,21 @@ pub(crate) async fn attempt<T>(
     deadline: Instant,
     request: impl Future<Output = Result<T, zk::Error>>,
 ) -> Result<T, zk::Error> {
+    bounded(deadline, request, || zk::Error::ConnectionLoss).await
+}
+
+/// `request`, answered with `lost()` after [`ATTEMPT_TIMEOUT`] or at `deadline`.
+pub(crate) async fn bounded<T, E>(
+    deadline: Instant,
+    request: impl Future<Output = Result<T, E>>,
+    lost: impl FnOnce() -> E,
+) -> Result<T, E> {
     let left = deadline.saturating_duration_since(Instant::now());
     let limit = ATTEMPT_TIMEOUT.min(left).max(Duration::from_millis(10));
-    tokio::time::timeout(limit, request)
-        .await
-        .unwrap_or(Err(zk::Error::ConnectionLoss))
+    match tokio::time::timeout(limit, request).await {
+        Ok(answer) => answer,
+        Err(_) => Err(lost()),
+    }
 }
 
 /// Retries `f` on connection loss (not on session expiry) with the same client until `deadline`.

@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 use zookeeper_client as zk;
 
-use super::connection::{is_connection_loss, retry_connection_loss, ZkConnection, ATTEMPT_TIMEOUT};
+use super::connection::{bounded, is_connection_loss, retry_connection_loss, ZkConnection};
 use super::{validate_identity, BeamMetadata, CoordError, Coordinator, Modify};
 
 /// Settings of a [`ZkCoordinator`].
@@ -227,13 +227,12 @@ impl ZkCoordinator {
                 .add_set_data(&paths.data, bytes, Some(version))
                 .map_err(|e| self.conn.error(&format!("write {}", paths.data), e))?;
             // An unanswered commit is handled like a lost connection: look at what was applied.
-            let left = deadline.saturating_duration_since(Instant::now());
-            let commit = tokio::time::timeout(ATTEMPT_TIMEOUT.min(left), writer.commit())
-                .await
-                .unwrap_or(Err(zk::CheckWriteError::RequestFailed {
+            let commit = bounded(deadline, writer.commit(), || {
+                zk::CheckWriteError::RequestFailed {
                     source: zk::Error::ConnectionLoss,
-                }));
-            match commit {
+                }
+            });
+            match commit.await {
                 Ok(_) => return Ok(()),
                 Err(zk::CheckWriteError::CheckFailed { source }) => {
                     return Err(lost(format!("lock node check: {source}")))
