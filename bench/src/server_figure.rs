@@ -153,34 +153,19 @@ async fn measure(
     // Short turns, alternating which side goes first, so a change in the machine's speed
     // during the run weighs on both sides alike.
     let turn = duration / ROUNDS;
-    let (mut server, mut direct) = (Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
+    // (URL, how its answers acknowledge events, the turns taken): server first, then direct.
+    let mut sides: [(&str, load::AckParser, Vec<LoadResult>); 2] = [
+        (&server_url, load::server_sent, Vec::new()),
+        (&push, load::druid_event_count, Vec::new()),
+    ];
+    for round in 0..ROUNDS as usize {
         for side in [round % 2, 1 - round % 2] {
-            if side == 0 {
-                let r = load::run(
-                    &server_url,
-                    bodies.clone(),
-                    batch as u64,
-                    concurrency,
-                    turn,
-                    load::server_sent,
-                )
-                .await;
-                server.push(r);
-            } else {
-                let r = load::run(
-                    &push,
-                    bodies.clone(),
-                    batch as u64,
-                    concurrency,
-                    turn,
-                    load::druid_event_count,
-                )
-                .await;
-                direct.push(r);
-            }
+            let (url, ack, turns) = &mut sides[side];
+            let r = load::run(url, bodies.clone(), batch as u64, concurrency, turn, *ack).await;
+            turns.push(r);
         }
     }
+    let [(_, _, server), (_, _, direct)] = sides;
     let reports = stack.stop().await?;
     if let Some(r) = reports.first() {
         anyhow::ensure!(
