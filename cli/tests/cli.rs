@@ -1,13 +1,13 @@
 //! The `tranquility` binary as a user runs it: help, configuration errors, `quickstart` taking
 //! a curl-style post and answering a query, and `push` from a file and from stdin.
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use druid_local::{DruidLocal, DruidLocalConfig};
+use integration_tests::lines_of;
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tranquility");
@@ -118,20 +118,6 @@ fn config_errors_exit_2_naming_file_property_and_value() {
     let (code, _, err) = run(&["server", "-configFile", "/no/such/server.json"]);
     assert_eq!(code, 2);
     assert!(err.contains("/no/such/server.json"), "{err}");
-}
-
-/// Lines of a child's output, read on a thread.
-fn lines_of(stream: impl Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
 }
 
 fn field_after(line: &str, label: &str) -> Option<String> {

@@ -3,14 +3,14 @@
 //! logs the final counts and exits 0; a restart resumes at the commit, so every message ends
 //! up in Druid once.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use druid_local::{DruidLocal, DruidLocalConfig};
 use integration_tests::kafka::{committed, create_topic, kafka_py};
-use integration_tests::{druid, unique_name, Tansu, ZooKeeper};
+use integration_tests::setup::now_millis;
+use integration_tests::{druid, lines_of, unique_name, Tansu, ZooKeeper};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tranquility");
@@ -18,13 +18,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_tranquility");
 /// Messages produced in all, in rounds of `ROUND` while the connector runs.
 const N: u64 = 6000;
 const ROUND: u64 = 200;
-
-fn now_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
 
 /// Rows ingested into `clicks` (its `count` metric).
 async fn clicks_rows(druid_url: &str) -> u64 {
@@ -59,15 +52,7 @@ impl Connector {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let (tx, logs) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let logs = lines_of(child.stderr.take().unwrap());
         Self { child, logs }
     }
 

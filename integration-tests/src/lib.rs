@@ -10,7 +10,7 @@
 //! | `TANSU_BIN` | `tansu` on `PATH`, else `$CARGO_HOME/bin/tansu` |
 //! | `TRANQUILITY_PYTHON` | none: tests that need Python fail and say to run `scripts/test.sh` |
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -23,6 +23,20 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("binding 127.0.0.1:0 must work")
+}
+
+/// Lines of a child's output, read on a thread.
+pub fn lines_of(stream: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// A name unlikely to clash with other tests' names: `prefix-<pid>-<counter>-<nanos>`.

@@ -14,9 +14,13 @@ use tranquility::coord::{
 use zookeeper_client as zk;
 
 fn coordinator(zk: &ZooKeeper, base: &str) -> Arc<ZkCoordinator> {
+    coordinator_at(zk.connect_string(), Duration::from_secs(10), base)
+}
+
+/// A coordinator reaching ZooKeeper at `connect` with sessions of `session`.
+fn coordinator_at(connect: String, session: Duration, base: &str) -> Arc<ZkCoordinator> {
     // Short enough that a stalled step fails and is retried well within the test's budget.
-    let conn = ZkConnection::new(zk.connect_string(), Duration::from_secs(10))
-        .with_op_timeout(Duration::from_secs(20));
+    let conn = ZkConnection::new(connect, session).with_op_timeout(Duration::from_secs(20));
     Arc::new(ZkCoordinator::new(
         Arc::new(conn),
         ZkCoordinatorConfig {
@@ -180,15 +184,8 @@ async fn a_zookeeper_restart_mid_way_loses_nothing_and_counts_nothing_twice() {
 
 /// Whether `session` owns a node under `mutex`.
 async fn holds_a_node(client: &zk::Client, mutex: &str, session: zk::SessionId) -> bool {
-    let children = client.list_children(mutex).await.unwrap_or_default();
-    for child in children {
-        if let Ok(Some(stat)) = client.check_stat(&format!("{mutex}/{child}")).await {
-            if stat.ephemeral_owner == session.0 {
-                return true;
-            }
-        }
-    }
-    false
+    let owners = owners(client, mutex).await.unwrap_or_default();
+    owners.iter().any(|(_, owner)| *owner == Some(session.0))
 }
 
 /// The lock's contender nodes and their sessions, for a stalled test's message.
@@ -196,18 +193,32 @@ async fn contenders(zk: &ZooKeeper, mutex: &str) -> String {
     let Ok(client) = zk::Client::connect(&zk.connect_string()).await else {
         return "(ZooKeeper unreachable)".into();
     };
-    let Ok(children) = client.list_children(mutex).await else {
+    let Some(owners) = owners(&client, mutex).await else {
         return "(no mutex node)".into();
     };
-    let mut out = Vec::new();
+    let out: Vec<String> = owners
+        .into_iter()
+        .map(|(child, owner)| match owner {
+            Some(session) => format!("{child} (session {session:#x})"),
+            None => format!("{child} (session gone)"),
+        })
+        .collect();
+    format!("{out:?}")
+}
+
+/// The nodes under `mutex` and the session owning each (`None` once gone); `None` without
+/// the mutex node.
+async fn owners(client: &zk::Client, mutex: &str) -> Option<Vec<(String, Option<i64>)>> {
+    let children = client.list_children(mutex).await.ok()?;
+    let mut owners = Vec::new();
     for child in children {
         let owner = match client.check_stat(&format!("{mutex}/{child}")).await {
-            Ok(Some(stat)) => format!("{:#x}", stat.ephemeral_owner),
-            _ => "gone".into(),
+            Ok(Some(stat)) => Some(stat.ephemeral_owner),
+            _ => None,
         };
-        out.push(format!("{child} (session {owner})"));
+        owners.push((child, owner));
     }
-    format!("{out:?}")
+    Some(owners)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -218,16 +229,7 @@ async fn a_session_expiring_under_the_lock_writes_nothing_then_reconnects() {
     // `a` reaches ZooKeeper through a relay the test can cut, with the shortest session
     // ZooKeeper grants (2 ticks); `b` connects directly.
     let relay = Arc::new(Relay::start(zk.connect_string().parse().expect("address")).await);
-    let a = Arc::new(ZkCoordinator::new(
-        Arc::new(
-            ZkConnection::new(relay.addr().to_string(), Duration::from_secs(4))
-                .with_op_timeout(Duration::from_secs(20)),
-        ),
-        ZkCoordinatorConfig {
-            base_path: base.clone(),
-            lock_timeout: Duration::from_secs(30),
-        },
-    ));
+    let a = coordinator_at(relay.addr().to_string(), Duration::from_secs(4), &base);
     let b = coordinator(&zk, &base);
     let inside = Arc::new(AtomicBool::new(false));
     increment(a.as_ref(), &identity, inside.clone())
