@@ -267,22 +267,42 @@ async fn quickstart_takes_a_curl_post_and_answers_a_query() {
 
 #[tokio::test]
 async fn quickstart_serves_the_data_sources_of_a_config_file() {
-    let manifest = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let example = manifest
-        .ancestors()
-        .map(|a| a.join("shared/peer-data/tranquility-configs/server.yaml.example"))
-        .find(|p| p.is_file())
-        .expect("shared/peer-data/tranquility-configs/server.yaml.example");
-    let qs = Quickstart::start(&["-configFile", &example.display().to_string()]);
-    assert!(qs.push_url.ends_with("/v1/post/foo"), "{}", qs.push_url);
+    let example = test_support::peer_data_or_skip!("tranquility-configs/server.yaml.example");
+    quickstart_serves(&example, "foo", |i| json!({"dim1": i, "x": 1.5})).await;
+}
+
+#[tokio::test]
+async fn quickstart_serves_the_yaml_example() {
+    let example = test_support::example_configs().join("server.yaml");
+    quickstart_serves(
+        &example,
+        "clicks",
+        |i| json!({"page": format!("p{i}"), "country": "NZ", "clicks": 1}),
+    )
+    .await;
+}
+
+/// `tranquility quickstart -configFile file`: the first dataSource's URL is printed, and four
+/// events made by `event` are sent and counted.
+async fn quickstart_serves(file: &Path, data_source: &str, event: fn(u64) -> Value) {
+    let qs = Quickstart::start(&["-configFile", &file.display().to_string()]);
+    assert!(
+        qs.push_url.ends_with(&format!("/v1/post/{data_source}")),
+        "{}",
+        qs.push_url
+    );
     let events: Vec<Value> = (0..4)
-        .map(|i| json!({"timestamp": now_millis(), "dim1": i, "x": 1.5}))
+        .map(|i| {
+            let mut e = event(i);
+            e["timestamp"] = Value::from(now_millis());
+            e
+        })
         .collect();
     let answer = qs
         .post(&qs.push_url, serde_json::to_string(&events).unwrap())
         .await;
     assert_eq!(answer["sent"], 4, "{answer}");
-    wait_for_rows(&qs.druid_url, "foo", 4).await;
+    wait_for_rows(&qs.druid_url, data_source, 4).await;
     let (code, logs) = qs.terminate().await;
     assert_eq!(code, Some(0), "{logs:#?}");
 }
@@ -441,6 +461,26 @@ async fn push_exits_1_when_events_fail() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_serves_the_original_example_through_zookeeper() {
+    let example = test_support::peer_data_or_skip!("tranquility-configs/server.json.example");
+    serves_through_zookeeper(&example, "foo", |i| json!({"dim1": i, "x": 2.0})).await;
+}
+
+/// The repository's own YAML example (map shape) as a user runs it, addresses changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_serves_the_yaml_example_through_zookeeper() {
+    let example = test_support::example_configs().join("server.yaml");
+    serves_through_zookeeper(
+        &example,
+        "metrics",
+        |i| json!({"host": format!("h{i}"), "metric": "cpu", "value": 2.0}),
+    )
+    .await;
+}
+
+/// Runs `tranquility server` on `file` (JSON or YAML, written back in its own format) with
+/// ZooKeeper, the Overlord and the port pointed at the test's, posts three events made by
+/// `event` to `data_source`, and checks the answer, the rows and the final counts on SIGTERM.
+async fn serves_through_zookeeper(file: &Path, data_source: &str, event: fn(u64) -> Value) {
     let zk = integration_tests::ZooKeeper::start();
     let druid = DruidLocal::start(DruidLocalConfig {
         zk: Some(zk.connect_string()),
@@ -448,19 +488,25 @@ async fn server_serves_the_original_example_through_zookeeper() {
     })
     .await
     .unwrap();
-    let manifest = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let example = manifest
-        .ancestors()
-        .map(|a| a.join("shared/peer-data/tranquility-configs/server.json.example"))
-        .find(|p| p.is_file())
-        .expect("shared/peer-data/tranquility-configs/server.json.example");
-    let mut config: Value =
-        serde_json::from_str(&std::fs::read_to_string(example).unwrap()).unwrap();
+    let text = std::fs::read_to_string(file).unwrap();
+    let mut config: Value = serde_yaml_ng::from_str(&text).unwrap();
     config["properties"]["zookeeper.connect"] = Value::from(zk.connect_string());
+    if config["properties"].get("druid.overlord.url").is_some() {
+        config["properties"]["druid.overlord.url"] = Value::from(druid.url());
+    }
     config["properties"]["http.port"] = Value::from("0");
     config["properties"]["http.bindAddress"] = Value::from("127.0.0.1");
     let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), "server.json", &config.to_string());
+    let yaml = file.extension().is_some_and(|e| e == "yaml");
+    let path = if yaml {
+        write(
+            dir.path(),
+            "server.yaml",
+            &serde_yaml_ng::to_string(&config).unwrap(),
+        )
+    } else {
+        write(dir.path(), "server.json", &config.to_string())
+    };
 
     let mut child = Command::new(BIN)
         .args(["server", "-configFile", &path])
@@ -487,10 +533,14 @@ async fn server_serves_the_original_example_through_zookeeper() {
         }
     };
     let events: Vec<Value> = (0..3)
-        .map(|i| json!({"timestamp": now_millis(), "dim1": i, "x": 2.0}))
+        .map(|i| {
+            let mut e = event(i);
+            e["timestamp"] = Value::from(now_millis());
+            e
+        })
         .collect();
     let res = reqwest::Client::new()
-        .post(format!("http://{addr}/v1/post/foo"))
+        .post(format!("http://{addr}/v1/post/{data_source}"))
         .json(&events)
         .send()
         .await
@@ -501,7 +551,7 @@ async fn server_serves_the_original_example_through_zookeeper() {
         answer["result"],
         json!({"received": 3, "sent": 3, "dropped": 0, "failed": 0})
     );
-    wait_for_rows(&druid.url(), "foo", 3).await;
+    wait_for_rows(&druid.url(), data_source, 3).await;
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -303,16 +303,19 @@ fn check_format(ds: &DataSourceConfig) -> Result<(), KafkaError> {
 mod tests {
     use super::*;
 
-    /// The original `kafka.json.example`, from the shared peer-data folder beside the
-    /// repository (it must exist: no silent pass).
-    fn kafka_json_example() -> String {
-        let manifest = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let path = manifest
-            .ancestors()
-            .map(|a| a.join("shared/peer-data/tranquility-configs/kafka.json.example"))
-            .find(|p| p.is_file())
-            .unwrap_or_else(|| panic!("kafka.json.example not found above {}", manifest.display()));
-        std::fs::read_to_string(path).unwrap()
+    /// The original `kafka.json.example` from the peer data; the test returns (a visible
+    /// skip) when that folder is absent.
+    macro_rules! kafka_json_example {
+        () => {
+            std::fs::read_to_string(test_support::peer_data_or_skip!(
+                "tranquility-configs/kafka.json.example"
+            ))
+            .unwrap()
+        };
+    }
+
+    fn example(name: &str) -> String {
+        std::fs::read_to_string(test_support::example_configs().join(name)).unwrap()
     }
 
     fn load(text: &str) -> Result<KafkaConfig, KafkaError> {
@@ -336,7 +339,7 @@ mod tests {
 
     #[test]
     fn original_file_with_a_broker_added() {
-        let text = kafka_json_example().replace(
+        let text = kafka_json_example!().replace(
             "\"kafka.group.id\"",
             "\"kafka.bootstrap.servers\" : \"127.0.0.1:9092\",\n \"kafka.group.id\"",
         );
@@ -365,8 +368,30 @@ mod tests {
 
     #[test]
     fn the_original_file_alone_asks_for_a_broker() {
-        let text = kafka_json_example();
+        let text = kafka_json_example!();
         let e = load(&text).unwrap_err().to_string();
+        assert!(e.contains("kafka.bootstrap.servers"), "{e}");
+    }
+
+    #[test]
+    fn example_files_load_in_json_and_yaml() {
+        for name in ["kafka.json", "kafka.yaml"] {
+            let c = TranquilityConfig::from_str(&example(name), name).unwrap();
+            let c = KafkaConfig::from_config(&c).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(c.group_id, "tranquility-kafka", "{name}");
+            assert_eq!(c.commit_period, Duration::from_millis(15_000), "{name}");
+            assert_eq!(c.client_properties["bootstrap.servers"], "127.0.0.1:9092");
+            assert_eq!(c.client_properties["enable.auto.commit"], "false");
+            assert_eq!(c.mapper.target("metrics").unwrap().data_source, "metrics");
+            assert!(!c.mapper.claims("metrics-archive"), "{name}");
+        }
+    }
+
+    #[test]
+    fn an_example_without_its_broker_asks_for_one() {
+        let text = example("kafka.yaml").replace("  kafka.bootstrap.servers: 127.0.0.1:9092\n", "");
+        let c = TranquilityConfig::from_str(&text, "kafka.yaml").unwrap();
+        let e = KafkaConfig::from_config(&c).unwrap_err().to_string();
         assert!(e.contains("kafka.bootstrap.servers"), "{e}");
     }
 

@@ -1,26 +1,12 @@
 //! Loading Tranquility configuration files: the original distribution's files, both
 //! dataSources shapes, property overrides, and error messages that point at the problem.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use test_support::{example_configs, peer_data_or_skip};
 use tranquility::spec::properties::{CoreProperties, KafkaDataSourceProperties, TaskLocator};
 use tranquility::spec::{ConfigError, KafkaProperties, ServerProperties, TranquilityConfig};
 use tranquility::time::{Granularity, Period};
-
-/// The shared peer-data folder, found beside the repository (it must exist: no silent pass).
-fn peer_configs() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let found = manifest
-        .ancestors()
-        .map(|a| a.join("shared/peer-data/tranquility-configs"))
-        .find(|p| p.is_dir());
-    found.unwrap_or_else(|| {
-        panic!(
-            "shared/peer-data/tranquility-configs not found beside the repository (searched upwards from {})",
-            manifest.display()
-        )
-    })
-}
 
 fn data(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -28,25 +14,25 @@ fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Loads a peer file; the original's own tests fill `@ZKPLACEHOLDER@` in before parsing.
-fn load_peer(name: &str) -> TranquilityConfig {
-    let path = peer_configs().join(name);
-    let text = std::fs::read_to_string(&path).unwrap();
+/// Loads a config file; the original's own test files need `@ZKPLACEHOLDER@` filled in.
+fn load(path: &Path) -> TranquilityConfig {
+    let text = std::fs::read_to_string(path).unwrap();
     let text = text.replace("@ZKPLACEHOLDER@", "localhost:2181");
     TranquilityConfig::from_str(&text, &path.display().to_string())
-        .unwrap_or_else(|e| panic!("{name} should load: {e}"))
+        .unwrap_or_else(|e| panic!("{} should load: {e}", path.display()))
 }
 
-#[test]
-fn every_peer_config_loads() {
+/// Checks what every config file must give: dataSources with a window, and valid core,
+/// Kafka and server properties. Returns how many files were checked.
+fn every_config_in(dir: &Path) -> usize {
     let mut count = 0;
-    for entry in std::fs::read_dir(peer_configs()).unwrap() {
+    for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         if name == "SOURCES.txt" {
             continue;
         }
-        let cfg = load_peer(&name);
+        let cfg = load(&path);
         assert!(!cfg.data_sources().is_empty(), "{name} has dataSources");
         for ds in cfg.data_sources() {
             CoreProperties::from_properties(&ds.properties)
@@ -60,51 +46,105 @@ fn every_peer_config_loads() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         count += 1;
     }
+    count
+}
+
+#[test]
+fn every_peer_config_loads() {
+    let dir = peer_data_or_skip!("tranquility-configs");
+    let count = every_config_in(&dir);
     assert!(count >= 14, "expected the whole peer set, loaded {count}");
 }
 
 #[test]
-fn map_and_list_shapes_give_the_same_data_source() {
-    let map = load_peer("tranquility-core.json");
-    let list = TranquilityConfig::load(data("tranquility-core-dataSources-as-list.json")).unwrap();
-    let yaml = TranquilityConfig::load(data("tranquility-core.yaml")).unwrap();
-    for cfg in [&map, &list, &yaml] {
-        assert_eq!(cfg.data_sources().len(), 1);
-        let foo = cfg.data_source("foo").unwrap();
-        assert_eq!(
-            foo.spec.data_schema.granularity_spec.segment_granularity,
-            Granularity::HOUR
-        );
-        assert_eq!(foo.spec.tuning_config.window_period(), Period::seconds(30));
-        // Global task.partitions=2, overridden to 3 on the dataSource.
-        assert_eq!(cfg.global_properties().get("task.partitions"), Some("2"));
-        assert_eq!(foo.properties.get("task.partitions"), Some("3"));
-        assert_eq!(
-            foo.properties.get("zookeeper.connect"),
-            Some("zk.example.com")
-        );
-        let core = CoreProperties::from_properties(&foo.properties).unwrap();
-        assert_eq!((core.task_partitions, core.task_replicants), (3, 1));
-    }
-    assert_eq!(
-        map.data_sources()[0].spec,
-        yaml.data_sources()[0].spec.clone().with_io_config_cleared()
-    );
+fn every_example_config_loads() {
+    let count = every_config_in(&example_configs());
+    assert!(count >= 5, "expected every example, loaded {count}");
 }
 
-trait ClearIo {
-    fn with_io_config_cleared(self) -> Self;
-}
-
-impl ClearIo for tranquility::spec::IngestionSpec {
-    fn with_io_config_cleared(mut self) -> Self {
-        self.io_config = None;
-        self
+#[test]
+fn json_and_yaml_examples_in_both_shapes_load_alike() {
+    for (list, map) in [("server.json", "server.yaml"), ("kafka.json", "kafka.yaml")] {
+        let (list, map) = (
+            load(&example_configs().join(list)),
+            load(&example_configs().join(map)),
+        );
+        let names = |c: &TranquilityConfig| {
+            c.data_sources()
+                .iter()
+                .map(|d| d.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&list), names(&map));
+        for (a, b) in list.data_sources().iter().zip(map.data_sources()) {
+            assert_eq!(a.spec, b.spec, "{}", a.name);
+            let pairs = |d: &tranquility::spec::DataSourceConfig| {
+                d.properties
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<std::collections::BTreeMap<_, _>>()
+            };
+            assert_eq!(pairs(a), pairs(b), "{}", a.name);
+        }
     }
 }
 
 #[test]
+fn map_and_list_shapes_give_the_same_data_source() {
+    let map = TranquilityConfig::load(data("overrides-map.json")).unwrap();
+    let list = TranquilityConfig::load(data("overrides-list.json")).unwrap();
+    let yaml = TranquilityConfig::load(data("overrides.yaml")).unwrap();
+    for cfg in [&map, &list, &yaml] {
+        assert_eq!(cfg.data_sources().len(), 1);
+        let ds = cfg.data_source("pageviews").unwrap();
+        assert_eq!(
+            ds.spec.data_schema.granularity_spec.segment_granularity,
+            Granularity::HOUR
+        );
+        assert_eq!(ds.spec.tuning_config.window_period(), Period::seconds(30));
+        assert_eq!(ds.spec.tuning_config.max_rows_in_memory, Some(50_000));
+        // Global task.partitions=2, overridden to 3 on the dataSource.
+        assert_eq!(cfg.global_properties().get("task.partitions"), Some("2"));
+        assert_eq!(ds.properties.get("task.partitions"), Some("3"));
+        assert_eq!(
+            ds.properties.get("zookeeper.connect"),
+            Some("zk.example.com")
+        );
+        let core = CoreProperties::from_properties(&ds.properties).unwrap();
+        assert_eq!((core.task_partitions, core.task_replicants), (3, 1));
+    }
+    assert_eq!(map.data_sources()[0].spec, list.data_sources()[0].spec);
+    assert_eq!(map.data_sources()[0].spec, yaml.data_sources()[0].spec);
+}
+
+#[test]
+fn own_examples_read_as_documented() {
+    let server = load(&example_configs().join("server.yaml"));
+    let s = ServerProperties::from_properties(server.global_properties()).unwrap();
+    assert_eq!((s.http_port, s.http_threads), (8200, 40));
+    let metrics = server.data_source("metrics").unwrap();
+    let c = CoreProperties::from_properties(&metrics.properties).unwrap();
+    assert_eq!(c.task_locator, TaskLocator::Overlord);
+    assert_eq!(c.overlord_poll_period, Period::seconds(1));
+    assert_eq!(
+        metrics.spec.data_schema.granularity_spec.query_granularity,
+        Granularity::from_name("MINUTE").unwrap()
+    );
+    let kafka = load(&example_configs().join("kafka.yaml"));
+    let wiki =
+        KafkaDataSourceProperties::from_properties(&kafka.data_sources()[0].properties).unwrap();
+    assert_eq!(wiki.topic_pattern, "metrics");
+    let k = KafkaProperties::from_properties(kafka.global_properties()).unwrap();
+    assert_eq!(
+        (k.group_id.as_str(), k.commit_period_millis),
+        ("tranquility-kafka", 15_000)
+    );
+}
+
+#[test]
 fn examples_read_as_documented() {
+    let dir = peer_data_or_skip!("tranquility-configs");
+    let load_peer = |name: &str| load(&dir.join(name));
     let kafka = load_peer("kafka.yaml.example");
     let names: Vec<_> = kafka
         .data_sources()

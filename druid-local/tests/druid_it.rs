@@ -5,8 +5,9 @@
 //! per request to `push-events/`, and every query's result compared exactly, while the task
 //! runs and again after handoff.
 //!
-//! The resources are read from `shared/peer-data/druid-it` in the nearest parent directory of
-//! the crate that has it (override with `DRUID_IT_DIR`); the test fails if they are missing.
+//! The resources are public peer data, not part of this repository: they are read from
+//! `$TRANQUILITY_PEER_DATA/druid-it`, else from `shared/peer-data/druid-it` in the nearest
+//! parent directory that has it. Without them each test says it skipped, and why.
 
 mod common;
 
@@ -19,26 +20,11 @@ use std::path::PathBuf;
 const DATASOURCE: &str = "wikipedia_index_test Россия 한국 中国!?";
 const SERVICE: &str = "eventReceiverServiceName";
 
-/// `DRUID_IT_DIR`, else the first `shared/peer-data/druid-it` found in the crate's directory
-/// or any of its parents (so any checkout depth works).
+/// The resources folder; each test has checked it is there (or skipped) before reading.
 fn resources() -> PathBuf {
-    const REL: &str = "shared/peer-data/druid-it";
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let dir = match std::env::var_os("DRUID_IT_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => manifest
-            .ancestors()
-            .map(|p| p.join(REL))
-            .find(|d| d.is_dir())
-            .unwrap_or_else(|| manifest.join(REL)),
-    };
-    assert!(
-        dir.join("wikipedia_realtime_index_task.json").exists(),
-        "Druid IT resources not found in {} (expected {REL} in a parent directory of {}, or DRUID_IT_DIR)",
-        dir.display(),
-        manifest.display()
-    );
-    dir
+    test_support::peer_data_root(std::path::Path::new(env!("CARGO_MANIFEST_DIR")))
+        .expect("checked by peer_data_or_skip! at the start of the test")
+        .join("druid-it")
 }
 
 fn read(name: &str) -> String {
@@ -225,6 +211,7 @@ async fn submit_and_push(client: &reqwest::Client, base: &str, kind: Kind) -> (S
 }
 
 async fn run_it(kind: Kind, queries_file: &str) {
+    test_support::peer_data_or_skip!("druid-it");
     let druid = start().await;
     let base = druid.url();
     let client = reqwest::Client::new();

@@ -1,5 +1,5 @@
 //! Example (b), Kafka to Druid, against a real broker (tansu) and druid-local: the sample
-//! `kafka.json` with the broker's address, messages produced by Python confluent-kafka, and
+//! `kafka.json` (and its YAML twin `kafka.yaml`) with the broker's address, messages produced by Python confluent-kafka, and
 //! the example's pipeline sinks; Druid counts every message.
 
 use std::io::Write;
@@ -33,6 +33,16 @@ assert p.flush(60) == 0, "messages left undelivered"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_messages_reach_druid_through_the_example_topology() {
+    example_topology_runs("kafka.json").await;
+}
+
+/// The same mapping in YAML, with dataSources as a map keyed by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_yaml_example_in_the_map_shape_runs_alike() {
+    example_topology_runs("kafka.yaml").await;
+}
+
+async fn example_topology_runs(name: &str) {
     let broker = Tansu::start();
     let druid = DruidLocal::start(DruidLocalConfig::ephemeral())
         .await
@@ -40,15 +50,19 @@ async fn kafka_messages_reach_druid_through_the_example_topology() {
     let topic = unique_name("metrics");
 
     // The sample config, pointed at this broker and topic.
-    let mut file: serde_json::Value =
-        serde_json::from_str(include_str!("../../examples/configs/kafka.json")).unwrap();
+    let text = std::fs::read_to_string(test_support::example_configs().join(name)).unwrap();
+    let mut file: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
     let props = &mut file["properties"];
     props["kafka.bootstrap.servers"] = broker.bootstrap_servers().into();
     props["kafka.group.id"] = unique_name("group").into();
     props["kafka.auto.offset.reset"] = "earliest".into();
     props["commit.periodMillis"] = "500".into();
-    file["dataSources"][0]["properties"]["topicPattern"] = topic.clone().into();
-    let config = TranquilityConfig::from_value(file, "kafka.json").unwrap();
+    let data_source = match &mut file["dataSources"] {
+        serde_json::Value::Array(list) => &mut list[0],
+        map => &mut map["metrics"],
+    };
+    data_source["properties"]["topicPattern"] = topic.clone().into();
+    let config = TranquilityConfig::from_value(file, name).unwrap();
 
     let now = chrono::Utc::now().timestamp_millis();
     let lines: String = (0..150)

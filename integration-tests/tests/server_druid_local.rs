@@ -3,13 +3,14 @@
 //! `server.json.example` / `server.yaml.example` serve unchanged (but for `zookeeper.connect`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use druid_local::{DruidLocal, DruidLocalConfig};
 use integration_tests::ZooKeeper;
 use serde_json::{json, Value};
+use test_support::peer_data_or_skip;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -220,30 +221,24 @@ async fn posts_reach_druid_local_through_zookeeper() {
     druid.shutdown().await;
 }
 
-/// The shared peer-data folder beside the repository (it must exist: no silent pass).
-fn peer_config(name: &str) -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .ancestors()
-        .map(|a| a.join("shared/peer-data/tranquility-configs").join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("shared/peer-data/tranquility-configs/{name} not found"))
-}
-
-/// An example file as the original ships it, with only `zookeeper.connect` pointed at the
-/// test's ZooKeeper.
-fn example_config(name: &str, zk_connect: &str) -> TranquilityConfig {
-    let text = std::fs::read_to_string(peer_config(name)).unwrap();
-    let mut root: Value = if name.ends_with(".json.example") {
+/// A config file as shipped, with only `properties` (such as `zookeeper.connect`) pointed at
+/// the test's services.
+fn config_with(path: &Path, properties: &[(&str, String)]) -> TranquilityConfig {
+    let name = path.file_name().unwrap().to_string_lossy().to_string();
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut root: Value = if name.contains(".json") {
         serde_json::from_str(&text).unwrap()
     } else {
         serde_yaml_ng::from_str(&text).unwrap()
     };
-    root["properties"]["zookeeper.connect"] = Value::from(zk_connect);
-    TranquilityConfig::from_value(root, name).unwrap()
+    for (key, value) in properties {
+        root["properties"][*key] = Value::from(value.as_str());
+    }
+    TranquilityConfig::from_value(root, &name).unwrap()
 }
 
-async fn example_serves(name: &str) {
+/// Serves one of the original's example files (dataSource `foo`) unchanged.
+async fn example_serves(path: &Path) {
     let zk = ZooKeeper::start();
     let druid = DruidLocal::start(DruidLocalConfig {
         zk: Some(zk.connect_string()),
@@ -251,7 +246,7 @@ async fn example_serves(name: &str) {
     })
     .await
     .unwrap();
-    let config = example_config(name, &zk.connect_string());
+    let config = config_with(path, &[("zookeeper.connect", zk.connect_string())]);
     assert_eq!(
         config
             .data_sources()
@@ -276,10 +271,72 @@ async fn example_serves(name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_json_example_serves_unchanged() {
-    example_serves("server.json.example").await;
+    example_serves(&peer_data_or_skip!(
+        "tranquility-configs/server.json.example"
+    ))
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_yaml_example_serves_unchanged() {
-    example_serves("server.yaml.example").await;
+    example_serves(&peer_data_or_skip!(
+        "tranquility-configs/server.yaml.example"
+    ))
+    .await;
+}
+
+/// The repository's own examples (JSON in the list shape, YAML in the map shape) serve both
+/// of their dataSources through ZooKeeper, with only the addresses changed.
+async fn own_example_serves(name: &str) {
+    let zk = ZooKeeper::start();
+    let druid = DruidLocal::start(DruidLocalConfig {
+        zk: Some(zk.connect_string()),
+        ..DruidLocalConfig::ephemeral()
+    })
+    .await
+    .unwrap();
+    let config = config_with(
+        &test_support::example_configs().join(name),
+        &[
+            ("zookeeper.connect", zk.connect_string()),
+            ("druid.overlord.url", druid.url()),
+        ],
+    );
+    let server = Running::start(&config, PipelineOptions::default()).await;
+    let clicks: Vec<Value> = (0..9)
+        .map(|i| json!({"timestamp": now_millis(), "page": format!("p{}", i % 3), "country": "NZ", "clicks": 2}))
+        .collect();
+    let metrics: Vec<Value> = (0..5)
+        .map(|i| json!({"timestamp": now_millis(), "host": format!("h{i}"), "metric": "cpu", "value": 0.5}))
+        .collect();
+    for (data_source, events) in [("clicks", &clicks), ("metrics", &metrics)] {
+        let n = events.len() as u64;
+        let result = server.post(data_source, events).await;
+        assert_eq!(
+            result,
+            json!({"received": n, "sent": n, "dropped": 0, "failed": 0}),
+            "{name} {data_source}"
+        );
+        assert_eq!(wait_for_count(&druid.url(), data_source, n).await.0, n);
+    }
+    let reports = server.stop().await;
+    for (data_source, n) in [("clicks", 9), ("metrics", 5)] {
+        let report = reports.iter().find(|r| r.name == data_source).unwrap();
+        assert_eq!(
+            (report.tally.received, report.tally.sent, report.pending),
+            (n, n, 0),
+            "{name}"
+        );
+    }
+    druid.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_server_json_example_serves() {
+    own_example_serves("server.json").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_server_yaml_example_serves() {
+    own_example_serves("server.yaml").await;
 }

@@ -1,25 +1,17 @@
-//! Every original config file gives server options, and a text parser for each dataSource.
+//! Every config file gives server options, and a text parser for each dataSource: the
+//! original's files (peer data, skipped visibly when absent) and the repository's examples.
 
-use std::path::PathBuf;
+use std::path::Path;
 
+use test_support::{example_configs, peer_data_or_skip};
 use tranquility::event::StringParser;
 use tranquility::spec::TranquilityConfig;
 use tranquility_server::ServerConfig;
 
-/// The shared peer-data folder beside the repository (it must exist: no silent pass).
-fn peer_configs() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .ancestors()
-        .map(|a| a.join("shared/peer-data/tranquility-configs"))
-        .find(|p| p.is_dir())
-        .unwrap_or_else(|| panic!("shared/peer-data/tranquility-configs not found"))
-}
-
-#[test]
-fn every_peer_config_loads_into_server_options() {
+/// Loads every config file in `dir` into server options; returns how many there were.
+fn every_config_in(dir: &Path) -> usize {
     let mut count = 0;
-    for entry in std::fs::read_dir(peer_configs()).unwrap() {
+    for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         if name == "SOURCES.txt" {
@@ -44,5 +36,18 @@ fn every_peer_config_loads_into_server_options() {
         }
         count += 1;
     }
+    count
+}
+
+#[test]
+fn every_peer_config_loads_into_server_options() {
+    let dir = peer_data_or_skip!("tranquility-configs");
+    let count = every_config_in(&dir);
     assert!(count >= 15, "only {count} config files found");
+}
+
+#[test]
+fn every_example_config_loads_into_server_options() {
+    let count = every_config_in(&example_configs());
+    assert!(count >= 5, "only {count} config files found");
 }
