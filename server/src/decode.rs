@@ -135,6 +135,27 @@ fn decode_smile(body: &Bytes) -> Result<Vec<Item>, RequestError> {
         .collect()
 }
 
+/// Refuses a body that holds elements but not one object: a producer sending `[1,2,3]`,
+/// `"hello"` or `null` is broken, and must hear so from the status code. A body with at least
+/// one object goes on, its other elements dropped as unparseable; an empty body is no error.
+pub fn require_an_object(items: &[Item]) -> Result<(), RequestError> {
+    if items.is_empty() || items.iter().any(|i| matches!(i, Item::Object(_))) {
+        return Ok(());
+    }
+    let mut kinds: Vec<&str> = items
+        .iter()
+        .filter_map(|i| match i {
+            Item::NotObject(kind) => Some(*kind),
+            Item::Object(_) => None,
+        })
+        .collect();
+    kinds.dedup();
+    Err(RequestError::NoObject {
+        elements: items.len(),
+        kinds: kinds.join(", "),
+    })
+}
+
 /// Where an object posted to `/v1/post` goes: its `dataSource` field, else its `feed` field.
 pub fn route_of(object: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
@@ -232,6 +253,45 @@ mod tests {
                 "<boolean>"
             ]
         );
+    }
+
+    #[test]
+    fn a_body_without_any_object_is_refused() {
+        for (body, says) in [
+            (&b"[1,2,3]"[..], "3 elements, none an object (number)"),
+            (b"[\"a\",\"b\"]", "2 elements, none an object (string)"),
+            (b"\"hello\"", "1 element, none an object (string)"),
+            (b"null", "(null)"),
+            (b"[1, \"x\", 2]", "(number, string, number)"),
+        ] {
+            let items = decode_json(&Bytes::copy_from_slice(body)).unwrap();
+            let err = require_an_object(&items).unwrap_err().to_string();
+            assert!(err.contains(says), "{err}");
+            assert!(err.contains("an object or an array of objects"), "{err}");
+        }
+        for body in [&b""[..], b"[]", b"[{\"a\":1}, 3]"] {
+            let items = decode_json(&Bytes::copy_from_slice(body)).unwrap();
+            assert!(require_an_object(&items).is_ok());
+        }
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let refused = match decode_json(&Bytes::from(deep)) {
+            Ok(items) => require_an_object(&items).is_err(),
+            Err(_) => true,
+        };
+        assert!(refused);
+    }
+
+    #[test]
+    fn smile_without_any_object_is_refused() {
+        for value in [
+            serde_json::json!([1, 2]),
+            serde_json::json!("s"),
+            serde_json::Value::Null,
+        ] {
+            let body = Bytes::from(serde_smile::to_vec(&value).unwrap());
+            let items = decode_smile(&body).unwrap();
+            assert!(require_an_object(&items).is_err(), "{value}");
+        }
     }
 
     #[test]

@@ -24,6 +24,14 @@ pub enum RequestError {
     /// The body is not well-formed JSON or Smile.
     #[error("Malformed JSON: {0}")]
     MalformedJson(String),
+    /// The body has elements but no object at all.
+    #[error("Malformed JSON: expected an object or an array of objects, found {elements} {}, none an object ({kinds})", if *elements == 1 { "element" } else { "elements" })]
+    NoObject {
+        /// How many elements the body held.
+        elements: usize,
+        /// Their JSON types, in order, repeats folded.
+        kinds: String,
+    },
     /// A `text/plain` line could not be parsed (lines count from 1).
     #[error("Malformed string on line[{line}]: {message}")]
     MalformedString {

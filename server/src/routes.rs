@@ -109,7 +109,11 @@ async fn post(
     let body = decode::decompress(header_str(header::CONTENT_ENCODING), raw, limit)?;
     let batches = match (&data_source, format) {
         (Some(name), BodyFormat::Text) => vec![text_batch(&state, name, &body)?],
-        (Some(name), _) => vec![direct_batch(&state, name, decode::decode(format, &body)?)?],
+        (Some(name), _) => {
+            let items = decode::decode(format, &body)?;
+            decode::require_an_object(&items)?;
+            vec![direct_batch(&state, name, items)?]
+        }
         (None, _) => routed_batches(&state, decode::decode(format, &body)?)?,
     };
 
@@ -245,14 +249,23 @@ fn text_batch(state: &AppState, name: &str, body: &Bytes) -> Result<Batch, Reque
         events: Vec::new(),
         unparseable: 0,
     };
+    let mut first_error = None;
     for parsed in parser.parse_text(text) {
         match parsed.result {
             Ok(raw) => batch.events.push(RawEvent::unchecked(raw)),
             Err(e) => {
                 tracing::debug!(dataSource = name, line = parsed.line, error = %e, "unparseable line dropped");
+                first_error.get_or_insert((parsed.line, e.to_string()));
                 batch.unparseable += 1;
             }
         }
+    }
+    // Lines but not one that parses: the producer is broken, not an event.
+    if let (true, Some((line, message))) = (batch.events.is_empty(), first_error) {
+        return Err(RequestError::MalformedString {
+            line,
+            message: format!("{message} (no line of the body parses)"),
+        });
     }
     Ok(batch)
 }

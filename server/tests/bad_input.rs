@@ -80,16 +80,32 @@ impl Case {
     }
 }
 
+/// The body limit of the test server: large enough for the deeply nested bodies.
+const LIMIT: usize = 512 * 1024;
+
 fn cases() -> Vec<Case> {
     use StatusCode as S;
     let deep = format!("{}{}", "[".repeat(1_000), "]".repeat(1_000));
+    let deeper = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    // Smile: the header, then 100 000 array starts and as many ends.
+    let deep_smile: Vec<u8> = b":)\n\x00"
+        .iter()
+        .copied()
+        .chain(std::iter::repeat_n(0xF8, 100_000))
+        .chain(std::iter::repeat_n(0xF9, 100_000))
+        .collect();
+    let numbers_smile = serde_smile::to_vec(&serde_json::json!([1, 2, 3])).unwrap();
     let deep_object = format!(
         r#"{}{{"timestamp":{}}}{}"#,
         r#"{"a":"#.repeat(300),
         now(),
         "}".repeat(300)
     );
-    let big_event = format!(r#"{{"timestamp":{},"pad":"{}"}}"#, now(), "x".repeat(5000));
+    let big_event = format!(
+        r#"{{"timestamp":{},"pad":"{}"}}"#,
+        now(),
+        "x".repeat(LIMIT + 1)
+    );
     let bomb = gzip(&vec![b' '; 1 << 20]);
     let smile =
         serde_smile::to_vec(&serde_json::json!([{"timestamp": now(), "page": "a"}])).unwrap();
@@ -116,7 +132,35 @@ fn cases() -> Vec<Case> {
             &b"{\"timestamp\":\"\xff\xfe\"}"[..],
         )
         .answers(S::BAD_REQUEST, "Malformed JSON"),
-        json("arrays nested 1000 deep", "/v1/post/wiki", deep).answers(S::OK, "\"unparseable\":1"),
+        json("arrays nested 1000 deep", "/v1/post/wiki", deep)
+            .answers(S::BAD_REQUEST, "Malformed JSON"),
+        json("arrays nested 100 000 deep", "/v1/post/wiki", deeper)
+            .answers(S::BAD_REQUEST, "Malformed JSON"),
+        json(
+            "Smile arrays nested 100 000 deep",
+            "/v1/post/wiki",
+            deep_smile,
+        )
+        .header("content-type", "application/x-jackson-smile")
+        .answers(S::BAD_REQUEST, "Malformed JSON"),
+        json("an array of numbers", "/v1/post/wiki", "[1,2,3]")
+            .answers(S::BAD_REQUEST, "3 elements, none an object (number)"),
+        json("an array of strings", "/v1/post/wiki", r#"["a","b"]"#)
+            .answers(S::BAD_REQUEST, "none an object (string)"),
+        json("a lone string", "/v1/post/wiki", r#""hello""#)
+            .answers(S::BAD_REQUEST, "found 1 element, none an object (string)"),
+        json("a lone null", "/v1/post/wiki", "null")
+            .answers(S::BAD_REQUEST, "none an object (null)"),
+        json("Smile numbers", "/v1/post/wiki", numbers_smile)
+            .header("content-type", "application/x-jackson-smile")
+            .answers(S::BAD_REQUEST, "none an object (number)"),
+        json(
+            "text with no line that parses",
+            "/v1/post/csvds",
+            "1,a,2,extra\n3,b,4,more\n",
+        )
+        .header("content-type", "text/plain")
+        .answers(S::BAD_REQUEST, "no line of the body parses"),
         json(
             "an event nested 300 deep beside a good one",
             "/v1/post/wiki",
@@ -239,10 +283,10 @@ fn cases() -> Vec<Case> {
 #[tokio::test]
 async fn every_bad_request_gets_a_clear_answer_and_spares_the_good_events() {
     let cases = cases();
-    assert!(cases.len() >= 29);
+    assert!(cases.len() >= 37);
     for case in cases {
         let (state, wiki, csv) = common::state(ServerConfig {
-            max_body_bytes: 4096,
+            max_body_bytes: LIMIT,
             ..ServerConfig::default()
         });
         let mut request = Request::builder().method(case.method).uri(case.uri);
