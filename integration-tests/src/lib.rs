@@ -190,21 +190,34 @@ fn four_letter(addr: SocketAddr, word: &str) -> Option<String> {
     Some(out)
 }
 
-/// A real Kafka-protocol broker (tansu, in-memory storage) on a free loopback port.
+/// A real Kafka-protocol broker (tansu) on a free loopback port: in memory, or keeping its
+/// topics, messages and committed offsets in a SQLite file across restarts.
 #[derive(Debug)]
 pub struct Tansu {
     port: u16,
     dir: tempfile::TempDir,
+    persistent: bool,
     child: Option<Child>,
 }
 
 impl Tansu {
-    /// Starts the broker and waits until its port accepts connections.
+    /// Starts an in-memory broker and waits until its port accepts connections.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// Starts a broker that keeps its data (SQLite in its own folder) across
+    /// [`Tansu::restart`], as a user's broker does.
+    pub fn start_persistent() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(persistent: bool) -> Self {
         let dir = tempfile::tempdir().expect("temp dir for tansu");
         let mut broker = Tansu {
             port: free_port(),
             dir,
+            persistent,
             child: None,
         };
         broker.spawn();
@@ -216,7 +229,7 @@ impl Tansu {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Stops the broker (its in-memory data is lost).
+    /// Stops the broker (an in-memory broker's data is lost).
     pub fn stop(&mut self) {
         kill(&mut self.child);
     }
@@ -240,7 +253,15 @@ impl Tansu {
                 "--advertised-listener-url",
                 &url,
             ])
-            .args(["--storage-engine", "memory://tansu/"])
+            .args([
+                "--storage-engine",
+                // A path relative to the broker's folder (its working directory).
+                if self.persistent {
+                    "sqlite://tansu.db"
+                } else {
+                    "memory://tansu/"
+                },
+            ])
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
