@@ -194,6 +194,7 @@ druid.processing.numMergeBuffers=2
 druid.processing.tmpDir=$var/processing
 druid.server.http.numThreads=16
 druid.indexer.task.chathandler.type=announce
+druid.segment.handoff.pollDuration=PT2S
 EOF
   cat > "$conf/_common/log4j2.xml" <<'XML'
 <?xml version="1.0" encoding="UTF-8" ?>

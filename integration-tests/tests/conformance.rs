@@ -1,6 +1,7 @@
 //! One test body, two Druids: the push path Tranquility relies on (an `index_realtime` task
 //! with a `receiver` firehose, its discovery, pushes with producer dedup headers, a count
-//! through the Broker, a shutdown) run against a real Druid and against druid-local.
+//! through the Broker, the firehose closed with a handoff, an Overlord shutdown) run against
+//! a real Druid and against druid-local.
 //!
 //! The real Druid runs only when installed (`scripts/real-druid.sh install 28.0.0`); tests
 //! against it carry `real_druid` in their names: `cargo nextest run -E 'test(/real_druid/)'`.
@@ -8,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use druid_local::{DruidLocal, DruidLocalConfig};
-use integration_tests::real_druid::{RealDruid, REALTIME_RELEASE};
+use integration_tests::real_druid::{RealDruid, MODERN_RELEASE, REALTIME_RELEASE};
 use integration_tests::{unique_name, ZooKeeper};
 use serde_json::{json, Value};
 use zookeeper_client as zk;
@@ -224,7 +225,7 @@ fn events(n: usize, ts: i64, tag: &str) -> Value {
     )
 }
 
-/// Submit, discover, push with dedup headers, count through the Broker, shut down.
+/// Submit, discover, push with dedup headers, count through the Broker, close with handoff.
 async fn receiver_push_and_count(target: &Target) {
     let began = Instant::now();
     let c = reqwest::Client::new();
@@ -259,8 +260,11 @@ async fn receiver_push_and_count(target: &Target) {
     assert_eq!(again.status, 400, "a duplicate task id is refused");
 
     let (receiver, before_ready) = find_receiver(&c, &overlord, &task_id, &service).await;
+    let refused = before_ready.iter().filter(|a| a.status == 0).count();
+    let answered: Vec<_> = before_ready.iter().filter(|a| a.status != 0).collect();
     eprintln!(
-        "{}: receiver at {receiver} after {:.1} s; answers before it was ready: {before_ready:?}",
+        "{}: receiver at {receiver} after {:.1} s; before that {refused} refused connection(s) \
+         and answers {answered:?}",
         target.name(),
         began.elapsed().as_secs_f64()
     );
@@ -318,6 +322,78 @@ async fn receiver_push_and_count(target: &Target) {
     .await;
     assert_eq!(counted, 5, "events counted through the Broker");
 
+    // Closing the firehose ends the task with a handoff: SUCCESS, and the rows stay countable
+    // (on a real Druid, from the Historical that loaded the published segment).
+    let close = c
+        .post(format!(
+            "{receiver}/druid/worker/v1/chat/{service}/shutdown?shutoffTime={}",
+            iso(now_millis() - 1000)
+        ))
+        .send()
+        .await
+        .expect("firehose shutdown request");
+    assert_eq!(close.status().as_u16(), 200, "firehose shutdown");
+    let done = wait_finished(&c, &overlord, &task_id).await;
+    eprintln!(
+        "{}: status after the firehose closed {done:?}",
+        target.name()
+    );
+    assert_eq!(done.body["status"]["statusCode"], "SUCCESS");
+    let counted = integration_tests::druid::wait_for_count(
+        &broker,
+        &data_source,
+        "count",
+        5,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(counted, 5, "events counted after the handoff");
+    eprintln!(
+        "{}: push, dedup, count and handoff took {:.1} s",
+        target.name(),
+        began.elapsed().as_secs_f64()
+    );
+}
+
+/// Polls a task's status until it leaves RUNNING (panics after 180 s).
+async fn wait_finished(c: &reqwest::Client, overlord: &str, task_id: &str) -> Answer {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let status = send(c.get(format!(
+            "{overlord}/druid/indexer/v1/task/{}/status",
+            segment(task_id)
+        )))
+        .await;
+        if status.body["status"]["statusCode"] != "RUNNING" {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "task {task_id} still running after 180 s: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// An Overlord shutdown kills a running task: FAILED, with the reason Druid gives.
+async fn overlord_shutdown_fails_the_task(target: &Target) {
+    let c = reqwest::Client::new();
+    let overlord = target.overlord_url();
+    let data_source = unique_name("conformance-kill");
+    let now = now_millis();
+    let start = now - now.rem_euclid(HOUR_MS);
+    let task_id = format!("index_realtime_{data_source}_{}_0_0", iso(start));
+    let service = format!("firehose:druid:overlord:{data_source}-000-0000-0000");
+    let task = realtime_task(&task_id, &data_source, &service, start);
+    let submitted = send(post_json(
+        &c,
+        &format!("{overlord}/druid/indexer/v1/task"),
+        &task,
+    ))
+    .await;
+    assert_eq!(submitted.status, 200, "submit: {submitted:?}");
+    find_receiver(&c, &overlord, &task_id, &service).await;
+
     let shutdown = send(post_json(
         &c,
         &format!(
@@ -334,24 +410,12 @@ async fn receiver_push_and_count(target: &Target) {
             body: json!({"task": task_id})
         }
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        let status = send(c.get(format!(
-            "{overlord}/druid/indexer/v1/task/{}/status",
-            segment(&task_id)
-        )))
-        .await;
-        if status.body["status"]["statusCode"] != "RUNNING" || Instant::now() > deadline {
-            break status;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    eprintln!("{}: status after shutdown {status:?}", target.name());
-    assert_eq!(status.body["status"]["statusCode"], "FAILED");
-    eprintln!(
-        "{}: test body took {:.1} s",
-        target.name(),
-        began.elapsed().as_secs_f64()
+    let done = wait_finished(&c, &overlord, &task_id).await;
+    eprintln!("{}: status after shutdown {done:?}", target.name());
+    assert_eq!(done.body["status"]["statusCode"], "FAILED");
+    assert_eq!(
+        done.body["status"]["errorMsg"],
+        "Shutdown request from user"
     );
 }
 
@@ -367,6 +431,7 @@ async fn real_druid_receiver_push_dedup_and_count() {
     };
     let target = Target::Real(druid);
     receiver_push_and_count(&target).await;
+    overlord_shutdown_fails_the_task(&target).await;
     if let Target::Real(druid) = &target {
         eprintln!(
             "Druid {}: cluster RSS {} MiB",
@@ -383,7 +448,56 @@ async fn real_druid_receiver_push_dedup_and_count() {
 async fn druid_local_receiver_push_dedup_and_count() {
     let target = Target::local().await;
     receiver_push_and_count(&target).await;
+    overlord_shutdown_fails_the_task(&target).await;
     if let Target::Local { druid, .. } = target {
         druid.shutdown().await;
     }
+}
+
+/// The modern release (31+, no realtime tasks) starts with its Kafka indexing extension loaded
+/// and answers the supervisor API that the supervisor backend talks to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_druid_modern_release_loads_kafka_indexing() {
+    let test = "real_druid_modern_release_loads_kafka_indexing";
+    let Some(druid) =
+        tokio::task::spawn_blocking(move || RealDruid::start_or_skip(MODERN_RELEASE, test))
+            .await
+            .expect("start thread")
+    else {
+        return;
+    };
+    let c = reqwest::Client::new();
+    let status = send(c.get(format!("{}/status", druid.overlord_url()))).await;
+    assert_eq!(status.status, 200);
+    assert_eq!(status.body["version"], MODERN_RELEASE);
+    let modules: Vec<&str> = status.body["modules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["artifact"].as_str())
+        .collect();
+    assert!(
+        modules.contains(&"druid-kafka-indexing-service"),
+        "modules: {modules:?}"
+    );
+    let supervisors = send(c.get(format!(
+        "{}/druid/indexer/v1/supervisor",
+        druid.overlord_url()
+    )))
+    .await;
+    assert_eq!(
+        supervisors,
+        Answer {
+            status: 200,
+            body: json!([])
+        }
+    );
+    eprintln!(
+        "Druid {}: cluster RSS {} MiB",
+        druid.version(),
+        druid.rss_kib() / 1024
+    );
+    tokio::task::spawn_blocking(move || drop(druid))
+        .await
+        .expect("stop thread");
 }
