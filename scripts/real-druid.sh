@@ -371,8 +371,8 @@ cmd_start() {
 terminate() {
   [ $# -gt 0 ] || return 0
   kill "$@" 2>/dev/null || true
-  local i pid alive
-  for i in $(seq 1 50); do
+  local _ pid alive
+  for _ in $(seq 1 50); do
     alive=""
     for pid in "$@"; do kill -0 "$pid" 2>/dev/null && alive="$alive $pid"; done
     [ -n "$alive" ] || return 0
@@ -406,5 +406,5 @@ case "${1:-}" in
   install) shift; cmd_install "$@" ;;
   start) shift; cmd_start "$@" ;;
   stop) shift; cmd_stop "$@" ;;
-  *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2 ;;
 esac
