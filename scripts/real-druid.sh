@@ -171,6 +171,7 @@ write_configs() {
     "$var/segment-cache" "$var/processing"
   cat > "$conf/_common/common.runtime.properties" <<EOF
 druid.host=127.0.0.1
+druid.bindOnHost=true
 druid.extensions.directory=$home/extensions
 druid.extensions.loadList=$loadlist
 druid.zk.service.host=$ZK_CONNECT
