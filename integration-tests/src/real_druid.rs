@@ -12,6 +12,7 @@
 //! (set by `scripts/test.sh` after it installed Druid), where a missing install fails.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -164,6 +165,7 @@ impl RealDruid {
             Ok(druid) => Some(druid),
             Err(e @ RealDruidError::NotInstalled { .. }) if !required() => {
                 eprintln!("SKIPPED {test}: {e}");
+                log_skip(test, version);
                 None
             }
             Err(e) => panic!("{test}: {e}"),
@@ -228,6 +230,24 @@ impl Drop for RealDruid {
                 dir.keep().join("logs").display()
             );
         }
+    }
+}
+
+/// Adds the skip to the log the suite's other skips go to, when one is kept (the variable is
+/// `test_support::SKIPPED_LOG_ENV`, a dev-dependency the harness library cannot name).
+fn log_skip(test: &str, version: &str) {
+    let Some(log) = std::env::var_os("TRANQUILITY_SKIPPED_LOG") else {
+        return;
+    };
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+    {
+        let _ = writeln!(
+            file,
+            "{test}\tDruid {version}\tscripts/real-druid.sh install {version}"
+        );
     }
 }
 
