@@ -9,6 +9,7 @@
 //! | `ZOOKEEPER_CLASSPATH` | `/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar` (Debian's `zookeeper`) |
 //! | `TANSU_BIN` | `tansu` on `PATH`, else `$CARGO_HOME/bin/tansu` |
 //! | `TRANQUILITY_PYTHON` | none: tests that need Python fail and say to run `scripts/test.sh` |
+//! | `TRANQUILITY_REAL_DRUID` | unset: tests against a real Druid ([`real_druid`]) skip, saying so, when it is not installed; `require` fails them |
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -114,6 +115,11 @@ impl ZooKeeper {
     /// `127.0.0.1:<port>`, the connect string for clients.
     pub fn connect_string(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Kills the server (as a crash would), keeping its data dir.
@@ -312,6 +318,7 @@ fn tansu_bin() -> PathBuf {
 /// Native queries against druid-local (or any Druid broker), for checking what arrived.
 pub mod kafka;
 pub mod partition;
+pub mod real_druid;
 
 pub mod druid {
     use std::time::{Duration, Instant};
