@@ -203,3 +203,117 @@ async fn sigterm_mid_stream_drains_commits_and_a_restart_resumes_exactly() {
     assert!(twice.is_empty(), "in Druid more than once: {twice:?}");
     druid.shutdown().await;
 }
+
+/// `/health` of `tranquility kafka`: 200 while consumption moves; 503 naming the partition
+/// while one with unaccounted messages makes no progress (here Druid is unreachable, so every
+/// consumed message waits for an outcome); 200 again once Druid is back and everything is
+/// committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_turns_unhealthy_while_a_partition_stalls_and_recovers() {
+    let zk = ZooKeeper::start();
+    let broker = Tansu::start();
+    let topic = unique_name("stall");
+    let group = unique_name("group");
+    create_topic(&broker, &topic, 1);
+    let ts = now_millis();
+    let lines: Vec<String> = (0..20)
+        .map(|n| format!(r#"{{"timestamp":{ts},"n":"{n}"}}"#))
+        .collect();
+    kafka_py(
+        &["produce", &broker.bootstrap_servers(), &topic, "1"],
+        lines.join("\n").as_bytes(),
+    );
+    // Druid will listen here later; for now nothing does.
+    let druid_port = integration_tests::free_port();
+    let http_port = integration_tests::free_port();
+    let config = json!({
+        "dataSources": [{
+            "spec": {
+                "dataSchema": {
+                    "dataSource": "clicks",
+                    "parser": {"type": "string", "parseSpec": {"format": "json",
+                        "timestampSpec": {"column": "timestamp", "format": "auto"},
+                        "dimensionsSpec": {"dimensions": ["n"]}}},
+                    "granularitySpec": {"segmentGranularity": "hour", "queryGranularity": "none"},
+                    "metricsSpec": [{"type": "count", "name": "count"}]
+                },
+                "tuningConfig": {"type": "realtime", "windowPeriod": "PT10M"}
+            },
+            "properties": {"topicPattern": topic}
+        }],
+        "properties": {
+            "zookeeper.connect": zk.connect_string(),
+            "druid.overlord.url": format!("http://127.0.0.1:{druid_port}"),
+            "druidBeam.taskLocator": "overlord",
+            "druidBeam.indexRetryPeriod": "PT2S",
+            "kafka.bootstrap.servers": broker.bootstrap_servers(),
+            "kafka.group.id": group,
+            "kafka.auto.offset.reset": "earliest",
+            "kafka.statistics.interval.ms": "500",
+            "consumer.numThreads": "1",
+            "consumer.stallTimeoutMillis": "3000",
+            "commit.periodMillis": "200",
+            "http.port": http_port.to_string(),
+            "http.bindAddress": "127.0.0.1"
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kafka.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let connector = Connector::start(&path.to_string_lossy());
+
+    let health_url = format!("http://127.0.0.1:{http_port}/health");
+    let health = || async {
+        match reqwest::get(&health_url).await {
+            Ok(r) => Some((r.status().as_u16(), r.json::<Value>().await.unwrap())),
+            Err(_) => None,
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let stalled = loop {
+        if let Some((503, body)) = health().await {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/health never reported the stall"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(stalled["status"], "stalled", "{stalled}");
+    assert_eq!(stalled["stalled"][0]["topic"], topic, "{stalled}");
+    assert_eq!(stalled["stalled"][0]["partition"], 0, "{stalled}");
+    assert_eq!(stalled["stalled"][0]["lag"], 20, "{stalled}");
+
+    // Druid comes up where the config points: the retries get through and the commit moves.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", druid_port))
+        .await
+        .unwrap();
+    let druid = DruidLocal::start_on(listener, DruidLocalConfig::ephemeral())
+        .await
+        .unwrap();
+    wait_for_rows(&druid.url(), 20).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match health().await {
+            Some((200, body)) => {
+                assert_eq!(body["status"], "ok");
+                break;
+            }
+            other => assert!(Instant::now() < deadline, "still unhealthy: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (code, (received, sent, failed), logs) = connector.terminate().await;
+    assert_eq!(code, Some(0), "{logs:#?}");
+    // The pipeline counts each attempt: the ones that failed while Druid was away, then the
+    // retries that got every message through.
+    assert_eq!(sent, 20, "{logs:#?}");
+    assert!(failed > 0 && received == sent + failed, "{logs:#?}");
+    assert!(
+        logs.iter().any(|l| l.contains("consumption stalled")),
+        "{logs:#?}"
+    );
+    assert_eq!(committed(&broker, &group, &topic, 1), vec![20]);
+    druid.shutdown().await;
+}

@@ -154,6 +154,9 @@ pub struct KafkaConfig {
     pub consumers: usize,
     /// How often done offsets are committed (`commit.periodMillis`).
     pub commit_period: Duration,
+    /// How long an owned partition with lag may go without consuming or committing before
+    /// it counts as stalled (`consumer.stallTimeoutMillis`, default 60 s).
+    pub stall_timeout: Duration,
     /// Properties for librdkafka, after the fixes listed in the module docs.
     pub client_properties: IndexMap<String, String>,
     /// Topic to dataSource.
@@ -237,6 +240,7 @@ impl KafkaConfig {
             group_id: kafka.group_id,
             consumers,
             commit_period: Duration::from_millis(kafka.commit_period_millis),
+            stall_timeout: Duration::from_millis(kafka.stall_timeout_millis),
             client_properties: client,
             mapper: TopicMapper::new(routes),
             data_sources,

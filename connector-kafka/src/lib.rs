@@ -57,7 +57,7 @@ use tranquility::metrics::Metrics;
 
 pub use config::{ConnectorOptions, KafkaConfig, ReportFlags, RetryPolicy};
 pub use error::KafkaError;
-pub use metrics::KafkaMetrics;
+pub use metrics::{KafkaMetrics, StalledPartition};
 pub use pipeline::PipelineSinks;
 pub use sink::{EventSink, SinkFactory};
 
@@ -70,6 +70,22 @@ pub struct KafkaConnector {
     done: mpsc::UnboundedReceiver<Result<(), KafkaError>>,
     running: usize,
     metrics: KafkaMetrics,
+    health: KafkaHealth,
+}
+
+/// Whether consumption is moving, for a health endpoint: a clonable view of the connector.
+#[derive(Debug, Clone)]
+pub struct KafkaHealth {
+    metrics: KafkaMetrics,
+    stall_timeout: std::time::Duration,
+}
+
+impl KafkaHealth {
+    /// Owned partitions with lag that have neither consumed nor committed for
+    /// `consumer.stallTimeoutMillis`; empty when healthy.
+    pub fn stalled(&self) -> Vec<StalledPartition> {
+        self.metrics.stalled(self.stall_timeout)
+    }
 }
 
 impl KafkaConnector {
@@ -82,6 +98,10 @@ impl KafkaConnector {
         metrics: &Metrics,
     ) -> Result<Self, KafkaError> {
         let kafka_metrics = KafkaMetrics::register(metrics);
+        let health = KafkaHealth {
+            metrics: kafka_metrics.clone(),
+            stall_timeout: config.stall_timeout,
+        };
         let consumers = config.consumers;
         let shared = Arc::new(Shared {
             config,
@@ -107,7 +127,28 @@ impl KafkaConnector {
             done,
             running: consumers,
             metrics: kafka_metrics,
+            health,
         })
+    }
+
+    /// A view for health checks, valid for as long as the process runs.
+    pub fn health(&self) -> KafkaHealth {
+        self.health.clone()
+    }
+
+    /// Runs until `shutdown` completes (then stops gracefully) or a member fails (then stops
+    /// the others gracefully and returns the error).
+    pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) -> Result<(), KafkaError> {
+        tokio::select! {
+            () = shutdown => {
+                tracing::info!("shutting down the Kafka connector");
+                self.stop().await
+            }
+            error = self.failed() => {
+                let _ = self.stop().await;
+                Err(error)
+            }
+        }
     }
 
     /// The connector's per topic/partition series.
@@ -173,15 +214,7 @@ pub async fn run(
     metrics: &Metrics,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), KafkaError> {
-    let mut connector = KafkaConnector::start(config, sinks, metrics)?;
-    tokio::select! {
-        () = shutdown => {
-            tracing::info!("shutting down the Kafka connector");
-            connector.stop().await
-        }
-        error = connector.failed() => {
-            let _ = connector.stop().await;
-            Err(error)
-        }
-    }
+    KafkaConnector::start(config, sinks, metrics)?
+        .run_until(shutdown)
+        .await
 }

@@ -2,8 +2,11 @@
 //! committed offset), registered in the process's metrics next to the core's per-dataSource
 //! ones, and the log line of each commit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -86,6 +89,47 @@ pub struct KafkaMetrics {
     lag: Family<PartitionLabels, Gauge>,
     committed: Family<PartitionLabels, Gauge>,
     assigned: Family<Vec<(&'static str, String)>, Gauge>,
+    progress: Arc<Mutex<ProgressBook>>,
+}
+
+/// Progress per (topic, partition).
+type ProgressBook = HashMap<(Arc<str>, i32), Progress>;
+
+/// What the stall check knows of a partition: whether a member of this process owns it, its
+/// lag, and when it last moved (a message consumed, a commit, an assignment).
+#[derive(Debug, Clone, Copy)]
+struct Progress {
+    owned: bool,
+    lag: i64,
+    moved: Instant,
+    /// Whether the stall was already logged, so it is logged once per episode.
+    reported: bool,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self {
+            owned: false,
+            lag: 0,
+            moved: Instant::now(),
+            reported: false,
+        }
+    }
+}
+
+/// A partition this process owns that has lag and has not moved for the stall timeout.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StalledPartition {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// Messages not yet accounted for: from the oldest one waiting for an outcome (or the
+    /// committed offset) to the high watermark.
+    pub lag: i64,
+    /// Whole seconds since it last consumed or committed.
+    #[serde(rename = "stalledSeconds")]
+    pub stalled_seconds: u64,
 }
 
 impl KafkaMetrics {
@@ -137,6 +181,48 @@ impl KafkaMetrics {
             .set(i64::try_from(partitions).unwrap_or(i64::MAX));
     }
 
+    /// Partitions this process owns whose consumption has lag and has not moved (no message
+    /// consumed, no commit) for `timeout`: what `/health` reports as unhealthy. A partition is
+    /// logged once when it becomes stalled.
+    pub fn stalled(&self, timeout: Duration) -> Vec<StalledPartition> {
+        let mut out = Vec::new();
+        for ((topic, partition), p) in self.progress.lock().iter_mut() {
+            let idle = p.moved.elapsed();
+            if p.owned && p.lag > 0 && idle >= timeout {
+                if !p.reported {
+                    p.reported = true;
+                    tracing::warn!(topic = %topic, partition, lag = p.lag, idle = ?idle,
+                        "consumption stalled: the partition has lag but nothing was consumed or committed");
+                }
+                out.push(StalledPartition {
+                    topic: topic.to_string(),
+                    partition: *partition,
+                    lag: p.lag,
+                    stalled_seconds: idle.as_secs(),
+                });
+            }
+        }
+        out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        out
+    }
+
+    /// Marks partitions as owned (assigned to a member) or not (revoked); both count as
+    /// movement.
+    pub(crate) fn owned(&self, partitions: impl IntoIterator<Item = (Arc<str>, i32)>, owned: bool) {
+        let mut book = self.progress.lock();
+        for key in partitions {
+            let p = book.entry(key).or_default();
+            p.owned = owned;
+            p.moved = Instant::now();
+            p.reported = false;
+        }
+    }
+
+    fn progress(&self, topic: &Arc<str>, partition: i32, update: impl FnOnce(&mut Progress)) {
+        let mut book = self.progress.lock();
+        update(book.entry((topic.clone(), partition)).or_default());
+    }
+
     /// The series of one partition.
     pub fn partition(&self, topic: &Arc<str>, partition: i32) -> PartitionMetrics {
         let labels = PartitionLabels {
@@ -172,6 +258,14 @@ pub struct PartitionMetrics {
 impl PartitionMetrics {
     pub(crate) fn consumed(&self) {
         self.consumed.inc();
+        self.moved();
+    }
+
+    fn moved(&self) {
+        self.family.progress(&self.topic, self.partition, |p| {
+            p.moved = Instant::now();
+            p.reported = false;
+        });
     }
 
     pub(crate) fn sent(&self) {
@@ -195,10 +289,16 @@ impl PartitionMetrics {
 
     pub(crate) fn committed(&self, offset: i64) {
         self.committed.set(offset);
+        self.moved();
     }
 
-    pub(crate) fn lag(&self, messages: i64) {
-        self.lag.set(messages.max(0));
+    /// Sets the lag gauge (high watermark minus committed offset) and, for the stall check,
+    /// how many messages are not yet accounted for (`behind`, which also counts consumed
+    /// messages still waiting for an outcome).
+    pub(crate) fn lag(&self, lag: i64, behind: i64) {
+        self.lag.set(lag.max(0));
+        self.family
+            .progress(&self.topic, self.partition, |p| p.lag = behind);
     }
 }
 
@@ -264,7 +364,7 @@ mod tests {
         p.dropped(KafkaDropReason::NotJson);
         p.failed();
         p.committed(2);
-        p.lag(8);
+        p.lag(8, 8);
         let text = metrics.encode();
         for line in [
             "tranquility_kafka_messages_consumed_total{topic=\"wiki\",partition=\"3\"} 2",
@@ -276,6 +376,41 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
+    }
+
+    #[test]
+    fn an_owned_partition_with_lag_that_does_not_move_is_stalled() {
+        let k = KafkaMetrics::register(&Metrics::new());
+        let topic: Arc<str> = Arc::from("wiki");
+        let p = k.partition(&topic, 0);
+        p.lag(5, 5);
+        // Not owned: another process's partition is never ours to report.
+        assert!(k.stalled(Duration::ZERO).is_empty());
+        k.owned([(topic.clone(), 0)], true);
+        assert!(
+            k.stalled(Duration::from_secs(60)).is_empty(),
+            "just assigned"
+        );
+        let stalled = k.stalled(Duration::ZERO);
+        assert_eq!(
+            stalled,
+            [StalledPartition {
+                topic: "wiki".into(),
+                partition: 0,
+                lag: 5,
+                stalled_seconds: 0
+            }]
+        );
+        // No lag: idle but caught up is healthy.
+        p.lag(0, 0);
+        assert!(k.stalled(Duration::ZERO).is_empty());
+        // Moving again clears it; a revoked partition is no longer ours.
+        p.lag(5, 5);
+        std::thread::sleep(Duration::from_millis(20));
+        p.consumed();
+        assert!(k.stalled(Duration::from_millis(10)).is_empty());
+        k.owned([(topic, 0)], false);
+        assert!(k.stalled(Duration::ZERO).is_empty());
     }
 
     #[test]

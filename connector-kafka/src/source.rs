@@ -195,6 +195,7 @@ pub(crate) struct MemberContext {
 
 impl ClientContext for MemberContext {
     fn stats(&self, statistics: Statistics) {
+        let book = self.book.lock();
         for (topic, t) in &statistics.topics {
             let topic: Arc<str> = Arc::from(topic.as_str());
             for (partition, p) in &t.partitions {
@@ -206,8 +207,15 @@ impl ClientContext for MemberContext {
                 } else {
                     p.consumer_lag
                 };
-                if lag >= 0 {
-                    self.metrics.partition(&topic, *partition).lag(lag);
+                // Messages not yet accounted for: everything from the oldest one still waiting
+                // for an outcome, even when it was consumed long ago.
+                let waiting_from = book
+                    .partitions
+                    .get(&(topic.clone(), *partition))
+                    .and_then(|s| s.tracker.oldest_unresolved());
+                let behind = waiting_from.map_or(lag, |o| lag.max(p.hi_offset - o));
+                if lag >= 0 || behind > 0 {
+                    self.metrics.partition(&topic, *partition).lag(lag, behind);
                 }
             }
         }
@@ -246,6 +254,7 @@ impl ConsumerContext for MemberContext {
                 for tp in &revoked {
                     book.partitions.remove(tp);
                 }
+                self.metrics.owned(revoked.iter().cloned(), false);
                 info!(
                     member = self.member,
                     partitions = revoked.len(),
@@ -253,6 +262,12 @@ impl ConsumerContext for MemberContext {
                 );
             }
             Rebalance::Assign(tpl) => {
+                self.metrics.owned(
+                    tpl.elements()
+                        .iter()
+                        .map(|e| (Arc::from(e.topic()), e.partition())),
+                    true,
+                );
                 info!(
                     member = self.member,
                     partitions = tpl.count(),

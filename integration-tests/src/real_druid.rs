@@ -12,7 +12,6 @@
 //! (set by `scripts/test.sh` after it installed Druid), where a missing install fails.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -164,8 +163,11 @@ impl RealDruid {
         match Self::start(version) {
             Ok(druid) => Some(druid),
             Err(e @ RealDruidError::NotInstalled { .. }) if !required() => {
-                eprintln!("SKIPPED {test}: {e}");
-                log_skip(test, version);
+                test_support::record_skip(
+                    test,
+                    &format!("Druid {version}"),
+                    &format!("{e}; install it with scripts/real-druid.sh install {version}"),
+                );
                 None
             }
             Err(e) => panic!("{test}: {e}"),
@@ -230,24 +232,6 @@ impl Drop for RealDruid {
                 dir.keep().join("logs").display()
             );
         }
-    }
-}
-
-/// Adds the skip to the log the suite's other skips go to, when one is kept (the variable is
-/// `test_support::SKIPPED_LOG_ENV`, a dev-dependency the harness library cannot name).
-fn log_skip(test: &str, version: &str) {
-    let Some(log) = std::env::var_os("TRANQUILITY_SKIPPED_LOG") else {
-        return;
-    };
-    if let Ok(mut file) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-    {
-        let _ = writeln!(
-            file,
-            "{test}\tDruid {version}\tscripts/real-druid.sh install {version}"
-        );
     }
 }
 

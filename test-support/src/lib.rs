@@ -67,9 +67,18 @@ fn report_skip(rel: &str) {
         .iter()
         .find(|(name, _)| *name == folder)
         .map_or("see shared/peer-data/README.md", |(_, origin)| origin);
-    eprintln!(
-        "SKIPPED {test}: peer data '{rel}' not found (set {PEER_DATA_ENV} to a copy of shared/peer-data; the files come from {origin})"
+    record_skip(
+        test,
+        &format!("peer-data/{rel}"),
+        &format!("set {PEER_DATA_ENV} to a copy of shared/peer-data; the files come from {origin}"),
     );
+}
+
+/// Reports that `test` skipped because `needs` is missing, and how to get it (`remedy`): on
+/// stderr, and as a line of the skip log when `$TRANQUILITY_SKIPPED_LOG` names one, so the
+/// test script lists every skip at the end of a run.
+pub fn record_skip(test: &str, needs: &str, remedy: &str) {
+    eprintln!("SKIPPED {test}: {needs} not found ({remedy})");
     if let Some(log) = std::env::var_os(SKIPPED_LOG_ENV) {
         // Appends of one short line are atomic enough for tests running in parallel.
         if let Ok(mut file) = std::fs::OpenOptions::new()
@@ -77,7 +86,7 @@ fn report_skip(rel: &str) {
             .append(true)
             .open(log)
         {
-            let _ = writeln!(file, "{test}\t{rel}\t{origin}");
+            let _ = writeln!(file, "{test}\t{needs}\t{remedy}");
         }
     }
 }

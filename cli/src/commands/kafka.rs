@@ -15,7 +15,7 @@ use axum::routing::get;
 use tranquility::metrics::Metrics;
 use tranquility::pipeline::PipelineOptions;
 use tranquility::spec::TranquilityConfig;
-use tranquility_kafka::{KafkaConfig, PipelineSinks};
+use tranquility_kafka::{KafkaConfig, KafkaConnector, KafkaHealth, PipelineSinks};
 
 /// Options of `tranquility kafka`.
 #[derive(Debug, clap::Args)]
@@ -46,16 +46,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ..PipelineOptions::default()
     }));
     let listener = match http_address(&config, args.http_port)? {
-        Some(addr) => {
-            let l = tokio::net::TcpListener::bind(addr)
+        Some(addr) => Some((
+            addr,
+            tokio::net::TcpListener::bind(addr)
                 .await
-                .with_context(|| format!("cannot listen on {addr}"))?;
-            tracing::info!(address = %addr, "serving /metrics and /health");
-            Some(tokio::spawn(serve(l, metrics.clone())))
-        }
+                .with_context(|| format!("cannot listen on {addr}"))?,
+        )),
         None => None,
     };
-    let result = tranquility_kafka::run(kafka, sinks.clone(), &metrics, stop_signal()).await;
+    let connector = KafkaConnector::start(kafka, sinks.clone(), &metrics)?;
+    let listener = listener.map(|(addr, l)| {
+        tracing::info!(address = %addr, "serving /metrics and /health");
+        tokio::spawn(serve(l, metrics.clone(), connector.health()))
+    });
+    let result = connector.run_until(stop_signal()).await;
     sinks.close().await;
     for pipeline in sinks.pipelines() {
         let t = pipeline.metrics().snapshot();
@@ -99,7 +103,24 @@ fn http_address(
     })
 }
 
-async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
+/// `GET /health`: 200 `{"status":"ok"}`, or 503 `{"status":"stalled","stalled":[...]}` naming
+/// each owned partition that has lag but has neither consumed nor committed for
+/// `consumer.stallTimeoutMillis`, so a supervisor notices a consumer that stopped moving.
+async fn health(health: KafkaHealth) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let stalled = health.stalled();
+    if stalled.is_empty() {
+        axum::Json(serde_json::json!({"status": "ok"})).into_response()
+    } else {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"status": "stalled", "stalled": stalled})),
+        )
+            .into_response()
+    }
+}
+
+async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>, kafka: KafkaHealth) {
     let app = axum::Router::new()
         .route(
             "/metrics",
@@ -113,7 +134,7 @@ async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
                 }
             }),
         )
-        .route("/health", get(|| async { "ok\n" }));
+        .route("/health", get(move || health(kafka.clone())));
     if let Err(e) = axum::serve(listener, app).await {
         tracing::warn!(error = %e, "the /metrics listener stopped");
     }

@@ -145,6 +145,7 @@ pub const PROPERTIES: &[PropertyDef] = &[
     def("kafka.group.id", Some("tranquility-kafka"), GlobalOnly, Text, "consumer group, the same on every instance"),
     def("consumer.numThreads", Some("-1"), GlobalOnly, Int, "consumer threads; -1 = max(1, CPUs - 1)"),
     def("commit.periodMillis", Some("15000"), GlobalOnly, Int, "flush and commit period in millis"),
+    def("consumer.stallTimeoutMillis", Some("60000"), GlobalOnly, Int, "/health turns unhealthy when an owned partition with lag has neither consumed nor committed for this long"),
     def("topicPattern", Some("(?!)"), Either, Text, "regex that must match the whole topic name"),
     def("topicPattern.priority", Some("1"), Either, Int, "highest priority wins when several patterns match"),
     def("useTopicAsDataSource", Some("false"), Either, Bool, "the topic name becomes the dataSource"),
@@ -702,6 +703,8 @@ pub struct KafkaProperties {
     pub num_threads: i64,
     /// `commit.periodMillis`.
     pub commit_period_millis: u64,
+    /// `consumer.stallTimeoutMillis`.
+    pub stall_timeout_millis: u64,
     /// Every global `kafka.*` key with the prefix removed, for the consumer.
     pub consumer_properties: IndexMap<String, String>,
 }
@@ -725,6 +728,7 @@ impl std::fmt::Debug for KafkaProperties {
             .field("group_id", &self.group_id)
             .field("num_threads", &self.num_threads)
             .field("commit_period_millis", &self.commit_period_millis)
+            .field("stall_timeout_millis", &self.stall_timeout_millis)
             .field("consumer_properties", &consumer)
             .finish()
     }
@@ -738,6 +742,7 @@ impl KafkaProperties {
             group_id: p.string("kafka.group.id")?,
             num_threads: p.int_in("consumer.numThreads", -1, 10_000)?,
             commit_period_millis: p.int_in("commit.periodMillis", 1, i64::MAX)? as u64,
+            stall_timeout_millis: p.int_in("consumer.stallTimeoutMillis", 1, i64::MAX)? as u64,
             consumer_properties: p.with_prefix(KAFKA_PASSTHROUGH_PREFIX),
         })
     }
