@@ -5,9 +5,14 @@
 #   bash scripts/test.sh            # everything
 #   bash scripts/test.sh -E 'package(druid-local)'   # extra args go to cargo nextest
 #
-# Installs (only when missing): Debian's `zookeeper` (with Java), `tansu` (a Kafka-protocol
-# broker) from crates.io, and a Python venv with pydruid and confluent-kafka. The tests start
-# their own ZooKeeper and broker processes on free loopback ports and stop them when done.
+# Installs (only when missing): Debian's `zookeeper` and a JDK, `tansu` (a Kafka-protocol
+# broker) and `cargo-nextest` from crates.io, and a Python venv with pydruid and
+# confluent-kafka. The tests start their own ZooKeeper and broker processes on free loopback
+# ports and stop them when done.
+#
+# Tests that replay public peer data (the original Tranquility's configs, Druid's own
+# integration-test files) read it from $TRANQUILITY_PEER_DATA or a `shared/peer-data` folder
+# beside the clone; without it they skip, and the run ends by listing them.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -16,21 +21,48 @@ CACHE="${TRANQUILITY_CACHE:-$HOME/.cache/tranquility-rs}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
 export CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}"
 export PATH="$CARGO_HOME/bin:$PATH"
-mkdir -p "$CACHE"
+TOOLS="$CACHE/tools"
+mkdir -p "$CACHE" "$TOOLS"
 
-step() { printf '\n==> %s\n' "$*" >&2; }
+START=$SECONDS
+step() { printf '\n==> [%dm%02ds] %s\n' $(((SECONDS - START) / 60)) $(((SECONDS - START) % 60)) "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
+# The broker the Kafka tests run. Pinned, with the storage engines the tests use (memory, and
+# sqlite for a broker that keeps its data across a restart), built at opt-level 1 without
+# debug info: about half the build time of a release build, and fast enough for the tests.
+TANSU_VERSION=0.6.0
+export TANSU_BIN="${TANSU_BIN:-$TOOLS/tansu-$TANSU_VERSION/bin/tansu}"
+install_tansu() {
+  local build
+  build=$(mktemp -d "$CACHE/tansu-build.XXXXXX")
+  CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_DEBUG=false \
+    CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_INCREMENTAL=false \
+    cargo install tansu --version "=$TANSU_VERSION" --locked --features dynostore,libsql \
+    --root "$TOOLS/tansu-$TANSU_VERSION" --target-dir "$build" --quiet
+  rm -rf "$build"
+}
+
 step "checking test dependencies"
-if [ ! -f /usr/share/java/zookeeper.jar ] || ! command -v java >/dev/null; then
-  step "installing ZooKeeper and Java (Debian package zookeeper)"
+if [ ! -f /usr/share/java/zookeeper.jar ] || ! command -v javac >/dev/null; then
+  step "installing ZooKeeper and a JDK (Debian packages zookeeper, default-jdk-headless)"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zookeeper >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zookeeper default-jdk-headless >/dev/null
 fi
 
-if ! command -v tansu >/dev/null; then
-  step "installing the tansu broker from crates.io (about 10 minutes, once)"
-  cargo install tansu --locked --features dynostore
+# The broker builds in the background while the workspace compiles (separate target dirs).
+TANSU_JOB=""
+if [ ! -x "$TANSU_BIN" ]; then
+  step "building the tansu $TANSU_VERSION broker from crates.io in the background (once; see README)"
+  install_tansu > "$CACHE/tansu-install.log" 2>&1 &
+  TANSU_JOB=$!
+fi
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  step "installing cargo-nextest from crates.io (once)"
+  CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_DEBUG=false \
+    cargo install cargo-nextest --locked --target-dir "$CACHE/nextest-build"
+  rm -rf "$CACHE/nextest-build"
 fi
 
 VENV="$CACHE/venv"
@@ -52,9 +84,9 @@ fi
 for release in 28.0.0 33.0.0; do
   if [ ! -f "$CACHE/druid/$release/INSTALLED" ]; then
     step "installing Druid $release from Maven Central (once)"
-    SECONDS=0
+    began=$SECONDS
     bash scripts/real-druid.sh install "$release"
-    printf '    Druid %s installed in %s s\n' "$release" "$SECONDS" >&2
+    printf '    Druid %s installed in %s s\n' "$release" $((SECONDS - began)) >&2
   fi
 done
 export TRANQUILITY_REAL_DRUID=require
@@ -69,10 +101,33 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo doc (broken links fail)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --lib --no-deps --locked --quiet
 
-step "tests"
-if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast "$@"
-  cargo test --workspace --locked --doc
-else
-  cargo test --workspace --locked --no-fail-fast
+step "building the tests"
+cargo nextest run --workspace --locked --no-run
+
+if [ -n "$TANSU_JOB" ]; then
+  step "waiting for the tansu build"
+  if ! wait "$TANSU_JOB"; then
+    tail -n 30 "$CACHE/tansu-install.log" >&2
+    echo "building tansu failed (log: $CACHE/tansu-install.log)" >&2
+    exit 1
+  fi
 fi
+
+step "tests"
+export TRANQUILITY_SKIPPED_LOG="$CACHE/skipped-tests.txt"
+: > "$TRANQUILITY_SKIPPED_LOG"
+status=0
+cargo nextest run --workspace --locked --no-fail-fast "$@" || status=$?
+cargo test --workspace --locked --doc --quiet || status=$?
+
+if [ -s "$TRANQUILITY_SKIPPED_LOG" ]; then
+  step "skipped: tests that need files or services that are not here"
+  sort -u "$TRANQUILITY_SKIPPED_LOG" | while IFS=$'\t' read -r test needs remedy; do
+    printf '  SKIPPED %s (needs %s)\n' "$test" "$needs" >&2
+  done
+  cut -f3 "$TRANQUILITY_SKIPPED_LOG" | sort -u | while read -r remedy; do
+    printf '  to run them: %s\n' "$remedy" >&2
+  done
+fi
+step "done (exit $status)"
+exit "$status"
