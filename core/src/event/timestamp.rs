@@ -289,7 +289,8 @@ impl TimestampExtractor {
             }
             (F::Auto, _) => {
                 let t = text.unwrap_or_default();
-                if is_integer(t) {
+                // As Druid's `auto`: only digits are millis; a sign makes it an ISO year.
+                if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
                     t.parse::<i64>().map_err(|_| "out of range".into())
                 } else {
                     parse_iso_datetime(t, Zone::UTC)

@@ -36,6 +36,19 @@ fn every_named_format() {
         ("ruby", r#"{"ts":"1546311600.5"}"#, T + 500),
         ("yyyy-MM-dd HH:mm:ss", r#"{"ts":"2019-01-01 03:00:00"}"#, T),
         ("yyyyMMddHH", r#"{"ts":2019010103}"#, T),
+        // Druid's eternity ends, and a signed year (Druid reads "-2026" as ISO, not millis).
+        (
+            "auto",
+            r#"{"ts":"146140482-04-24T15:36:27.903Z"}"#,
+            i64::MAX / 2,
+        ),
+        (
+            "iso",
+            r#"{"ts":"-146136543-09-08T08:23:32.096Z"}"#,
+            i64::MIN / 2,
+        ),
+        ("auto", r#"{"ts":"-2026"}"#, -126_101_577_600_000),
+        ("auto", r#"{"ts":"2026-W45-1 10:00"}"#, 1_793_613_600_000),
     ];
     for (format, json, want) in cases {
         assert_eq!(
@@ -128,6 +141,13 @@ fn bad_formats_are_refused_up_front() {
 }
 
 proptest! {
+    #[test]
+    fn iso_formats_read_every_instant_they_print(ms in any::<i64>()) {
+        let iso = crate::time::format_iso_millis(ms);
+        prop_assert_eq!(ex("auto").extract(format!(r#"{{"ts":"{iso}"}}"#).as_bytes()), Ok(ms));
+        prop_assert_eq!(ex("iso").extract(format!(r#"{{"ts":"{iso}"}}"#).as_bytes()), Ok(ms));
+    }
+
     #[test]
     fn formats_agree_on_random_instants(ms in -30_000_000_000_000i64..30_000_000_000_000) {
         let secs = ms.div_euclid(1000);

@@ -4,11 +4,11 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use serde::de::{self, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::civil::{self, MILLIS_PER_HOUR, MILLIS_PER_MINUTE, MILLIS_PER_SECOND};
 use super::{format_iso_millis, parse_iso_datetime, Interval, Period, Zone};
 
 /// A Druid granularity, as used for `segmentGranularity` and `queryGranularity`.
@@ -214,64 +214,46 @@ impl PeriodGranularity {
     /// Druid's calendar truncation for a one-field period in the zone.
     fn truncate(&self, ts: i64) -> Option<i64> {
         let p = &self.period;
-        let l = self.zone.to_local(ts)?;
-        let date = l.date();
-        let midnight = |d: NaiveDate| NaiveDateTime::new(d, NaiveTime::MIN);
+        let f = civil::Fields::of(self.zone.local_millis(ts)?);
+        let floor = |v: i64, step: i64| v - v.rem_euclid(step.max(1));
         let local = if p.years > 0 {
-            let y = i64::from(l.year());
-            let y = y - y.rem_euclid(p.years);
-            midnight(NaiveDate::from_ymd_opt(i32::try_from(y).ok()?, 1, 1)?)
+            civil::midnight(civil::days_from_civil(floor(f.year, p.years), 1, 1)?)?
         } else if p.months > 0 {
-            let m0 = i64::from(l.month0());
-            let m0 = m0 - m0 % p.months;
-            midnight(NaiveDate::from_ymd_opt(
-                l.year(),
+            let m0 = floor(i64::from(f.month) - 1, p.months);
+            civil::midnight(civil::days_from_civil(
+                f.year,
                 u32::try_from(m0).ok()? + 1,
                 1,
-            )?)
+            )?)?
         } else if p.weeks > 0 {
-            let monday = date - chrono::Days::new(u64::from(l.weekday().num_days_from_monday()));
-            let w0 = i64::from(l.iso_week().week0());
-            let back = u64::try_from((w0 % p.weeks) * 7).ok()?;
-            midnight(monday - chrono::Days::new(back))
+            let monday = f.days - i64::from(civil::weekday(f.days) - 1);
+            let w0 = i64::from(civil::iso_week(f.days)) - 1;
+            civil::midnight(monday - w0 % p.weeks * 7)?
         } else if p.days > 0 {
-            let d0 = i64::from(l.day0());
-            let d0 = d0 - d0 % p.days;
-            midnight(NaiveDate::from_ymd_opt(
-                l.year(),
-                l.month(),
-                u32::try_from(d0).ok()? + 1,
-            )?)
-        } else if p.hours > 0 {
-            let h = i64::from(l.hour());
-            let h = u32::try_from(h - h % p.hours).ok()?;
-            NaiveDateTime::new(date, NaiveTime::from_hms_opt(h, 0, 0)?)
-        } else if p.minutes > 0 {
-            let m = i64::from(l.minute());
-            let m = u32::try_from(m - m % p.minutes).ok()?;
-            NaiveDateTime::new(date, NaiveTime::from_hms_opt(l.hour(), m, 0)?)
-        } else if p.seconds > 0 {
-            let s = i64::from(l.second());
-            let s = u32::try_from(s - s % p.seconds).ok()?;
-            NaiveDateTime::new(date, NaiveTime::from_hms_opt(l.hour(), l.minute(), s)?)
+            civil::midnight(f.days - (i64::from(f.day) - 1) % p.days)?
         } else {
-            let ms = i64::from(l.nanosecond() / 1_000_000);
-            let ms = u32::try_from(ms - ms % p.millis.max(1)).ok()?;
-            NaiveDateTime::new(
-                date,
-                NaiveTime::from_hms_milli_opt(l.hour(), l.minute(), l.second(), ms)?,
-            )
+            let (h, m, s) = (f.hour(), f.minute(), f.second());
+            let time = if p.hours > 0 {
+                floor(h, p.hours) * MILLIS_PER_HOUR
+            } else if p.minutes > 0 {
+                h * MILLIS_PER_HOUR + floor(m, p.minutes) * MILLIS_PER_MINUTE
+            } else if p.seconds > 0 {
+                h * MILLIS_PER_HOUR
+                    + m * MILLIS_PER_MINUTE
+                    + floor(s, p.seconds) * MILLIS_PER_SECOND
+            } else {
+                f.millis_of_day - f.milli() + floor(f.milli(), p.millis)
+            };
+            civil::local_millis(f.days, time)?
         };
-        self.zone.from_local_near(local, ts)
+        self.zone.instant_of_local_near(local, ts)
     }
 
     fn origin(&self) -> Option<i64> {
         match self.origin {
             Some(o) => Some(o),
             // Compound periods without an origin align to local midnight of 1970-01-01.
-            None => self
-                .zone
-                .from_local(NaiveDate::from_ymd_opt(1970, 1, 1)?.and_time(NaiveTime::MIN)),
+            None => self.zone.instant_of_local(0),
         }
     }
 

@@ -152,6 +152,47 @@ fn period_in_a_zone_follows_local_midnight_across_dst() {
     );
 }
 
+/// Buckets across DST gaps, with the instants Joda's `roundFloor` gives.
+#[test]
+fn gaps_in_a_zone_are_skipped_as_joda_skips_them() {
+    // Samoa skipped 2011-12-30: the 29th (at -10:00) ends where the 31st (at +14:00) starts.
+    let day_apia = g(r#"{"type":"period","period":"P1D","timeZone":"Pacific/Apia"}"#);
+    let b29 = day_apia.bucket(1_325_239_199_999);
+    assert_eq!((b29.start, b29.end), (1_325_152_800_000, 1_325_239_200_000));
+    let b31 = day_apia.bucket(1_325_282_400_000);
+    assert_eq!((b31.start, b31.end), (1_325_239_200_000, 1_325_325_600_000));
+    let hour_apia = g(r#"{"type":"period","period":"PT1H","timeZone":"Pacific/Apia"}"#);
+    assert_eq!(
+        hour_apia.bucket(1_325_239_199_999),
+        Interval::new(1_325_235_600_000, 1_325_239_200_000)
+    );
+    // Los Angeles' one-hour gap: 03:30 PDT is in the hour from 03:00 PDT, 02:00 never starts.
+    let hour_la = g(r#"{"type":"period","period":"PT1H","timeZone":"America/Los_Angeles"}"#);
+    assert_eq!(hour_la.bucket_start(1_552_213_800_000), 1_552_212_000_000);
+    assert_eq!(
+        hour_la.next_bucket_start(1_552_208_400_000),
+        1_552_212_000_000
+    );
+}
+
+#[test]
+fn buckets_reach_the_ends_of_time() {
+    let day = Granularity::DAY;
+    assert_eq!(
+        day.bucket(i64::MAX / 2).to_string(),
+        "146140482-04-24T00:00:00.000Z/146140482-04-25T00:00:00.000Z"
+    );
+    let month = Granularity::Named(NamedGranularity::Month);
+    assert_eq!(
+        month.bucket(i64::MIN / 2).to_string(),
+        "-146136543-09-01T00:00:00.000Z/-146136543-10-01T00:00:00.000Z"
+    );
+    let week_la = g(r#"{"type":"period","period":"P1W","timeZone":"America/Los_Angeles"}"#);
+    let b = week_la.bucket(i64::MAX / 2);
+    assert!(b.start <= i64::MAX / 2 && i64::MAX / 2 < b.end);
+    assert_eq!(b.duration_millis(), 7 * 86_400_000);
+}
+
 #[test]
 fn origin_and_compound_periods_align_to_the_origin() {
     let gr = g(r#"{"type":"period","period":"PT1H30M"}"#);
@@ -258,6 +299,14 @@ proptest! {
         prop_assert_eq!(gr.bucket_start(b.start), b.start);
         prop_assert_eq!(gr.bucket_start(b.end - 1), b.start);
         prop_assert_eq!(gr.bucket_start(b.end), b.end);
+    }
+
+    #[test]
+    fn buckets_partition_all_of_eternity(gr in arb_granularity(), ts in i64::MIN / 2..i64::MAX / 2) {
+        let b = gr.bucket(ts);
+        prop_assert!(b.start <= ts && ts < b.end, "{} not in {:?} for {}", ts, b, gr);
+        prop_assert_eq!(gr.bucket_start(b.start), b.start);
+        prop_assert_eq!(gr.bucket_start(b.end - 1), b.start);
     }
 
     #[test]

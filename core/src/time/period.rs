@@ -3,9 +3,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{Months, NaiveDateTime, TimeDelta};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::civil::{self, MILLIS_PER_DAY, MILLIS_PER_HOUR, MILLIS_PER_MINUTE, MILLIS_PER_SECOND};
 use super::Zone;
 
 /// An ISO-8601 period: calendar fields (years, months, weeks, days) and time fields.
@@ -41,11 +41,6 @@ pub struct PeriodParseError {
     /// What was wrong with it.
     pub reason: String,
 }
-
-const MILLIS_PER_SECOND: i64 = 1_000;
-const MILLIS_PER_MINUTE: i64 = 60 * MILLIS_PER_SECOND;
-const MILLIS_PER_HOUR: i64 = 60 * MILLIS_PER_MINUTE;
-const MILLIS_PER_DAY: i64 = 24 * MILLIS_PER_HOUR;
 
 impl Period {
     /// The zero period (`PT0S`).
@@ -218,21 +213,25 @@ impl Period {
 
     /// `ts + self` in `zone`, as Joda's `DateTime.plus(Period)` computes it.
     ///
-    /// Fields are added largest first. Years, months, weeks and days move the local wall-clock
-    /// (a month end is clamped: Jan 31 + P1M = Feb 28/29); hours and smaller add elapsed time.
-    /// `None` when the result leaves the supported range.
+    /// Fields are added one at a time, largest first, as Joda does. Years, months, weeks and days
+    /// move the local wall-clock (a month end is clamped: Jan 31 + P1M = Feb 28/29, and
+    /// Feb 29 + P1Y1M = Mar 28), keeping the offset of the instant they start from when it
+    /// fits; hours and smaller add elapsed time. `None` when the result leaves the `i64` range.
     pub fn add_to(&self, ts: i64, zone: Zone) -> Option<i64> {
         let mut t = ts;
-        if self.years != 0 || self.months != 0 {
+        if self.years != 0 {
             t = add_local(t, zone, |l| {
-                add_months(l, self.years.checked_mul(12)?.checked_add(self.months)?)
+                civil::add_months(l, self.years.checked_mul(12)?)
             })?;
         }
-        if self.weeks != 0 || self.days != 0 {
-            let days = self.weeks.checked_mul(7)?.checked_add(self.days)?;
-            t = add_local(t, zone, |l| {
-                l.checked_add_signed(TimeDelta::try_days(days)?)
-            })?;
+        if self.months != 0 {
+            t = add_local(t, zone, |l| civil::add_months(l, self.months))?;
+        }
+        for (n, days) in [(self.weeks, 7), (self.days, 1)] {
+            if n != 0 {
+                let delta = n.checked_mul(days * MILLIS_PER_DAY)?;
+                t = add_local(t, zone, |l| l.checked_add(delta))?;
+            }
         }
         t.checked_add(self.time_millis()?)
     }
@@ -258,23 +257,9 @@ impl Period {
     }
 }
 
-/// Years and months move together so that Jan 31 + P1Y1M clamps once, like Joda.
-fn add_months(l: NaiveDateTime, months: i64) -> Option<NaiveDateTime> {
-    let m = u32::try_from(months.unsigned_abs()).ok()?;
-    if months >= 0 {
-        l.checked_add_months(Months::new(m))
-    } else {
-        l.checked_sub_months(Months::new(m))
-    }
-}
-
-fn add_local(
-    ts: i64,
-    zone: Zone,
-    f: impl FnOnce(NaiveDateTime) -> Option<NaiveDateTime>,
-) -> Option<i64> {
-    let local = zone.to_local(ts)?;
-    zone.from_local(f(local)?)
+/// Applies `f` to the wall-clock time of `ts` in `zone` and reads the result back there.
+fn add_local(ts: i64, zone: Zone, f: impl FnOnce(i64) -> Option<i64>) -> Option<i64> {
+    zone.instant_of_local_near(f(zone.local_millis(ts)?)?, ts)
 }
 
 fn parse(s: &str) -> Result<Period, &'static str> {

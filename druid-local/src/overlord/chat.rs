@@ -189,8 +189,8 @@ pub async fn shutdown(
     let at = match q.get("shutoffTime") {
         None => time::now_millis(),
         Some(s) => match time::parse_iso(s) {
-            Some(t) => t,
-            None => {
+            Ok(t) => t,
+            Err(_) => {
                 return with_task_header(
                     http::error(StatusCode::BAD_REQUEST, format!("Invalid format: \"{s}\"")),
                     &recv.task_id,

@@ -8,7 +8,7 @@ pub mod filter;
 pub mod join;
 
 use crate::http::{self, media};
-use crate::time::{Granularity, Interval};
+use crate::time::{Granularity, Interval, ETERNITY};
 use crate::Shared;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -71,11 +71,6 @@ pub struct Common {
     /// The `context` object.
     pub context: Value,
 }
-
-const ETERNITY: Interval = Interval {
-    start: -146_136_543 * 86_400_000,
-    end: 146_097_000 * 86_400_000,
-};
 
 fn parse_intervals(v: Option<&Value>, required: bool) -> Result<Vec<Interval>, QueryError> {
     let list: Vec<&Value> = match v {
