@@ -148,17 +148,8 @@ public final class EventSender implements AutoCloseable {
      * @throws TimeoutException when some outcome is still missing after the time limit
      */
     public void flush(long timeoutMillis) throws InterruptedException, EventsFailedException, TimeoutException {
-        List<CompletableFuture<Outcome>> waits = new ArrayList<>();
-        List<Batch> ready;
-        synchronized (lock) {
-            flushing++;
-            buffer.forEach(p -> waits.add(p.outcome));
-            inFlight.forEach(b -> b.events.forEach(p -> waits.add(p.outcome)));
-            ready = takeReady();
-        }
+        CompletableFuture<Void> all = flushAsync();
         try {
-            dispatch(ready);
-            CompletableFuture<Void> all = CompletableFuture.allOf(waits.toArray(new CompletableFuture<?>[0]));
             if (timeoutMillis > 0) {
                 all.get(timeoutMillis, TimeUnit.MILLISECONDS);
             } else {
@@ -166,11 +157,17 @@ public final class EventSender implements AutoCloseable {
             }
         } catch (ExecutionException e) {
             throw new AssertionError("outcomes never complete exceptionally", e);
-        } finally {
-            synchronized (lock) {
-                flushing--;
-            }
         }
+        throwIfFailed();
+    }
+
+    /**
+     * Throws, without waiting, when events handed in since the previous flush (or check) have
+     * failed; a job calls it to stop early instead of at its next flush.
+     *
+     * @throws EventsFailedException naming how many failed and the first error
+     */
+    public void throwIfFailed() throws EventsFailedException {
         synchronized (failureLock) {
             long failed = failedSinceFlush;
             TranquilityException first = firstFailure;
@@ -180,6 +177,28 @@ public final class EventSender implements AutoCloseable {
                 throw new EventsFailedException(failed, first);
             }
         }
+    }
+
+    /**
+     * Sends what is buffered without waiting; the future completes once every event handed in
+     * before this call has its outcome. Failures are left for the outcomes and the next
+     * {@link #flush()} to report.
+     */
+    public CompletableFuture<Void> flushAsync() {
+        List<CompletableFuture<Outcome>> waits = new ArrayList<>();
+        List<Batch> ready;
+        synchronized (lock) {
+            flushing++;
+            buffer.forEach(p -> waits.add(p.outcome));
+            inFlight.forEach(b -> b.events.forEach(p -> waits.add(p.outcome)));
+            ready = takeReady();
+        }
+        dispatch(ready);
+        return CompletableFuture.allOf(waits.toArray(new CompletableFuture<?>[0])).whenComplete((ok, error) -> {
+            synchronized (lock) {
+                flushing--;
+            }
+        });
     }
 
     /** What became of the events handed to this sender so far. */
