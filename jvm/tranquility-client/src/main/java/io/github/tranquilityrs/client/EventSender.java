@@ -287,14 +287,19 @@ public final class EventSender implements AutoCloseable {
     }
 
     private void attempt(Batch batch) {
-        if (batch.body == null) {
-            List<byte[]> jsons = new ArrayList<>(batch.events.size());
-            batch.events.forEach(p -> jsons.add(p.json));
-            batch.body = Codec.body(config.format(), jsons);
+        try {
+            if (batch.body == null) {
+                List<byte[]> jsons = new ArrayList<>(batch.events.size());
+                batch.events.forEach(p -> jsons.add(p.json));
+                batch.body = Codec.body(config.format(), jsons);
+            }
+            batch.attempts++;
+            client.transport().post(uri, batch.body, batch.events.size())
+                    .thenAccept(answer -> onAnswer(batch, answer));
+        } catch (RuntimeException e) {
+            // Never leave a batch without outcomes: a flush would wait for it forever.
+            fail(batch, new TranquilityException("cannot post a batch to " + uri + ": " + e, 0, false, e));
         }
-        batch.attempts++;
-        client.transport().post(uri, batch.body, batch.events.size())
-                .thenAccept(answer -> onAnswer(batch, answer));
     }
 
     private void onAnswer(Batch batch, Transport.Answer answer) {

@@ -219,7 +219,7 @@ class EventSenderTest {
     void lingerSendsAPartialBatchInTime() throws Exception {
         EventSender sender = sender(config().lingerMillis(20));
         CompletableFuture<Outcome> outcome = sender.send("{\"a\":1}");
-        assertEquals(Outcome.Kind.SENT, outcome.get().kind());
+        assertEquals(Outcome.Kind.SENT, outcome.get(30, java.util.concurrent.TimeUnit.SECONDS).kind());
     }
 
     @Test

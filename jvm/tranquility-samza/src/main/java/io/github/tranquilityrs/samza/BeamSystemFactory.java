@@ -26,6 +26,7 @@ import org.apache.samza.util.SinglePartitionWithoutOffsetsSystemAdmin;
  * outcome, failing the commit if any failed: a restarted container replays from its last
  * checkpoint. Messages are JSON text, UTF-8 JSON bytes (a {@code json} serde's output) or Maps.
  */
+@SuppressWarnings("deprecation") // Samza 1.8 deprecates these three methods yet still requires them
 public class BeamSystemFactory implements SystemFactory {
 
     /** The original's batching keys, read as the client's. */

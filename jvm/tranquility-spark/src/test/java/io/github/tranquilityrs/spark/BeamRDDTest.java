@@ -81,6 +81,7 @@ class BeamRDDTest {
     }
 
     @Test
+    @SuppressWarnings("deprecation") // Spark 4 deprecates DStreams; they still run
     void aDStreamSendsEachMicroBatch() throws Exception {
         String run = TestEvents.newRun();
         Queue<JavaRDD<String>> batches = new LinkedList<>();

@@ -26,6 +26,7 @@ class BeamBoltTest {
     private static final int EVENTS = 300;
 
     @Test
+    @SuppressWarnings("try") // LocalCluster.close() may throw InterruptedException
     void everyEventReachesDruidThroughFailuresAndAKilledTopology() throws Exception {
         String run = TestEvents.newRun();
         LedgerSpout.Ledger ledger = LedgerSpout.ledger(run, EVENTS + 1);

@@ -113,12 +113,17 @@ public final class Quickstart implements AutoCloseable {
         return tail(log);
     }
 
-    /** Stops the process (CTRL-C's signal, then a kill if it lingers). */
+    /** Stops the process (a polite signal, then a kill if it lingers). */
     @Override
-    public void close() throws InterruptedException {
+    public void close() {
         process.destroy();
-        if (!process.waitFor(30, TimeUnit.SECONDS)) {
-            process.destroyForcibly().waitFor();
+        try {
+            if (!process.waitFor(30, TimeUnit.SECONDS)) {
+                process.destroyForcibly().waitFor(30, TimeUnit.SECONDS);
+            }
+        } catch (InterruptedException e) {
+            process.destroyForcibly();
+            Thread.currentThread().interrupt();
         }
         try {
             Files.deleteIfExists(log);
