@@ -57,3 +57,16 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+
+# --- JVM client and connectors (jvm/, Maven) ------------------------------------------------
+# Each module's tests start a real `tranquility quickstart` from TRANQUILITY_BIN. Dependencies
+# go to a local repository in the cache, outside the clone.
+step "JVM client and connectors (mvn verify in jvm/)"
+if command -v mvn >/dev/null; then
+  cargo build -p tranquility-cli --locked --quiet
+  export TRANQUILITY_BIN="$(cd "$CARGO_TARGET_DIR" && pwd)/debug/tranquility"
+  mvn -B -ntp -f jvm/pom.xml -Dmaven.repo.local="$CACHE/m2" verify
+else
+  printf '\n!!! SKIPPED: mvn is not installed, so jvm/ (the Java client and the Storm, Flink,\n!!! Spark and Samza connectors) was neither built nor tested. Install Maven to run it.\n\n' >&2
+fi
+# --- end of the JVM block --------------------------------------------------------------------
