@@ -120,6 +120,20 @@ status=0
 cargo nextest run --workspace --locked --no-fail-fast "$@" || status=$?
 cargo test --workspace --locked --doc --quiet || status=$?
 
+# --- JVM client and connectors (jvm/, Maven) ------------------------------------------------
+# Each module's tests start a real `tranquility quickstart` from TRANQUILITY_BIN. Dependencies
+# go to a local repository in the cache, outside the clone.
+step "JVM client and connectors (mvn verify in jvm/)"
+if command -v mvn >/dev/null; then
+  cargo build -p tranquility-cli --locked --quiet
+  export TRANQUILITY_BIN="$(cd "$CARGO_TARGET_DIR" && pwd)/debug/tranquility"
+  mvn -B -ntp -f jvm/pom.xml -Dmaven.repo.local="$CACHE/m2" verify || status=$?
+else
+  printf '\n!!! SKIPPED: mvn is not installed, so jvm/ (the Java client and the Storm, Flink,\n!!! Spark and Samza connectors) was neither built nor tested. Install Maven to run it.\n\n' >&2
+  status=1
+fi
+# --- end of the JVM block --------------------------------------------------------------------
+
 if [ -s "$TRANQUILITY_SKIPPED_LOG" ]; then
   step "skipped: tests that need files or services that are not here"
   sort -u "$TRANQUILITY_SKIPPED_LOG" | while IFS=$'\t' read -r test needs remedy; do
