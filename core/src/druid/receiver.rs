@@ -8,8 +8,8 @@
 //! unsent: when a chunk that cannot have reached the firehose before is answered `skipped`, it
 //! is sent again under a new number.
 //!
-//! Transient errors (I/O, timeouts, 404/503 "no such handler yet", 5xx) are retried with
-//! exponential backoff and jitter for `druidBeam.firehoseRetryPeriod`, logged at DEBUG during
+//! Transient errors (I/O, timeouts, "no such handler yet", 5xx) are retried with exponential
+//! backoff and jitter for `druidBeam.firehoseRetryPeriod`, logged at DEBUG during
 //! `druidBeam.firehoseQuietPeriod` and at WARN after. After each one the caller's [`TaskCheck`]
 //! is asked whether the task has finished; if so the push gives up with
 //! [`ReceiverError::TaskGone`] (the replica is gone for good).
@@ -491,6 +491,9 @@ impl ReceiverClient {
     }
 }
 
+/// What Druid 0.15+ says (in a 400) to a push for a chat handler not registered yet or any more.
+const MISSING_HANDLER: &str = "Can't find chatHandler";
+
 fn classify(task_id: &str, url: &str, status: StatusCode, body: String) -> Attempt {
     if status.is_success() {
         let json: Option<Value> = serde_json::from_str(&body).ok();
@@ -517,8 +520,11 @@ fn classify(task_id: &str, url: &str, status: StatusCode, body: String) -> Attem
         reached,
     };
     match status.as_u16() {
-        // No such handler (not started yet, closed, or another task at this address).
+        // No such handler (not started yet, closed, or another task at this address): an empty
+        // 404 before Druid 0.15, a 400 `Can't find chatHandler` from 0.15 on, a 503 in the
+        // chat resource of releases after the receiver firehose was removed.
         404 | 503 => transient(false),
+        400 if body.contains(MISSING_HANDLER) => transient(false),
         400 if body.contains("doesn't match with taskId") => transient(false),
         429 => transient(false),
         s if s >= 500 => transient(true),
