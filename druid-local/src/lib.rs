@@ -72,7 +72,6 @@ pub struct Shared {
     next_reg: AtomicU64,
     zk: Option<zk::Announcer>,
     data_dir: Option<PathBuf>,
-    started: i64,
 }
 
 impl Shared {
@@ -186,7 +185,6 @@ impl DruidLocal {
             next_reg: AtomicU64::new(0),
             zk,
             data_dir: config.data_dir.clone(),
-            started: time::now_millis(),
         });
         for t in shared.tasks.read().values() {
             shared.save_task(t);

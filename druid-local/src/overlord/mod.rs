@@ -25,11 +25,10 @@ fn status_plus(t: &Task, runner: &str) -> Value {
         TaskStatus::Success => "SUCCESS",
         TaskStatus::Failed => "FAILED",
     };
+    // A finished task keeps the location it ran at, as Druid's stored status does.
     let location = match &st.location {
-        Some((h, p)) if st.status == TaskStatus::Running => {
-            json!({"host": h, "port": p, "tlsPort": -1})
-        }
-        _ => json!({"host": null, "port": -1, "tlsPort": -1}),
+        Some((h, p)) => json!({"host": h, "port": p, "tlsPort": -1}),
+        None => json!({"host": null, "port": -1, "tlsPort": -1}),
     };
     json!({
         "id": t.spec.id,
@@ -65,13 +64,15 @@ pub async fn submit(
     };
     let v = match http::parse_body(m, &body) {
         Ok(v) => v,
-        // A parse error is not a mapping error: Druid answers it from the container, 500.
+        // A parse error is not a mapping error: Jetty answers it with its 500 page.
         Err(e) => {
-            return (
+            return http::jetty_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                format!("Unexpected token or characters in request body: {e}"),
+                "/druid/indexer/v1/task",
+                &format!(
+                    "javax.servlet.ServletException: com.fasterxml.jackson.core.JsonParseException: {e}"
+                ),
             )
-                .into_response()
         }
     };
     let spec = match spec::parse_task(&v) {
@@ -120,6 +121,15 @@ fn find(shared: &Shared, id: &str) -> Option<Arc<Task>> {
     shared.tasks.read().get(id).cloned()
 }
 
+/// What Druid's task resource filter answers, before any `/task/{id}` endpoint runs, for an id
+/// it does not know (0.13 to ~0.22 answered the same text with a 400).
+fn unknown_task(id: &str) -> Response {
+    http::text(
+        StatusCode::NOT_FOUND,
+        format!("Cannot find any task with id: [{id}]"),
+    )
+}
+
 /// `GET /druid/indexer/v1/task/{id}`.
 pub async fn payload(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
     match find(&shared, &id) {
@@ -127,7 +137,7 @@ pub async fn payload(State(shared): State<Arc<Shared>>, Path(id): Path<String>) 
             StatusCode::OK,
             json!({"task": id, "payload": t.spec.payload}),
         ),
-        None => json(StatusCode::NOT_FOUND, json!({"task": id, "payload": null})),
+        None => unknown_task(&id),
     }
 }
 
@@ -146,16 +156,18 @@ pub async fn status(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -
                 json!({"task": id, "status": status_plus(&t, runner)}),
             )
         }
-        None => json(StatusCode::NOT_FOUND, json!({"task": id, "status": null})),
+        None => unknown_task(&id),
     }
 }
 
-/// `POST /druid/indexer/v1/task/{id}/shutdown`: always 200, FAILED without handoff.
+/// `POST /druid/indexer/v1/task/{id}/shutdown`: 200 for a known task (finished ones too),
+/// which fails without handoff if it was running; 404 for an unknown one.
 pub async fn shutdown(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
-    if let Some(t) = find(&shared, &id) {
-        if t.kill("Shutdown request from user") {
-            shared.save_task(&t);
-        }
+    let Some(t) = find(&shared, &id) else {
+        return unknown_task(&id);
+    };
+    if t.kill("Shutdown request from user") {
+        shared.save_task(&t);
     }
     json(StatusCode::OK, json!({ "task": id }))
 }
@@ -287,15 +299,33 @@ pub async fn health() -> Response {
     json(StatusCode::OK, json!(true))
 }
 
-/// `GET /status`.
-pub async fn process_status(State(shared): State<Arc<Shared>>) -> Response {
+/// `GET /status`: Druid's fields. No extension modules are loaded; `memory` has the JVM's
+/// figures filled from this process (resident size as used and total, physical memory as max).
+pub async fn process_status() -> Response {
+    let (used, max) = process_memory();
     json(
         StatusCode::OK,
         json!({
             "version": concat!(env!("CARGO_PKG_VERSION"), "-druid-local"),
             "modules": [],
-            "memory": {},
-            "uptimeMillis": time::now_millis() - shared.started,
+            "memory": {"maxMemory": max, "totalMemory": used, "freeMemory": 0, "usedMemory": used, "directMemory": 0},
         }),
+    )
+}
+
+/// Resident and physical memory in bytes, from `/proc` (0 where it cannot be read).
+fn process_memory() -> (u64, u64) {
+    let kib = |file: &str, key: &str| -> u64 {
+        std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    (
+        kib("/proc/self/status", "VmRSS:"),
+        kib("/proc/meminfo", "MemTotal:"),
     )
 }

@@ -657,7 +657,29 @@ pub fn scan(q: &Value, c: &Common, segs: &Segs) -> Result<Value, QueryError> {
             }
         }
         if !events.is_empty() {
-            out.push(json!({"segmentId": seg.id(), "columns": columns, "events": events}));
+            // Each column's type as Druid names it; a column the segment lacks has none.
+            let signature: Vec<Value> = columns
+                .iter()
+                .map(|col| {
+                    let ty = if col == "__time" {
+                        Some("LONG")
+                    } else if idx.dim_index(col).is_some() {
+                        Some("STRING")
+                    } else {
+                        idx.metric_index(col)
+                            .map(|j| match idx.metrics[j].kind.num_type() {
+                                NumType::Long => "LONG",
+                                NumType::Double => "DOUBLE",
+                                NumType::Float => "FLOAT",
+                            })
+                    };
+                    match ty {
+                        Some(ty) => json!({"name": col, "type": ty}),
+                        None => json!({"name": col}),
+                    }
+                })
+                .collect();
+            out.push(json!({"segmentId": seg.id(), "columns": columns, "events": events, "rowSignature": signature}));
         }
     }
     Ok(Value::Array(out))

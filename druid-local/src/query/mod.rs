@@ -27,13 +27,23 @@ pub struct QueryError {
 }
 
 impl QueryError {
-    /// The query does not map (400 "Unknown exception", Jackson class).
+    /// The query does not map. The Broker lets Jackson's exception reach the top: 500 "Unknown
+    /// exception" with the exception's class, and the fixed message "Unhandled exception made
+    /// it to the top", where druid-local says what is wrong instead.
     pub fn invalid(msg: impl Into<String>) -> QueryError {
         QueryError {
-            status: StatusCode::BAD_REQUEST,
+            status: StatusCode::INTERNAL_SERVER_ERROR,
             error: "Unknown exception",
             message: msg.into(),
-            class: "com.fasterxml.jackson.databind.exc.InvalidDefinitionException",
+            class: "com.fasterxml.jackson.databind.exc.ValueInstantiationException",
+        }
+    }
+    /// An unknown `type` (query, aggregator, filter...): [`QueryError::invalid`] with
+    /// Jackson's type-id exception.
+    pub fn unknown_type(msg: impl Into<String>) -> QueryError {
+        QueryError {
+            class: "com.fasterxml.jackson.databind.exc.InvalidTypeIdException",
+            ..QueryError::invalid(msg)
         }
     }
     /// A feature druid-local does not have (501 "Unsupported operation").
@@ -45,10 +55,11 @@ impl QueryError {
             class: "org.apache.druid.query.QueryUnsupportedException",
         }
     }
-    fn response(&self) -> Response {
+    /// The HTTP answer; `host` is the server's for errors raised while handling the query.
+    fn response(&self, host: Option<&str>) -> Response {
         http::json(
             self.status,
-            json!({"error": self.error, "errorMessage": self.message, "errorClass": self.class, "host": null}),
+            json!({"error": self.error, "errorMessage": self.message, "errorClass": self.class, "host": host}),
         )
     }
 }
@@ -147,7 +158,7 @@ fn parse_common(q: &Value, intervals_required: bool) -> Result<Common, QueryErro
 
 /// Runs one query JSON.
 pub fn run(shared: &Shared, q: &Value) -> Result<Value, QueryError> {
-    let ty = q.get("queryType").and_then(Value::as_str).ok_or_else(|| QueryError::invalid("Could not resolve subtype of [simple type, class org.apache.druid.query.Query]: missing type id property 'queryType'"))?;
+    let ty = q.get("queryType").and_then(Value::as_str).ok_or_else(|| QueryError::unknown_type("Could not resolve subtype of [simple type, class org.apache.druid.query.Query]: missing type id property 'queryType'"))?;
     let known = [
         "timeseries",
         "topN",
@@ -164,7 +175,7 @@ pub fn run(shared: &Shared, q: &Value) -> Result<Value, QueryError> {
                 known.join(", ")
             )));
         }
-        return Err(QueryError { class: "com.fasterxml.jackson.databind.exc.InvalidTypeIdException", ..QueryError::invalid(format!("Could not resolve type id '{ty}' as a subtype of `org.apache.druid.query.Query`: known type ids = [{}]", known.join(", "))) });
+        return Err(QueryError::unknown_type(format!("Could not resolve type id '{ty}' as a subtype of `org.apache.druid.query.Query`: known type ids = [{}]", known.join(", "))));
     }
     let required = matches!(ty, "timeseries" | "topN" | "groupBy" | "scan");
     let common = parse_common(q, required)?;
@@ -202,10 +213,12 @@ pub async fn handle(
         Ok(q) => q,
         Err(e) => {
             return QueryError {
+                status: StatusCode::BAD_REQUEST,
+                error: "Json parse failed",
+                message: e,
                 class: "com.fasterxml.jackson.core.JsonParseException",
-                ..QueryError::invalid(e)
             }
-            .response()
+            .response(None)
         }
     };
     let query_id = q
@@ -217,14 +230,14 @@ pub async fn handle(
     let result = tokio::task::spawn_blocking(move || run(&shared2, &q)).await;
     let mut resp = match result {
         Ok(Ok(v)) => http::json(StatusCode::OK, v),
-        Ok(Err(e)) => e.response(),
+        Ok(Err(e)) => e.response(Some(&shared.host)),
         Err(e) => QueryError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             error: "Unknown exception",
             message: e.to_string(),
             class: "java.lang.RuntimeException",
         }
-        .response(),
+        .response(Some(&shared.host)),
     };
     if let Ok(v) = HeaderValue::from_str(&query_id) {
         resp.headers_mut().insert("X-Druid-Query-Id", v);
@@ -237,7 +250,7 @@ pub async fn sql() -> Response {
     QueryError::unsupported(
         "SQL (/druid/v2/sql) is not supported by druid-local; use native queries at /druid/v2",
     )
-    .response()
+    .response(None)
 }
 
 /// `GET /druid/v2/datasources`.
