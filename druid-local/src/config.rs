@@ -24,6 +24,18 @@ pub struct DruidLocalConfig {
     pub basic_auth: Option<BasicCredentials>,
 }
 
+/// Druid's two null-handling modes for numbers (`druid.generic.useDefaultValueForNull`). The
+/// mode follows the Druid version played: SQL-compatible from 28 on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NullHandling {
+    /// The default from Druid 28: a missing or null metric input is stored as null; sums,
+    /// minimums and maximums skip nulls and are null over no value (`count` counts rows).
+    #[default]
+    SqlCompatible,
+    /// Druid's default before 28 (`useDefaultValueForNull=true`): a missing number is 0.
+    Legacy,
+}
+
 impl DruidLocalConfig {
     /// In-memory instance on a free loopback port, no ZooKeeper: what tests embed.
     pub fn ephemeral() -> DruidLocalConfig {

@@ -24,7 +24,7 @@ pub mod task;
 pub mod time;
 pub mod zk;
 
-pub use config::{BasicCredentials, DruidLocalConfig};
+pub use config::{BasicCredentials, DruidLocalConfig, NullHandling};
 
 use indexmap::IndexMap;
 use parking_lot::RwLock;
@@ -72,6 +72,8 @@ pub struct Shared {
     next_reg: AtomicU64,
     zk: Option<zk::Announcer>,
     data_dir: Option<PathBuf>,
+    /// How missing numbers are stored and aggregated (as the Druid version played: 28+).
+    pub null_handling: NullHandling,
 }
 
 impl Shared {
@@ -185,6 +187,7 @@ impl DruidLocal {
             next_reg: AtomicU64::new(0),
             zk,
             data_dir: config.data_dir.clone(),
+            null_handling: NullHandling::default(),
         });
         for t in shared.tasks.read().values() {
             shared.save_task(t);

@@ -13,10 +13,13 @@ use std::sync::Arc;
 
 type Segs = [Arc<Segment>];
 
-fn aggs(q: &Value) -> Result<Vec<Agg>, QueryError> {
+fn aggs(q: &Value, c: &Common) -> Result<Vec<Agg>, QueryError> {
     match q.get("aggregations") {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(a)) => a.iter().map(Agg::parse).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|a| Ok(Agg::parse(a)?.with_nulls(c.null_handling)))
+            .collect(),
         Some(other) => Err(QueryError::invalid(format!(
             "aggregations must be a list, got {other}"
         ))),
@@ -106,7 +109,7 @@ fn for_each_row(
 
 /// `timeseries`.
 pub fn timeseries(q: &Value, c: &Common, segs: &Segs) -> Result<Value, QueryError> {
-    let aggs = aggs(q)?;
+    let aggs = aggs(q, c)?;
     let posts = post_aggs(q)?;
     let skip_empty = ctx_bool(c, "skipEmptyBuckets");
     let all = matches!(c.granularity, Granularity::All);
@@ -312,7 +315,7 @@ pub fn group_by(q: &Value, c: &Common, segs: &Segs) -> Result<Value, QueryError>
             )))
         }
     };
-    let aggs = aggs(q)?;
+    let aggs = aggs(q, c)?;
     let posts = post_aggs(q)?;
     let having = match q.get("having") {
         None | Some(Value::Null) => None,
@@ -499,7 +502,7 @@ pub fn top_n(q: &Value, c: &Common, segs: &Segs) -> Result<Value, QueryError> {
         q.get("threshold")
             .and_then(Value::as_u64)
             .ok_or_else(|| QueryError::invalid("Missing fields [threshold]"))? as usize;
-    let aggs = aggs(q)?;
+    let aggs = aggs(q, c)?;
     let posts = post_aggs(q)?;
     if let TopNOrder::Numeric(m, _) = &order {
         if !aggs.iter().any(|a| &a.spec.name == m) && !posts.iter().any(|p| p.name() == m) {
@@ -641,8 +644,10 @@ pub fn scan(q: &Value, c: &Common, segs: &Segs) -> Result<Value, QueryError> {
                     let agg = Agg {
                         spec: idx.metrics[j].clone(),
                         filter: None,
+                        nulls: c.null_handling,
                     };
                     agg.finish(match idx.metric_cols[j].get(row) {
+                        _ if idx.metric_is_null(j, row) => State::Null,
                         crate::task::rollup::Val::Long(l) => State::Long(l),
                         crate::task::rollup::Val::Double(d) => State::Double(d),
                     })
@@ -697,6 +702,7 @@ pub fn time_boundary(q: &Value, c: &Common, segs: &Segs) -> Result<Value, QueryE
         intervals: c.intervals.clone(),
         filter: c.filter.clone(),
         context: Value::Null,
+        null_handling: c.null_handling,
     };
     for seg in segs {
         let idx = seg.index.read();

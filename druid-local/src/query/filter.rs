@@ -310,6 +310,9 @@ impl Compiled {
             Compiled::Const(b) => *b,
             Compiled::Dim(d, table) => table[idx.dim_cols[*d][row] as usize],
             Compiled::Metric(j, p) => {
+                if idx.metric_is_null(*j, row) {
+                    return p.test(None);
+                }
                 let s = match idx.metric_cols[*j].get(row) {
                     Val::Long(l) => l.to_string(),
                     Val::Double(d) => d.to_string(),

@@ -7,6 +7,7 @@ pub mod expr;
 pub mod filter;
 pub mod join;
 
+use crate::config::NullHandling;
 use crate::http::{self, media};
 use crate::time::{Granularity, Interval, ETERNITY};
 use crate::Shared;
@@ -81,6 +82,8 @@ pub struct Common {
     pub filter: Option<filter::Filter>,
     /// The `context` object.
     pub context: Value,
+    /// How null numbers aggregate.
+    pub null_handling: NullHandling,
 }
 
 fn parse_intervals(v: Option<&Value>, required: bool) -> Result<Vec<Interval>, QueryError> {
@@ -153,6 +156,7 @@ fn parse_common(q: &Value, intervals_required: bool) -> Result<Common, QueryErro
         granularity,
         filter,
         context: q.get("context").cloned().unwrap_or(Value::Null),
+        null_handling: NullHandling::default(),
     })
 }
 
@@ -178,7 +182,8 @@ pub fn run(shared: &Shared, q: &Value) -> Result<Value, QueryError> {
         return Err(QueryError::unknown_type(format!("Could not resolve type id '{ty}' as a subtype of `org.apache.druid.query.Query`: known type ids = [{}]", known.join(", "))));
     }
     let required = matches!(ty, "timeseries" | "topN" | "groupBy" | "scan");
-    let common = parse_common(q, required)?;
+    let mut common = parse_common(q, required)?;
+    common.null_handling = shared.null_handling;
     let mut segments = shared.store.view(&common.data_source, &common.intervals);
     let joined = matches!(common.source, join::DataSource::Join(_));
     if joined || !common.virtual_columns.is_empty() {

@@ -319,7 +319,10 @@ impl Indexer<'_> {
                 interval: iv,
                 version,
                 partition,
-                index: RwLock::new(Index::new(&dims, &spec.metrics, spec.rollup)),
+                index: RwLock::new(
+                    Index::new(&dims, &spec.metrics, spec.rollup)
+                        .with_nulls(self.store.null_handling),
+                ),
             });
             self.store.store.add_live(&spec.id, seg.clone());
             self.sinks.insert(iv, seg);
