@@ -202,6 +202,7 @@ impl Store {
             .and_then(|m| m.get(&key))
             .is_some_and(|e| e.handed_off.is_some());
         if !already && !seg.index.read().is_empty() {
+            seg.index.write().sort_metrics_by_name();
             if let Some(dir) = self.segment_dir() {
                 let file = SegmentFile {
                     data_source: seg.data_source.clone(),

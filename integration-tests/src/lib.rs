@@ -319,6 +319,7 @@ fn tansu_bin() -> PathBuf {
 pub mod kafka;
 pub mod partition;
 pub mod real_druid;
+pub mod target;
 
 pub mod druid {
     use std::time::{Duration, Instant};

@@ -446,6 +446,25 @@ impl Index {
         }
     }
 
+    /// Orders the metric columns by name, as Druid's segment merge lays them out at handoff
+    /// (while a task runs they are in `metricsSpec` order).
+    pub fn sort_metrics_by_name(&mut self) {
+        let mut order: Vec<usize> = (0..self.metrics.len()).collect();
+        order.sort_by(|a, b| self.metrics[*a].name.cmp(&self.metrics[*b].name));
+        if order.iter().enumerate().all(|(i, j)| i == *j) {
+            return;
+        }
+        let metrics = std::mem::take(&mut self.metrics);
+        let mut cols = std::mem::take(&mut self.metric_cols);
+        let mut nulls = std::mem::take(&mut self.metric_nulls);
+        for j in order {
+            self.metrics.push(metrics[j].clone());
+            self.metric_cols
+                .push(std::mem::replace(&mut cols[j], Column::Long(Vec::new())));
+            self.metric_nulls.push(std::mem::take(&mut nulls[j]));
+        }
+    }
+
     /// The value of dimension `d` in `row`.
     pub fn dim_value(&self, d: usize, row: usize) -> &DimValue {
         &self.dicts[d].values[self.dim_cols[d][row] as usize]
@@ -680,6 +699,13 @@ mod tests {
         assert!(back.metric_is_null(1, 1) && !back.metric_is_null(1, 0));
         let taken = back.take_rows(&[1, 1, 0]);
         assert!(taken.metric_is_null(2, 1) && !taken.metric_is_null(2, 2));
+        let mut sorted = back;
+        sorted.sort_metrics_by_name();
+        let names: Vec<&str> = sorted.metrics.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["added", "count", "mx"]);
+        assert_eq!(sorted.metric_index("mx"), Some(2));
+        assert!(sorted.metric_is_null(0, 1) && !sorted.metric_is_null(1, 1));
+        assert_eq!(sorted.metric_cols[1].get(0), Val::Long(3));
 
         // Legacy: a missing input is 0.
         let mut legacy = Index::new(&["page".into()], &metrics(), true);
