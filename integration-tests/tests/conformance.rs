@@ -316,9 +316,15 @@ async fn receiver_push_queries_and_handoff(t: &DruidTarget) {
         (
             &listed["location"],
             &listed["statusCode"],
-            &listed["runnerStatusCode"]
+            &listed["runnerStatusCode"],
+            &listed["queueInsertionTime"]
         ),
-        (&location, &json!("RUNNING"), &json!("RUNNING"))
+        (
+            &location,
+            &json!("RUNNING"),
+            &json!("RUNNING"),
+            &listed["createdTime"]
+        )
     );
 
     let instance = discovered(&t.zookeeper_connect(), &service).await;
@@ -386,6 +392,25 @@ async fn receiver_push_queries_and_handoff(t: &DruidTarget) {
     )))
     .await;
     assert_eq!(close.pair(), (200, &json!("")));
+    // The full name goes away at the close (the 1-s close thread of a real peon may take a
+    // moment); once its peon exits, nothing answers there at all.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let gone = loop {
+        let answer = send(post_raw(&c, &push, "application/json", "[]")).await;
+        if answer.status != 200 || Instant::now() >= deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        gone.pair()
+            == (
+                400,
+                &json!({"error": format!("Can't find chatHandler for handler[{service}]")})
+            )
+            || (t.is_real() && gone.status == 0),
+        "push after the close: {gone:?}"
+    );
     let done = wait_finished(&c, &overlord, &task_id).await;
     let s = &done.body["status"];
     assert_eq!(
@@ -416,9 +441,15 @@ async fn receiver_push_queries_and_handoff(t: &DruidTarget) {
         (
             &listed["statusCode"],
             &listed["runnerStatusCode"],
-            &listed["location"]
+            &listed["location"],
+            &listed["queueInsertionTime"]
         ),
-        (&json!("SUCCESS"), &json!("NONE"), &location)
+        (
+            &json!("SUCCESS"),
+            &json!("NONE"),
+            &location,
+            &json!("1970-01-01T00:00:00.000Z")
+        )
     );
     queries(&broker, &data_source, start, true).await;
     eprintln!(
@@ -764,6 +795,60 @@ async fn queries(broker: &str, data_source: &str, start: i64, handed_off: bool) 
         "{phase}: scan compactedList: {answer:?}"
     );
 
+    // Segment metadata (merged over the one segment; its id carries a version and a realtime
+    // segment's data interval ends with its last row, so neither is compared). A handed-off
+    // segment reads as a merged one: metric nulls show, and a null is the least value.
+    let answer = send(post_json(
+        &c,
+        &format!("{broker}/druid/v2"),
+        &json!({"queryType": "segmentMetadata", "dataSource": data_source, "intervals": [hour],
+                "merge": true, "analysisTypes": ["cardinality", "minmax", "aggregators", "rollup"]}),
+    ))
+    .await;
+    let mut meta = answer.body[0].clone();
+    let meta = meta.as_object_mut().expect("segment analysis");
+    meta.remove("id");
+    meta.remove("intervals");
+    let column = |ty: &str, nulls: bool, card: Value, min: Value, max: Value| {
+        json!({"typeSignature": ty, "type": ty, "hasMultipleValues": false, "hasNulls": nulls,
+               "size": 0, "cardinality": card, "minValue": min, "maxValue": max, "errorMessage": null})
+    };
+    let language_min = if handed_off { json!(null) } else { json!("en") };
+    assert_eq!(
+        Value::Object(meta.clone()),
+        json!({
+            "columns": {
+                "__time": column("LONG", false, Value::Null, Value::Null, Value::Null),
+                "page": column("STRING", false, json!(4), json!("A"), json!("D")),
+                "language": column("STRING", true, json!(4), language_min, json!("ja")),
+                "count": column("LONG", false, Value::Null, Value::Null, Value::Null),
+                "added": column("LONG", handed_off, Value::Null, Value::Null, Value::Null)
+            },
+            "size": 0, "numRows": 4,
+            "aggregators": {
+                "added": {"type": "longSum", "name": "added", "fieldName": "added"},
+                "count": {"type": "longSum", "name": "count", "fieldName": "count"}
+            },
+            "timestampSpec": null, "queryGranularity": null, "rollup": true
+        }),
+        "{phase}: segmentMetadata"
+    );
+    // The Broker's view of the dataSource: a realtime segment announces no dimensions.
+    let described = send(c.get(format!("{broker}/druid/v2/datasources/{data_source}"))).await;
+    let dimensions = if handed_off {
+        json!(["language", "page"])
+    } else {
+        json!([])
+    };
+    assert_eq!(
+        described.pair(),
+        (
+            200,
+            &json!({"dimensions": dimensions, "metrics": ["added", "count"]})
+        ),
+        "{phase}"
+    );
+
     // Queries that do not map: the Broker's 500 naming Jackson's exception; malformed JSON 400.
     let bogus = send(post_json(
         &c,
@@ -849,9 +934,14 @@ async fn overlord_shutdown_fails_the_task(t: &DruidTarget) {
     assert_eq!(
         (
             &done.body["status"]["statusCode"],
-            &done.body["status"]["errorMsg"]
+            &done.body["status"]["errorMsg"],
+            &done.body["status"]["duration"]
         ),
-        (&json!("FAILED"), &json!("Shutdown request from user")),
+        (
+            &json!("FAILED"),
+            &json!("Shutdown request from user"),
+            &json!(-1)
+        ),
         "{done:?}"
     );
     let again = send(c.post(&url)).await;

@@ -17,8 +17,10 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// The runner status a list or status endpoint shows.
-fn status_plus(t: &Task, runner: &str) -> Value {
+/// The runner status a list or status endpoint shows. The single-task status always shows the
+/// epoch as `queueInsertionTime`; lists show the creation time for a task still queued or
+/// running.
+fn status_plus(t: &Task, runner: &str, listed: bool) -> Value {
     let st = t.state.lock().clone();
     let code = match st.status {
         TaskStatus::Running => "RUNNING",
@@ -35,7 +37,11 @@ fn status_plus(t: &Task, runner: &str) -> Value {
         "groupId": t.spec.group_id,
         "type": t.spec.kind.name(),
         "createdTime": time::iso(t.created),
-        "queueInsertionTime": "1970-01-01T00:00:00.000Z",
+        "queueInsertionTime": if listed && st.status == TaskStatus::Running {
+            time::iso(t.created)
+        } else {
+            "1970-01-01T00:00:00.000Z".to_owned()
+        },
         "statusCode": code,
         "status": code,
         "runnerStatusCode": runner,
@@ -153,7 +159,7 @@ pub async fn status(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -
             };
             json(
                 StatusCode::OK,
-                json!({"task": id, "status": status_plus(&t, runner)}),
+                json!({"task": id, "status": status_plus(&t, runner, false)}),
             )
         }
         None => unknown_task(&id),
@@ -207,7 +213,7 @@ fn list(
     };
     for t in iter {
         if want(t) {
-            out.push(status_plus(t, runner_code(t)));
+            out.push(status_plus(t, runner_code(t), true));
             if limit.is_some_and(|l| out.len() >= l) {
                 break;
             }

@@ -531,7 +531,11 @@ pub fn top_n(q: &Value, c: &Common, segs: &Segs) -> Result<Value, QueryError> {
                 let o = cmp_values(y.get(m), x.get(m), true)
                     .then_with(|| cmp_values(x.get(&out_name), y.get(&out_name), false));
                 if *inverted {
-                    cmp_values(x.get(m), y.get(m), true)
+                    // Ascending, nulls still last.
+                    let null = |r: &Map<String, Value>| r.get(m).is_none_or(Value::is_null);
+                    null(x)
+                        .cmp(&null(y))
+                        .then_with(|| cmp_values(x.get(m), y.get(m), true))
                         .then_with(|| cmp_values(x.get(&out_name), y.get(&out_name), false))
                 } else {
                     o
@@ -684,7 +688,13 @@ pub fn scan(q: &Value, c: &Common, segs: &Segs) -> Result<Value, QueryError> {
                     }
                 })
                 .collect();
-            out.push(json!({"segmentId": seg.id(), "columns": columns, "events": events, "rowSignature": signature}));
+            // Rows put in time order across segments come without a segment id.
+            let id = if order == "none" {
+                json!(seg.id())
+            } else {
+                Value::Null
+            };
+            out.push(json!({"segmentId": id, "columns": columns, "events": events, "rowSignature": signature}));
         }
     }
     Ok(Value::Array(out))
@@ -774,10 +784,13 @@ pub fn segment_metadata(q: &Value, _c: &Common, segs: &Segs) -> Result<Value, Qu
                 .collect();
             all.sort_unstable();
             all.dedup();
-            let card = has("cardinality").then_some(all.len());
+            // Null counts as a value; a merged (handed-off) segment's minimum is then null.
+            let card = has("cardinality").then_some(all.len() + usize::from(nulls));
             let (min, max) = if has("minmax") {
                 (
-                    all.first().map_or(Value::Null, |s| json!(s)),
+                    all.first()
+                        .filter(|_| !(nulls && idx.handed_off))
+                        .map_or(Value::Null, |s| json!(s)),
                     all.last().map_or(Value::Null, |s| json!(s)),
                 )
             } else {
@@ -788,25 +801,29 @@ pub fn segment_metadata(q: &Value, _c: &Common, segs: &Segs) -> Result<Value, Qu
                 column_analysis("STRING", multi, nulls, card, min, max),
             );
         }
-        for m in &idx.metrics {
+        for (j, m) in idx.metrics.iter().enumerate() {
             let ty = match m.kind.num_type() {
                 NumType::Long => "LONG",
                 NumType::Double => "DOUBLE",
                 NumType::Float => "FLOAT",
             };
+            // A realtime index reports no nulls in metrics; a merged segment does.
+            let nulls = idx.handed_off && idx.metric_has_nulls(j);
             columns.insert(
                 m.name.clone(),
-                column_analysis(ty, false, false, None, Value::Null, Value::Null),
+                column_analysis(ty, false, nulls, None, Value::Null, Value::Null),
             );
         }
+        // The combining form of each aggregator, reading the stored column (`count` sums it).
         let aggregators = has("aggregators").then(|| {
             idx.metrics
                 .iter()
                 .map(|m| {
-                    let mut a = json!({"type": m.kind.name(), "name": m.name});
-                    if let Some(f) = &m.field {
-                        a["fieldName"] = json!(f);
-                    }
+                    let ty = match m.kind {
+                        crate::spec::AggKind::Count => "longSum",
+                        k => k.name(),
+                    };
+                    let a = json!({"type": ty, "name": m.name, "fieldName": m.name});
                     (m.name.clone(), a)
                 })
                 .collect::<Map<String, Value>>()

@@ -263,26 +263,21 @@ pub async fn data_sources(State(shared): State<Arc<Shared>>) -> Response {
     http::json(StatusCode::OK, json!(shared.store.data_sources()))
 }
 
-/// `GET /druid/v2/datasources/{ds}`: dimensions and metrics.
+/// `GET /druid/v2/datasources/{ds}`: dimensions and metrics, sorted, as the Broker reads
+/// them from the segments announced (a realtime segment announces no dimensions).
 pub async fn data_source(State(shared): State<Arc<Shared>>, Path(ds): Path<String>) -> Response {
     let segs = shared.store.view(&ds, &[ETERNITY]);
     if segs.is_empty() {
         return http::json(StatusCode::NOT_FOUND, json!({}));
     }
-    let mut dims: Vec<String> = Vec::new();
-    let mut metrics: Vec<String> = Vec::new();
+    let mut dims = std::collections::BTreeSet::new();
+    let mut metrics = std::collections::BTreeSet::new();
     for s in &segs {
         let idx = s.index.read();
-        for d in &idx.dims {
-            if !dims.contains(d) {
-                dims.push(d.clone());
-            }
+        if idx.handed_off {
+            dims.extend(idx.dims.iter().cloned());
         }
-        for m in &idx.metrics {
-            if !metrics.contains(&m.name) {
-                metrics.push(m.name.clone());
-            }
-        }
+        metrics.extend(idx.metrics.iter().map(|m| m.name.clone()));
     }
     http::json(
         StatusCode::OK,

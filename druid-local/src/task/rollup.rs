@@ -172,6 +172,8 @@ pub struct Index {
     metric_nulls: Vec<Vec<bool>>,
     /// Whether a missing metric input is stored as null.
     nullable: bool,
+    /// Whether the segment was handed off (its metadata then reads as a merged segment's).
+    pub handed_off: bool,
     /// Truncated row times.
     pub times: Vec<Millis>,
     /// Whether equal rows merge.
@@ -205,6 +207,7 @@ impl Index {
             metric_cols,
             metric_nulls: metrics.iter().map(|_| Vec::new()).collect(),
             nullable: false,
+            handed_off: false,
             times: Vec::new(),
             rollup,
             keys: FxHashMap::default(),
@@ -224,6 +227,11 @@ impl Index {
     #[inline]
     pub fn metric_is_null(&self, j: usize, row: usize) -> bool {
         self.metric_nulls[j].get(row).copied().unwrap_or(false)
+    }
+
+    /// Whether metric `j` holds a null in any row.
+    pub fn metric_has_nulls(&self, j: usize) -> bool {
+        self.metric_nulls[j].contains(&true)
     }
 
     /// Which rows of metric `j` are null (empty when none can be).
@@ -491,6 +499,7 @@ impl Index {
             metric_cols: self.metric_cols.clone(),
             metric_nulls: self.metric_nulls.clone(),
             nullable: self.nullable,
+            handed_off: self.handed_off,
             times: self.times.clone(),
             rollup: self.rollup,
             max_ingested: self.max_ingested,
@@ -530,6 +539,7 @@ impl Index {
         idx.dim_cols = s.dim_cols;
         idx.metric_cols = s.metric_cols;
         idx.nullable = s.nullable;
+        idx.handed_off = s.handed_off;
         // Segments written before null tracking have none.
         if s.metric_nulls.len() == metrics.len()
             && s.metric_nulls.iter().all(|c| c.is_empty() || c.len() == n)
@@ -572,6 +582,8 @@ pub struct IndexSnapshot {
     metric_nulls: Vec<Vec<bool>>,
     #[serde(default)]
     nullable: bool,
+    #[serde(default)]
+    handed_off: bool,
     times: Vec<Millis>,
     rollup: bool,
     max_ingested: Option<Millis>,
