@@ -128,7 +128,7 @@ fn find(shared: &Shared, id: &str) -> Option<Arc<Task>> {
 }
 
 /// What Druid's task resource filter answers, before any `/task/{id}` endpoint runs, for an id
-/// it does not know (0.13 to ~0.22 answered the same text with a 400).
+/// it does not know (0.13 to at least 0.21 answered the same text with a 400).
 fn unknown_task(id: &str) -> Response {
     http::text(
         StatusCode::NOT_FOUND,
