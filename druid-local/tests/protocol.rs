@@ -589,6 +589,24 @@ async fn queries_shapes_and_errors() {
         v,
         json!([{"timestamp": "2024-01-01T10:00:00.000Z", "result": {"maxTime": "2024-01-01T10:03:00.000Z", "minTime": "2024-01-01T10:00:00.000Z"}}])
     );
+
+    // search: regex over every dimension, case-sensitive contains in one.
+    let v = query(
+        &c,
+        &base,
+        &json!({"queryType": "search", "dataSource": "wiki", "intervals": [iv],
+        "query": {"type": "regex", "pattern": "^[AB]$"}}),
+    )
+    .await;
+    assert_eq!(
+        v,
+        json!([{"timestamp": "2024-01-01T10:00:00.000Z", "result": [
+            {"dimension": "page", "value": "A", "count": 1},
+            {"dimension": "page", "value": "B", "count": 1}]}])
+    );
+    let v = query(&c, &base, &json!({"queryType": "search", "dataSource": "wiki", "intervals": [iv],
+        "searchDimensions": ["language"], "query": {"type": "contains", "value": "E", "caseSensitive": true}})).await;
+    assert_eq!(v, json!([]), "nothing holds an upper-case E");
     let v = query(
         &c,
         &base,
@@ -652,7 +670,7 @@ async fn queries_shapes_and_errors() {
     let (status, v) = post(
         &c,
         &format!("{base}/druid/v2"),
-        &json!({"queryType": "search", "dataSource": "wiki", "intervals": iv}),
+        &json!({"queryType": "select", "dataSource": "wiki", "intervals": iv}),
     )
     .await;
     assert_eq!(

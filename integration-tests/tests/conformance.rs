@@ -686,6 +686,32 @@ async fn queries(broker: &str, data_source: &str, start: i64, handed_off: bool) 
             ]),
         ),
         (
+            // Rows holding each value; labelled with the segment's start; by value then
+            // dimension (uppercase first).
+            "search, insensitive_contains",
+            json!({"queryType": "search", "dataSource": data_source, "intervals": [hour],
+                   "granularity": "all", "query": {"type": "insensitive_contains", "value": "a"}}),
+            one(
+                iso(start),
+                json!([
+                    {"dimension": "page", "value": "A", "count": 1},
+                    {"dimension": "language", "value": "ja", "count": 1}
+                ]),
+            ),
+        ),
+        (
+            // One result per segment, labelled with its start whatever the granularity.
+            "search, fragment in one dimension, strlen order, minute granularity",
+            json!({"queryType": "search", "dataSource": data_source, "intervals": [hour],
+                   "granularity": "minute", "searchDimensions": ["language"],
+                   "query": {"type": "fragment", "values": ["R", "f"]},
+                   "sort": {"type": "strlen"}}),
+            one(
+                iso(start),
+                json!([{"dimension": "language", "value": "fr", "count": 1}]),
+            ),
+        ),
+        (
             "timeBoundary",
             json!({"queryType": "timeBoundary", "dataSource": data_source}),
             one(at(1), json!({"minTime": at(1), "maxTime": at(4)})),

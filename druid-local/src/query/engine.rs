@@ -932,3 +932,189 @@ pub fn data_source_metadata(segs: &Segs) -> Result<Value, QueryError> {
         None => json!([]),
     })
 }
+
+/// What a `search` query looks for in dimension values.
+enum SearchSpec {
+    /// `contains` / `insensitive_contains`: the value holds this text.
+    Contains { text: String, case_sensitive: bool },
+    /// `fragment`: the value holds every one of these texts.
+    Fragments {
+        texts: Vec<String>,
+        case_sensitive: bool,
+    },
+    /// `regex`: the pattern is found in the value.
+    Regex(regex::Regex),
+}
+
+impl SearchSpec {
+    fn parse(v: &Value) -> Result<SearchSpec, QueryError> {
+        let case_sensitive = v
+            .get("caseSensitive")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let text = |key: &str| {
+            v.get(key)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| QueryError::invalid(format!("search query spec requires `{key}`")))
+        };
+        match v.get("type").and_then(Value::as_str) {
+            Some("insensitive_contains") => Ok(SearchSpec::Contains {
+                text: text("value")?,
+                case_sensitive: false,
+            }),
+            Some("contains") => Ok(SearchSpec::Contains {
+                text: text("value")?,
+                case_sensitive,
+            }),
+            Some("fragment") => Ok(SearchSpec::Fragments {
+                texts: v
+                    .get("values")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| QueryError::invalid("fragment search requires `values`"))?
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect(),
+                case_sensitive,
+            }),
+            Some("regex") => regex::Regex::new(&text("pattern")?)
+                .map(SearchSpec::Regex)
+                .map_err(|e| QueryError::invalid(format!("invalid search regex: {e}"))),
+            other => Err(QueryError::unknown_type(format!(
+                "Could not resolve type id '{}' as a subtype of `org.apache.druid.query.search.SearchQuerySpec`: known type ids = [contains, fragment, insensitive_contains, regex]",
+                other.unwrap_or("")
+            ))),
+        }
+    }
+
+    fn accepts(&self, value: &str) -> bool {
+        let fold = |s: &str, keep: bool| {
+            if keep {
+                s.to_owned()
+            } else {
+                s.to_lowercase()
+            }
+        };
+        match self {
+            SearchSpec::Contains {
+                text,
+                case_sensitive,
+            } => fold(value, *case_sensitive).contains(&fold(text, *case_sensitive)),
+            SearchSpec::Fragments {
+                texts,
+                case_sensitive,
+            } => {
+                let v = fold(value, *case_sensitive);
+                texts.iter().all(|t| v.contains(&fold(t, *case_sensitive)))
+            }
+            SearchSpec::Regex(r) => r.is_match(value),
+        }
+    }
+}
+
+/// `search`: the dimension values a spec accepts, with the number of rows holding each,
+/// ordered by value (the `sort` comparator) then dimension, at most `limit` (default 1000)
+/// per bucket. As in Druid, each segment gives one result labelled with the start of its
+/// data (here its interval), and the granularity only buckets those labels: rows are not
+/// bucketed by their own time.
+pub fn search(q: &Value, c: &Common, segs: &Segs) -> Result<Value, QueryError> {
+    let spec = SearchSpec::parse(
+        q.get("query")
+            .ok_or_else(|| QueryError::invalid("search requires `query`"))?,
+    )?;
+    let wanted: Option<Vec<String>> = match q.get("searchDimensions") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(a)) => Some(
+            a.iter()
+                .map(|d| match d {
+                    Value::String(s) => Ok(s.clone()),
+                    Value::Object(o) => o
+                        .get("dimension")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                        .ok_or_else(|| QueryError::invalid("a search dimension needs `dimension`")),
+                    other => Err(QueryError::invalid(format!(
+                        "invalid search dimension {other}"
+                    ))),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        Some(other) => {
+            return Err(QueryError::invalid(format!(
+                "searchDimensions must be a list, got {other}"
+            )))
+        }
+    };
+    let ordering = super::filter::Ordering::parse(q.get("sort"))?;
+    let limit = q
+        .get("limit")
+        .and_then(Value::as_u64)
+        .map_or(1000, |l| l as usize);
+    let all = matches!(c.granularity, Granularity::All);
+    let mut buckets: BTreeMap<Millis, FxHashMap<(String, String), u64>> = BTreeMap::new();
+    let mut first_segment: Option<Millis> = None;
+    for seg in segs {
+        let idx = seg.index.read();
+        let dims: Vec<usize> = match &wanted {
+            None => (0..idx.dims.len()).collect(),
+            Some(names) => names.iter().filter_map(|n| idx.dim_index(n)).collect(),
+        };
+        // Which dictionary values each dimension's spec accepts, computed once per segment.
+        let accepted: Vec<Vec<Vec<bool>>> = dims
+            .iter()
+            .map(|d| {
+                idx.dicts[*d]
+                    .values
+                    .iter()
+                    .map(|v| v.values().iter().map(|s| spec.accepts(s)).collect())
+                    .collect()
+            })
+            .collect();
+        let label = if all {
+            0
+        } else {
+            c.granularity.bucket_start(seg.interval.start)
+        };
+        let mut hit = false;
+        for_each_row(c, &idx, |row, _| {
+            for (k, d) in dims.iter().enumerate() {
+                let id = idx.dim_cols[*d][row] as usize;
+                let values = idx.dicts[*d].values[id].values();
+                for (v, ok) in values.iter().zip(&accepted[k][id]) {
+                    if *ok {
+                        hit = true;
+                        *buckets
+                            .entry(label)
+                            .or_default()
+                            .entry((idx.dims[*d].clone(), v.to_string()))
+                            .or_default() += 1;
+                    }
+                }
+            }
+        });
+        if hit {
+            let start = seg.interval.start;
+            first_segment = Some(first_segment.map_or(start, |f| f.min(start)));
+        }
+    }
+    let mut out = Vec::new();
+    for (bucket, hits) in buckets {
+        let mut hits: Vec<((String, String), u64)> = hits.into_iter().collect();
+        hits.sort_by(|((da, va), _), ((db, vb), _)| {
+            ordering.compare(va, vb).then_with(|| da.cmp(db))
+        });
+        hits.truncate(limit);
+        let ts = if all {
+            first_segment.unwrap_or(bucket)
+        } else {
+            bucket
+        };
+        let result: Vec<Value> = hits
+            .into_iter()
+            .map(|((d, v), n)| json!({"dimension": d, "value": v, "count": n}))
+            .collect();
+        out.push(json!({"timestamp": time::iso(ts), "result": result}));
+    }
+    Ok(Value::Array(out))
+}

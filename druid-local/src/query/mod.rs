@@ -1,5 +1,6 @@
 //! Native queries at `/druid/v2`: request parsing, Druid's error bodies, and dispatch to the
-//! engines (timeseries, topN, groupBy, scan, timeBoundary, segmentMetadata, dataSourceMetadata).
+//! engines (timeseries, topN, groupBy, scan, search, timeBoundary, segmentMetadata,
+//! dataSourceMetadata).
 
 pub mod agg;
 mod engine;
@@ -171,9 +172,10 @@ pub fn run(shared: &Shared, q: &Value) -> Result<Value, QueryError> {
         "timeBoundary",
         "segmentMetadata",
         "dataSourceMetadata",
+        "search",
     ];
     if !known.contains(&ty) {
-        if ["search", "select", "windowOperator"].contains(&ty) {
+        if ["select", "windowOperator"].contains(&ty) {
             return Err(QueryError::unsupported(format!(
                 "queryType [{ty}] is not supported by druid-local; supported: {}",
                 known.join(", ")
@@ -181,7 +183,7 @@ pub fn run(shared: &Shared, q: &Value) -> Result<Value, QueryError> {
         }
         return Err(QueryError::unknown_type(format!("Could not resolve type id '{ty}' as a subtype of `org.apache.druid.query.Query`: known type ids = [{}]", known.join(", "))));
     }
-    let required = matches!(ty, "timeseries" | "topN" | "groupBy" | "scan");
+    let required = matches!(ty, "timeseries" | "topN" | "groupBy" | "scan" | "search");
     let mut common = parse_common(q, required)?;
     common.null_handling = shared.null_handling;
     let mut segments = shared.store.view(&common.data_source, &common.intervals);
@@ -201,6 +203,7 @@ pub fn run(shared: &Shared, q: &Value) -> Result<Value, QueryError> {
         "scan" => engine::scan(q, &common, &segments),
         "timeBoundary" => engine::time_boundary(q, &common, &segments),
         "segmentMetadata" => engine::segment_metadata(q, &common, &segments),
+        "search" => engine::search(q, &common, &segments),
         _ => engine::data_source_metadata(&segments),
     }
 }
