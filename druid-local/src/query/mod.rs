@@ -45,6 +45,19 @@ impl QueryError {
             class: "org.apache.druid.query.QueryUnsupportedException",
         }
     }
+    /// A failure inside druid-local (500 "Unknown exception").
+    pub fn internal(msg: impl Into<String>) -> QueryError {
+        QueryError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            error: "Unknown exception",
+            message: msg.into(),
+            class: "java.lang.RuntimeException",
+        }
+    }
+    /// Status, Druid error code, message and error class.
+    pub fn parts(&self) -> (StatusCode, &'static str, &str, &'static str) {
+        (self.status, self.error, &self.message, self.class)
+    }
     fn response(&self) -> Response {
         http::json(
             self.status,
@@ -218,26 +231,12 @@ pub async fn handle(
     let mut resp = match result {
         Ok(Ok(v)) => http::json(StatusCode::OK, v),
         Ok(Err(e)) => e.response(),
-        Err(e) => QueryError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            error: "Unknown exception",
-            message: e.to_string(),
-            class: "java.lang.RuntimeException",
-        }
-        .response(),
+        Err(e) => QueryError::internal(e.to_string()).response(),
     };
     if let Ok(v) = HeaderValue::from_str(&query_id) {
         resp.headers_mut().insert("X-Druid-Query-Id", v);
     }
     resp
-}
-
-/// `POST /druid/v2/sql`: not implemented; says so in Druid's error body (501).
-pub async fn sql() -> Response {
-    QueryError::unsupported(
-        "SQL (/druid/v2/sql) is not supported by druid-local; use native queries at /druid/v2",
-    )
-    .response()
 }
 
 /// `GET /druid/v2/datasources`.
