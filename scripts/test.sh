@@ -6,7 +6,7 @@
 #   bash scripts/test.sh -E 'package(druid-local)'   # extra args go to cargo nextest
 #
 # Installs (only when missing): Debian's `zookeeper` and a JDK, `tansu` (a Kafka-protocol
-# broker) and `cargo-nextest` from crates.io, and a Python venv with pydruid and
+# broker) and `cargo-nextest` from crates.io, and a Python venv with pydruid, sqlalchemy and
 # confluent-kafka. The tests start their own ZooKeeper and broker processes on free loopback
 # ports and stop them when done.
 #
@@ -66,10 +66,10 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 
 VENV="$CACHE/venv"
-if ! "$VENV/bin/python" -c 'import pydruid, confluent_kafka' 2>/dev/null; then
-  step "creating the Python venv with pydruid and confluent-kafka"
+if ! "$VENV/bin/python" -c 'import pydruid, confluent_kafka, sqlalchemy' 2>/dev/null; then
+  step "creating the Python venv with pydruid, sqlalchemy and confluent-kafka"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check pydruid confluent-kafka
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check pydruid confluent-kafka sqlalchemy
 fi
 export TRANQUILITY_PYTHON="$VENV/bin/python"
 
