@@ -171,6 +171,11 @@ fn aggregates_without_grouping_are_a_timeseries() {
         ),
         json!([[5, 3]])
     );
+    // Quoted names, as the quickstart prints them.
+    assert_eq!(
+        rows(&s, r#"SELECT SUM("count") AS "count" FROM "wiki""#),
+        json!([[6]])
+    );
     // No matching rows still answer one row.
     assert_eq!(
         rows(&s, "SELECT COUNT(*) FROM wiki WHERE page = 'Z'"),
