@@ -333,17 +333,48 @@ pub struct Env {
     pub tz: Tz,
 }
 
-/// Parses a timestamp literal in `tz` (a literal with an explicit offset keeps it).
-pub fn timestamp_literal(s: &str, tz: &Tz) -> Option<i64> {
+/// Which text a SQL timestamp accepts, as Calcite parses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeText {
+    /// `TIMESTAMP '...'`: `yyyy-MM-dd HH:mm:ss[.fff]`.
+    Timestamp,
+    /// `DATE '...'`: `yyyy-MM-dd`.
+    Date,
+    /// A string cast to a timestamp (compared with `__time`): either of the above.
+    Cast,
+}
+
+/// Parses SQL timestamp text in `tz` (no `T`, no offset, as Calcite requires).
+pub fn timestamp_literal(s: &str, tz: &Tz, form: TimeText) -> Option<i64> {
     let t = s.trim();
-    // SQL separates date and time with a space, ISO-8601 with a `T`.
-    let iso = match t.as_bytes().get(10) {
-        Some(b' ') => format!("{}T{}", &t[..10], &t[11..]),
-        _ => t.to_owned(),
+    let b = t.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let date = t.len() >= 10
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10);
+    let time = t.len() >= 19
+        && b[10] == b' '
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && (t.len() == 19 || (b[19] == b'.' && t.len() > 20 && digits(20..t.len())));
+    let ok = match form {
+        TimeText::Timestamp => date && time,
+        TimeText::Date => date && t.len() == 10,
+        TimeText::Cast => date && (t.len() == 10 || time),
     };
-    let ms = time::parse_iso(&iso).ok()?;
-    let has_offset = t.ends_with(['Z', 'z']) || t.get(10..).is_some_and(|r| r.contains(['+', '-']));
-    if has_offset || *tz == Tz::UTC {
+    if !ok {
+        return None;
+    }
+    // SQL separates date and time with a space, ISO-8601 with a `T`.
+    let ms = time::parse_iso(&t.replacen(' ', "T", 1)).ok()?;
+    if *tz == Tz::UTC {
         return Some(ms);
     }
     let naive = DateTime::from_timestamp_millis(ms)?.naive_utc();
@@ -379,6 +410,10 @@ fn field_unit(f: &DateTimeField) -> Option<&'static str> {
         _ => None,
     }
 }
+
+/// The largest `n` of `INTERVAL 'n' UNIT` folded (a million years at most), so that time
+/// arithmetic cannot overflow.
+const MAX_INTERVAL_UNITS: u64 = 1_000_000;
 
 /// Druid SQL functions druid-local does not implement: refused as unsupported rather than as
 /// unknown, since Druid would run them.
@@ -558,9 +593,14 @@ impl Binder<'_> {
                 };
                 let ty = ts.data_type.to_string().to_ascii_uppercase();
                 if ty.starts_with("TIMESTAMP") || ty == "DATE" {
-                    let ms = timestamp_literal(&text, &self.env.tz).ok_or_else(|| {
+                    let (form, format) = if ty == "DATE" {
+                        (TimeText::Date, "yyyy-MM-dd")
+                    } else {
+                        (TimeText::Timestamp, "yyyy-MM-dd HH:mm:ss")
+                    };
+                    let ms = timestamp_literal(&text, &self.env.tz, form).ok_or_else(|| {
                         SqlError::invalid(
-                            format!("Illegal {ty} literal '{text}': not in format 'yyyy-MM-dd HH:mm:ss'"),
+                            format!("Illegal {ty} literal '{text}': not in format '{format}'"),
                             pos_of(ts.value.span),
                         )
                     })?;
@@ -668,14 +708,19 @@ impl Binder<'_> {
                 let target = cast_type(data_type)?;
                 match (&inner, target) {
                     (Ex::Lit(Val::Str(s), _), SqlType::Timestamp) => {
-                        let ms = timestamp_literal(s, &self.env.tz).ok_or_else(|| {
-                            SqlError::invalid(
-                                format!("Illegal TIMESTAMP literal '{s}'"),
-                                pos_of(expr.span()),
-                            )
-                        })?;
+                        let ms = timestamp_literal(s, &self.env.tz, TimeText::Cast).ok_or_else(
+                            || {
+                                SqlError::invalid(
+                                    format!("Illegal TIMESTAMP literal '{s}'"),
+                                    pos_of(expr.span()),
+                                )
+                            },
+                        )?;
                         Ex::Lit(Val::Long(ms), SqlType::Timestamp)
                     }
+                    // A cast to the type the value has is no cast (Calcite drops it too), so
+                    // Superset's TIME_FLOOR(CAST(__time AS TIMESTAMP), ...) is a time floor.
+                    _ if inner.ty(self.columns) == target => inner,
                     _ => Ex::Cast(Box::new(inner), target),
                 }
             }
@@ -746,7 +791,7 @@ impl Binder<'_> {
             },
             _ => None,
         }
-        .filter(|_| iv.last_field.is_none())
+        .filter(|n: &i64| iv.last_field.is_none() && n.unsigned_abs() <= MAX_INTERVAL_UNITS)
         .ok_or_else(|| {
             SqlError::unsupported(format!(
                 "INTERVAL [{iv}] is not supported by druid-local; use INTERVAL 'n' <unit> with a whole n"
@@ -784,8 +829,18 @@ impl Binder<'_> {
         origin: Option<i64>,
         tz: Option<String>,
     ) -> Result<Ex, SqlError> {
-        Period::parse(&period)
+        let p = Period::parse(&period)
             .map_err(|e| SqlError::invalid(format!("Invalid period [{period}]: {e}"), None))?;
+        let (months, fixed) = (
+            p.total_months(),
+            p.total_days() * 86_400_000 + p.time_millis(),
+        );
+        if months < 0 || fixed < 0 || (months == 0 && fixed <= 0) {
+            return Err(SqlError::invalid(
+                format!("Invalid period [{period}]: a time floor needs a positive period"),
+                None,
+            ));
+        }
         let tz = tz.unwrap_or_else(|| self.env.tz.name().to_owned());
         if tz.parse::<Tz>().is_err() {
             return Err(SqlError::invalid(format!("Invalid time zone [{tz}]"), None));

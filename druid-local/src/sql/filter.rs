@@ -4,7 +4,7 @@
 //! `OR`/`NOT` as a numeric `bound` on its milliseconds). Conditions that are not a column
 //! compared with literals are refused by name.
 
-use super::bind::{timestamp_literal, BinOp, Ex};
+use super::bind::{timestamp_literal, BinOp, Ex, TimeText};
 use super::catalog::{Column, Role};
 use super::error::SqlError;
 use super::types::{SqlType, Val};
@@ -125,7 +125,7 @@ impl Translator<'_> {
     fn time_value(&self, e: &Ex, op: &str) -> Result<i64, SqlError> {
         match e {
             Ex::Lit(Val::Long(ms), SqlType::Timestamp) => Ok(*ms),
-            Ex::Lit(Val::Str(s), _) => timestamp_literal(s, self.tz).ok_or_else(|| {
+            Ex::Lit(Val::Str(s), _) => timestamp_literal(s, self.tz, TimeText::Cast).ok_or_else(|| {
                 SqlError::invalid(
                     format!("Illegal TIMESTAMP literal '{s}': not in format 'yyyy-MM-dd HH:mm:ss'"),
                     None,

@@ -32,7 +32,10 @@
 //! non-finite ones as strings; `VARCHAR` strings, a multi-value one as the JSON text of its
 //! array, and in legacy null handling (druid-local's) a null string from a native query as
 //! `""` (Druid's `nullToEmptyIfNeeded`), while system tables keep their nulls. Unnamed
-//! expressions are named `EXPR$<position>`.
+//! expressions are named `EXPR$<position>`. Timestamp text follows Calcite: `TIMESTAMP
+//! 'yyyy-MM-dd HH:mm:ss[.fff]'` (an ISO `T` or a zone is an "Illegal TIMESTAMP literal"), a
+//! string compared with `__time` may also be a bare date, both read in `sqlTimeZone`;
+//! `TIME_PARSE` takes ISO-8601.
 //!
 //! **Errors.** Druid 27 and later answer the `DruidException` body (see [`error`]):
 //! a parse error is 400 `invalidInput`/`USER`/`INVALID_INPUT` "Received an unexpected token

@@ -47,17 +47,21 @@ fn parameter_tokens(p: &Parameter, position: usize) -> Result<Vec<Token>, SqlErr
             Value::Bool(b) => vec![Token::make_keyword(if *b { "TRUE" } else { "FALSE" })],
             _ => return Err(bad("not a boolean")),
         },
-        "TIMESTAMP" | "DATE" => {
-            let text = match &p.value {
-                Value::String(s) => s.clone(),
-                // Milliseconds are an instant: print them with their zone.
-                Value::Number(n) => {
-                    crate::time::iso(n.as_i64().ok_or_else(|| bad("not a whole number"))?)
-                }
-                _ => return Err(bad("not a timestamp")),
-            };
-            vec![Token::make_keyword(&p.ty), Token::SingleQuotedString(text)]
-        }
+        "TIMESTAMP" | "DATE" => match &p.value {
+            Value::String(s) => vec![
+                Token::make_keyword(&p.ty),
+                Token::SingleQuotedString(s.clone()),
+            ],
+            // Milliseconds are an instant, whatever sqlTimeZone says.
+            Value::Number(n) => {
+                let ms = n.as_i64().ok_or_else(|| bad("not a whole number"))?;
+                let mut t = vec![Token::make_word("MILLIS_TO_TIMESTAMP", None), Token::LParen];
+                t.extend(number(&Value::from(ms))?);
+                t.push(Token::RParen);
+                t
+            }
+            _ => return Err(bad("not a timestamp")),
+        },
         other => {
             return Err(SqlError::unsupported(format!(
                 "parameters of type [{other}] are not supported by druid-local"
@@ -208,7 +212,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             s.to_string(),
-            "SELECT '?' FROM t WHERE a = 'it''s' AND b > -5 AND __time >= TIMESTAMP '1970-01-01T00:00:00.000Z'"
+            "SELECT '?' FROM t WHERE a = 'it''s' AND b > -5 AND __time >= MILLIS_TO_TIMESTAMP(0)"
         );
         let e = parse("SELECT ? + ?", &[param("INTEGER", json!(1))]).unwrap_err();
         assert!(e.message().contains("position [2]"), "{}", e.message());

@@ -205,6 +205,11 @@ fn time_floors_are_a_timeseries_granularity() {
             "{sql}"
         );
     }
+    // As Superset writes a time grain and a time range.
+    assert_eq!(
+        rows(&s, "SELECT TIME_FLOOR(CAST(__time AS TIMESTAMP), 'PT1H') AS \"__timestamp\", COUNT(*) AS \"count\" FROM druid.wiki AS wiki WHERE __time >= TIME_PARSE('2024-01-01T10:30:00') AND __time < TIME_PARSE('2024-01-02T00:00:00') GROUP BY TIME_FLOOR(CAST(__time AS TIMESTAMP), 'PT1H') ORDER BY \"count\" DESC LIMIT 10000"),
+        json!([["2024-01-01T11:00:00.000Z", 2], ["2024-01-01T10:00:00.000Z", 1]])
+    );
     let sql = "SELECT FLOOR(__time TO HOUR) AS h, SUM(added) FROM wiki GROUP BY FLOOR(__time TO HOUR) ORDER BY h DESC LIMIT 1";
     assert_eq!(native_of(&s, sql)["descending"], true);
     assert_eq!(rows(&s, sql), json!([["2024-01-01T11:00:00.000Z", 12]]));
@@ -380,6 +385,30 @@ fn where_maps_to_intervals_and_filters() {
     )
     .unwrap();
     assert_eq!(json!(out.rows), json!([[2]]));
+    // A TIMESTAMP parameter in milliseconds is an instant, whatever the time zone.
+    let out = run(
+        &s,
+        &request(
+            "SELECT COUNT(*) FROM wiki WHERE __time >= ?",
+            json!({"sqlTimeZone": "Asia/Jakarta"}),
+            vec![p(
+                "TIMESTAMP",
+                json!(parse_iso("2024-01-01T11:00:00Z").unwrap()),
+            )],
+        ),
+        "q",
+    )
+    .unwrap();
+    assert_eq!(json!(out.rows), json!([[2]]));
+    // Timestamp text is read in sqlTimeZone.
+    assert_eq!(
+        rows_ctx(
+            &s,
+            "SELECT COUNT(*) FROM wiki WHERE __time >= TIMESTAMP '2024-01-01 18:00:00'",
+            json!({"sqlTimeZone": "Asia/Jakarta"})
+        ),
+        json!([[2]])
+    );
 }
 
 #[test]
@@ -428,6 +457,15 @@ fn system_tables_and_constants() {
         json!([[1, "2024-01-01T10:00:00.000Z"]])
     );
     assert_eq!(rows(&s, "SELECT task_id FROM sys.tasks"), json!([]));
+    // Queries the web console sends.
+    assert_eq!(
+        rows(&s, "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA IN ('druid', 'lookup') ORDER BY TABLE_SCHEMA, TABLE_NAME, CAST(ORDINAL_POSITION AS INTEGER) LIMIT 2"),
+        json!([["wiki", "__time", "TIMESTAMP"], ["wiki", "page", "VARCHAR"]])
+    );
+    assert_eq!(
+        rows(&s, "SELECT datasource, COUNT(*) FILTER (WHERE is_active = 1) AS num_segments, SUM(\"size\" * \"num_replicas\") FILTER (WHERE is_active = 1) AS replicated_size, SUM(\"num_rows\") FILTER (WHERE is_published = 1 AND is_overshadowed = 0) AS published_rows, MIN(\"start\") AS first_start, CASE WHEN SUM(is_realtime) > 0 THEN 'realtime' ELSE 'historical' END AS kind FROM sys.segments GROUP BY 1 ORDER BY 1"),
+        json!([["wiki", 2, 0, null, "2024-01-01T10:00:00.000Z", "realtime"]])
+    );
     let out = run(
         &s,
         &request("SELECT 1, 'x' AS y, UPPER('a') || 'b'", json!({}), vec![]),
@@ -515,6 +553,18 @@ fn refusals_name_what_is_unsupported() {
         "<TIMESTAMP(3)> > <INTEGER>",
     );
     invalid("INSERT INTO wiki SELECT * FROM wiki", "INSERT");
+    invalid(
+        "SELECT COUNT(*) FROM wiki WHERE __time > TIMESTAMP '2024-01-01T00:00:00Z'",
+        "Illegal TIMESTAMP literal '2024-01-01T00:00:00Z'",
+    );
+    invalid(
+        "SELECT TIME_FLOOR(__time, 'PT0S'), COUNT(*) FROM wiki GROUP BY 1",
+        "positive period",
+    );
+    unsupported(
+        "SELECT COUNT(*) FROM wiki WHERE __time > CURRENT_TIMESTAMP - INTERVAL '99999999999' DAY",
+        "INTERVAL",
+    );
     match err(&s, "SELECT page FROM wiki ORDER BY page") {
         SqlError::CannotPlan(m) => assert!(m.contains("non-time column [[page]]"), "{m}"),
         other => panic!("{other:?}"),
