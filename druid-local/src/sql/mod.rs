@@ -7,7 +7,8 @@
 //! `DruidSqlParser`, `InformationSchema`, `SystemSchema`, and the "Druid SQL API" docs)
 //!
 //! **Request.** A JSON object (`Content-Type: application/json`; other types 415 in Druid 30,
-//! which accepts text and forms only from 31): `query` (required), `resultFormat` (`object`
+//! which has `@Consumes(APPLICATION_JSON)`; raw SQL bodies came in 2025, apache/druid#17937):
+//! `query` (required), `resultFormat` (`object`
 //! default, `array`, `objectLines`, `arrayLines`, `csv`, matched case-insensitively),
 //! `header`, `typesHeader` and `sqlTypesHeader` (the last two refused without `header`),
 //! `context` (`sqlQueryId`, `sqlTimeZone`, `sqlOuterLimit`, `sqlCurrentTimestamp` ...),
@@ -38,10 +39,10 @@
 //! `TIME_PARSE` takes ISO-8601.
 //!
 //! **Errors.** Druid 27 and later answer the `DruidException` body (see [`error`]):
-//! a parse error is 400 `invalidInput`/`USER`/`INVALID_INPUT` "Received an unexpected token
-//! [t] (line [l], column [c]), acceptable options: [...]" with `context` `sourceType`, `line`,
+//! a parse error is 400 `invalidInput`/`USER`/`INVALID_INPUT` `Received an unexpected token
+//! [t] (line [l], column [c]), acceptable options: [...]` with `context` `sourceType`, `line`,
 //! `column`, `endLine`, `endColumn`, `token`, `expected`; an unknown table is 400
-//! `invalidInput` "Object 'x' not found (line [l], column [c])" (`... not found within
+//! `invalidInput` `Object 'x' not found (line [l], column [c])` (`... not found within
 //! 'druid'` when qualified), an unknown column "Column 'x' not found in any table", an
 //! ungrouped column "Expression 'x' is not being grouped", an unknown function "No match found
 //! for function signature F(...)"; a statement the planner cannot map is 400 `general`/`ADMIN`
@@ -67,7 +68,7 @@
 //!
 //! [`parse`] reads the SQL with `sqlparser`, [`bind`] resolves it against one table,
 //! [`native`] maps a dataSource statement onto one native query run by the existing engine,
-//! [`eval`] runs system-table statements in memory, [`format`] writes the rows. What cannot be
+//! [`eval`] runs system-table statements in memory, [`mod@format`] writes the rows. What cannot be
 //! mapped answers the unsupported error naming the feature, never a guessed result. The
 //! supported SQL is tabulated in the crate README.
 

@@ -402,6 +402,69 @@ fn plan_scan(b: &Bound, mut q: Value, ctx: &Ctx<'_>) -> Result<Plan, SqlError> {
     })
 }
 
+/// The grouping of an aggregating statement: at most one time floor (the granularity) and
+/// string dimensions (`d0`, `d1`, ...).
+struct Grouping {
+    granularity: Option<Value>,
+    keys: Vec<(Ex, Src)>,
+    dims: Vec<Value>,
+}
+
+fn grouping(keys: &[Ex], cols: &[Column]) -> Result<Grouping, SqlError> {
+    let mut g = Grouping {
+        granularity: None,
+        keys: Vec::new(),
+        dims: Vec::new(),
+    };
+    let is_time = |e: &Ex| matches!(e, Ex::Col(i) if cols[*i].role == Role::Time);
+    for k in keys {
+        if g.keys.iter().any(|(e, _)| e == k) {
+            continue;
+        }
+        let granularity = match k {
+            Ex::TimeFloor(arg, f) if is_time(arg) => {
+                eval::granularity(f)?;
+                Some(
+                    json!({"type": "period", "period": f.period, "timeZone": f.tz,
+                            "origin": f.origin.map(crate::time::iso)}),
+                )
+            }
+            Ex::Col(_) if is_time(k) => Some(json!("none")),
+            _ => None,
+        };
+        if let Some(granularity) = granularity {
+            if g.granularity.is_some() {
+                return Err(SqlError::unsupported(
+                    "grouping by more than one time floor is not supported by druid-local",
+                ));
+            }
+            g.granularity = Some(granularity);
+            g.keys.push((k.clone(), Src::Time));
+            continue;
+        }
+        let refuse = |what: String| {
+            SqlError::unsupported(format!(
+                "GROUP BY {what} is not supported by druid-local; group by string columns or a time floor of __time"
+            ))
+        };
+        match k {
+            Ex::Col(i) if cols[*i].role == Role::Dimension => {
+                let out = format!("d{}", g.dims.len());
+                g.dims
+                    .push(json!({"type": "default", "dimension": cols[*i].name,
+                                   "outputName": out, "outputType": "STRING"}));
+                g.keys.push((k.clone(), Src::Field(out)));
+            }
+            Ex::Col(i) => return Err(refuse(format!("the metric column [{}]", cols[*i].name))),
+            Ex::TimeFloor(..) => {
+                return Err(refuse("a time floor of a column other than __time".into()))
+            }
+            _ => return Err(refuse("an expression".into())),
+        }
+    }
+    Ok(g)
+}
+
 fn plan_aggregate(
     b: &Bound,
     mut q: Value,
@@ -419,59 +482,11 @@ fn plan_aggregate(
             "SELECT DISTINCT with aggregates is not supported by druid-local",
         ));
     }
-    // Grouping keys: at most one time floor (the granularity) and string dimensions.
-    let mut granularity: Option<Value> = None;
-    let mut key_srcs: Vec<(Ex, Src)> = Vec::new();
-    let mut dims: Vec<Value> = Vec::new();
-    for k in &keys {
-        if key_srcs.iter().any(|(e, _)| e == k) {
-            continue;
-        }
-        let g = match k {
-            Ex::TimeFloor(arg, f) if matches!(arg.as_ref(), Ex::Col(i) if cols[*i].role == Role::Time) =>
-            {
-                eval::granularity(f)?;
-                Some(
-                    json!({"type": "period", "period": f.period, "timeZone": f.tz,
-                    "origin": f.origin.map(crate::time::iso)}),
-                )
-            }
-            Ex::Col(i) if cols[*i].role == Role::Time => Some(json!("none")),
-            _ => None,
-        };
-        if let Some(g) = g {
-            if granularity.is_some() {
-                return Err(SqlError::unsupported(
-                    "grouping by more than one time floor is not supported by druid-local",
-                ));
-            }
-            granularity = Some(g);
-            key_srcs.push((k.clone(), Src::Time));
-            continue;
-        }
-        match k {
-            Ex::Col(i) if cols[*i].role == Role::Dimension => {
-                let out = format!("d{}", dims.len());
-                dims.push(json!({"type": "default", "dimension": cols[*i].name, "outputName": out, "outputType": "STRING"}));
-                key_srcs.push((k.clone(), Src::Field(out)));
-            }
-            Ex::Col(i) => {
-                return Err(SqlError::unsupported(format!(
-                    "GROUP BY the metric column [{}] is not supported by druid-local; group by string columns or a time floor of __time",
-                    cols[*i].name
-                )))
-            }
-            other => {
-                return Err(SqlError::unsupported(format!(
-                    "GROUP BY {} is not supported by druid-local; group by string columns or a time floor of __time",
-                    match other {
-                        Ex::TimeFloor(..) => "a time floor of a column other than __time".to_owned(),
-                        _ => "an expression".to_owned(),
-                    }
-                )))
-            }
-        }
-    }
+    let Grouping {
+        granularity,
+        keys: key_srcs,
+        dims,
+    } = grouping(&keys, cols)?;
     // Aggregates, in order of first use.
     let mut calls: Vec<AggCall> = Vec::new();
     let mut collect = |e: &Ex| {
@@ -606,7 +621,9 @@ fn plan_aggregate(
         q["queryType"] = json!("groupBy");
         q["dimensions"] = json!(inner_dims);
         // The quotient of AVG is computed in the merge.
-        q.as_object_mut().map(|o| o.remove("postAggregations"));
+        if let Some(o) = q.as_object_mut() {
+            o.remove("postAggregations");
+        }
         q["context"] = context(ctx, &[]);
         let key_fields = (0..dims.len()).map(|i| format!("d{i}")).collect();
         plan.native = q;
