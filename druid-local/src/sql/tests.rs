@@ -577,3 +577,50 @@ fn refusals_name_what_is_unsupported() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn odd_statements_answer_an_error_not_a_crash() {
+    let s = shared();
+    let deep = format!("SELECT {}1{} FROM wiki", "(".repeat(300), ")".repeat(300));
+    let many = format!(
+        "SELECT COUNT(*) FROM wiki WHERE page IN ({})",
+        (0..5000)
+            .map(|i| format!("'p{i}'"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    for sql in [
+        "",
+        ";",
+        "SELECT",
+        "SELECT * FROM wiki WHERE",
+        "SELECT page FROM wiki GROUP BY page ORDER BY 5",
+        "SELECT * FROM wiki LIMIT -1",
+        "SELECT MAX(page) FROM wiki",
+        "SELECT COUNT(DISTINCT __time) FROM wiki",
+        "SELECT TIME_FLOOR(page, 'PT1H'), COUNT(*) FROM wiki GROUP BY 1",
+        "SELECT TIME_FLOOR(__time, 'nonsense'), COUNT(*) FROM wiki GROUP BY 1",
+        "SELECT TIME_FLOOR(__time, 'PT1H', NULL, 'Nowhere/City'), COUNT(*) FROM wiki GROUP BY 1",
+        "SELECT * FROM sys.segments WHERE 1 / 0 = 1",
+        "SELECT CAST('x' AS TIMESTAMP) FROM wiki",
+        "SELECT page FROM wiki WHERE page = NULL",
+        "SELECT COUNT(*) FROM wiki GROUP BY COUNT(*)",
+        "SELECT * FROM wiki, wiki",
+        "SELECT ? FROM wiki",
+        "SELECT :name FROM wiki",
+        "SELECT 9223372036854775808",
+        "SELECT -9223372036854775808 * 2",
+        "SELECT * FROM wiki WHERE __time BETWEEN TIMESTAMP '2024-01-02 00:00:00' AND TIMESTAMP '2024-01-01 00:00:00'",
+        "SELECT COUNT(*) FROM wiki WHERE __time >= TIMESTAMP '9999-12-31 23:59:59'",
+        &deep,
+        &many,
+    ] {
+        let _ = run(&s, &request(sql, json!({}), Vec::new()), "q");
+    }
+    // An empty time range answers no rows rather than failing.
+    assert_eq!(
+        rows(&s, "SELECT page FROM wiki WHERE __time BETWEEN TIMESTAMP '2024-01-02 00:00:00' AND TIMESTAMP '2024-01-01 00:00:00'"),
+        json!([])
+    );
+    assert_eq!(rows(&s, &many), json!([[0]]));
+}
