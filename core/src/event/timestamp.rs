@@ -293,12 +293,23 @@ impl TimestampExtractor {
                 if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
                     t.parse::<i64>().map_err(|_| "out of range".into())
                 } else {
-                    parse_iso_datetime(t, Zone::UTC)
+                    parse_iso_datetime(without_zone_id(t), Zone::UTC)
                 }
             }
             (F::Iso, _) => parse_iso_datetime(text.unwrap_or_default(), Zone::UTC),
             (F::Pattern(p), _) => p.parse(text.unwrap_or_default()),
         }
+    }
+}
+
+/// Drops a trailing ` <zone id>` the way Druid's `auto` format does: Druid parses the rest
+/// and only relabels the result's zone, so the id never moves the instant. Tasks store the
+/// row where Druid reads it, so routing must read it the same way.
+fn without_zone_id(t: &str) -> &str {
+    let t = t.trim();
+    match t.rsplit_once(' ') {
+        Some((head, tail)) if !head.is_empty() && tail.parse::<Zone>().is_ok() => head.trim_end(),
+        _ => t,
     }
 }
 
