@@ -127,7 +127,12 @@ step "JVM client and connectors (mvn verify in jvm/)"
 if command -v mvn >/dev/null; then
   cargo build -p tranquility-cli --locked --quiet
   export TRANQUILITY_BIN="$(cd "$CARGO_TARGET_DIR" && pwd)/debug/tranquility"
-  mvn -B -ntp -f jvm/pom.xml -Dmaven.repo.local="$CACHE/m2" verify || status=$?
+  # The frameworks' scratch files (Flink's mini cluster, Spark's and Storm's local dirs) go to
+  # a folder of this run, removed afterwards, instead of piling up in /tmp.
+  jvm_tmp=$(mktemp -d "$CACHE/jvm-tmp.XXXXXX")
+  JAVA_TOOL_OPTIONS="-Djava.io.tmpdir=$jvm_tmp" \
+    mvn -B -ntp -f jvm/pom.xml -Dmaven.repo.local="$CACHE/m2" verify || status=$?
+  rm -rf "$jvm_tmp"
 else
   printf '\n!!! SKIPPED: mvn is not installed, so jvm/ (the Java client and the Storm, Flink,\n!!! Spark and Samza connectors) was neither built nor tested. Install Maven to run it.\n\n' >&2
   status=1
