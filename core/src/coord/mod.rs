@@ -8,11 +8,13 @@
 //!
 //! - [`LocalCoordinator`]: one process (a map and an async mutex per identity).
 //! - [`ZkCoordinator`]: ZooKeeper, at `<zookeeper.path>/<identity>/data` with the lock under
-//!   `<zookeeper.path>/<identity>/mutex`.
+//!   `<zookeeper.path>/<identity>/mutex`: the original's layout and Curator's lock recipe, so
+//!   instances of the original and of Tranquility-RS can share a dataSource.
 
 mod connection;
 mod local;
 pub mod meta;
+mod semaphore;
 mod zk;
 
 use std::fmt;
@@ -58,6 +60,30 @@ pub enum CoordError {
         /// How long it waited.
         waited: std::time::Duration,
     },
+    /// The lock could not be taken, for a reason waiting does not cure.
+    #[error("could not take the lock {path}: {reason}")]
+    LockFailed {
+        /// The lock's path.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Lock contenders of a layout this version does not share are at the lock's path: an
+    /// instance of an earlier Tranquility-RS, whose lock neither the original nor this version
+    /// sees, works on the same dataSource.
+    #[error(
+        "lock nodes {nodes:?} directly under {path} belong to an instance of an earlier \
+         Tranquility-RS (before it used Curator's InterProcessSemaphoreMutex layout, \
+         <path>/locks and <path>/leases); that instance and this one would not exclude each \
+         other. Stop every Tranquility-RS instance older than this version that writes to this \
+         dataSource, then start this one again (docs/migrating.md, \"The lock\")"
+    )]
+    ForeignLock {
+        /// The lock's path.
+        path: String,
+        /// The foreign contender nodes found there.
+        nodes: Vec<String>,
+    },
     /// The lock was lost (session expired) before the new metadata was written; nothing was
     /// written.
     #[error(
@@ -95,7 +121,9 @@ impl CoordError {
         match self {
             CoordError::InvalidIdentity { .. }
             | CoordError::Metadata { .. }
-            | CoordError::Modify { .. } => false,
+            | CoordError::Modify { .. }
+            | CoordError::LockFailed { .. }
+            | CoordError::ForeignLock { .. } => false,
             CoordError::ZooKeeper(e) => e.is_retriable(),
             CoordError::LockTimeout { .. } | CoordError::LockLost { .. } => true,
         }
