@@ -4,7 +4,7 @@
 //! only the top-level key it needs, so decoding costs about one JSON validation pass.
 
 mod pattern;
-mod scan;
+pub(crate) mod scan;
 pub mod string_parser;
 mod timestamp;
 
