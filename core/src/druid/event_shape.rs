@@ -37,6 +37,9 @@ pub enum EventShape {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimestampWriter {
     column: String,
+    /// Whether `column` is the one this instance reads timestamps from (then extraction
+    /// already noted where its value lies).
+    same_column: bool,
     /// The column as a JSON string, for appending it to events that lack it.
     key: Vec<u8>,
     unit: Unit,
@@ -88,6 +91,7 @@ impl EventShape {
             }
         };
         Ok(EventShape::Rewrite(TimestampWriter {
+            same_column: task.column == ours.column(),
             key: serde_json::to_vec(&task.column).unwrap_or_default(),
             column: task.column.clone(),
             unit,
@@ -158,71 +162,97 @@ impl TimestampWriter {
         value.clear();
         self.value(event.timestamp_millis(), value)?;
         let json = event.raw().as_ref();
-        match top_level_value(json, &self.column) {
-            Found::Value(old) if old == value.as_slice() => out.extend_from_slice(json),
-            Found::Value(old) => {
-                // `old` lies within `json`: the scan returns a sub-slice.
-                let start = old.as_ptr() as usize - json.as_ptr() as usize;
-                out.extend_from_slice(&json[..start]);
-                out.extend_from_slice(value);
-                out.extend_from_slice(&json[start + old.len()..]);
-            }
-            Found::Missing => {
-                // A well-formed object without the column: add it before the closing brace.
-                let end = json
-                    .iter()
-                    .rposition(|b| *b == b'}')
-                    .ok_or("not an object")?;
-                let empty =
-                    json[..end].iter().rev().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-                out.extend_from_slice(&json[..end]);
-                if !empty {
-                    out.push(b',');
-                }
-                out.extend_from_slice(&self.key);
-                out.push(b':');
-                out.extend_from_slice(value);
-                out.extend_from_slice(&json[end..]);
-            }
-            Found::Unsure => {
-                // Keys the scan does not decide (escapes): parse and rewrite the object.
-                let mut map: Map<String, Value> =
-                    serde_json::from_slice(json).map_err(|e| e.to_string())?;
-                let new: Value = serde_json::from_slice(value).map_err(|e| e.to_string())?;
-                map.insert(self.column.clone(), new);
-                serde_json::to_writer(&mut *out, &map).map_err(|e| e.to_string())?;
-            }
+        // Where extraction found the value, if it is the column we write; else look for it.
+        let (start, old) = match event.timestamp_value().filter(|_| self.same_column) {
+            Some(at) => at,
+            None => match top_level_value(json, &self.column) {
+                // The scan returns a sub-slice of `json`.
+                Found::Value(old) => (old.as_ptr() as usize - json.as_ptr() as usize, old),
+                Found::Missing => return self.append(json, value, out),
+                Found::Unsure => return self.rewrite_parsed(json, value, out),
+            },
+        };
+        if old == value.as_slice() {
+            out.extend_from_slice(json);
+        } else {
+            out.extend_from_slice(&json[..start]);
+            out.extend_from_slice(value);
+            out.extend_from_slice(&json[start + old.len()..]);
         }
         Ok(())
+    }
+
+    /// A well-formed object without the column: the column is added before the closing brace.
+    fn append(&self, json: &[u8], value: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+        let end = json
+            .iter()
+            .rposition(|b| *b == b'}')
+            .ok_or("not an object")?;
+        let empty = json[..end].iter().rev().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        out.extend_from_slice(&json[..end]);
+        if !empty {
+            out.push(b',');
+        }
+        out.extend_from_slice(&self.key);
+        out.push(b':');
+        out.extend_from_slice(value);
+        out.extend_from_slice(&json[end..]);
+        Ok(())
+    }
+
+    /// Keys the scan does not decide (escapes): the object is parsed and written again.
+    fn rewrite_parsed(&self, json: &[u8], value: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+        let mut map: Map<String, Value> =
+            serde_json::from_slice(json).map_err(|e| e.to_string())?;
+        let new: Value = serde_json::from_slice(value).map_err(|e| e.to_string())?;
+        map.insert(self.column.clone(), new);
+        serde_json::to_writer(&mut *out, &map).map_err(|e| e.to_string())
     }
 
     /// Writes the timestamp `millis` as the JSON value the task's format reads.
     fn value(&self, millis: i64, out: &mut Vec<u8>) -> Result<(), String> {
         let too_far = || format!("timestamp {millis} ms cannot be written in that unit");
-        let written = match self.unit {
-            Unit::Millis => write!(out, "{millis}"),
-            Unit::Posix => write!(out, "{}", millis.div_euclid(1000)),
-            Unit::Micro => write!(out, "{}", millis.checked_mul(1_000).ok_or_else(too_far)?),
-            Unit::Nano => write!(
-                out,
-                "{}",
-                millis.checked_mul(1_000_000).ok_or_else(too_far)?
-            ),
-            Unit::Ruby => write!(
-                out,
-                "{}.{:03}",
-                millis.div_euclid(1000),
-                millis.rem_euclid(1000)
-            ),
-            Unit::Iso => write!(out, "\"{}\"", format_iso_millis(millis)),
+        let number = match self.unit {
+            Unit::Millis => millis,
+            Unit::Posix => millis.div_euclid(1000),
+            Unit::Micro => millis.checked_mul(1_000).ok_or_else(too_far)?,
+            Unit::Nano => millis.checked_mul(1_000_000).ok_or_else(too_far)?,
+            Unit::Ruby => {
+                let (s, ms) = (millis.div_euclid(1000), millis.rem_euclid(1000));
+                return write!(out, "{s}.{ms:03}").map_err(|e| e.to_string());
+            }
+            Unit::Iso => {
+                return write!(out, "\"{}\"", format_iso_millis(millis)).map_err(|e| e.to_string())
+            }
         };
-        written.map_err(|e| e.to_string())
+        push_integer(out, number);
+        Ok(())
     }
+}
+
+/// Appends `n` in decimal (the hot path's one number per event, without the formatter).
+fn push_integer(out: &mut Vec<u8>, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::RawEvent;
     use bytes::Bytes;
     use serde_json::json;
 
@@ -241,6 +271,15 @@ mod tests {
             .encode(chunk, SerializationFormat::Json)
             .expect("encode");
         serde_json::from_slice(&body.bytes).expect("a JSON array")
+    }
+
+    #[test]
+    fn integers_are_written_in_decimal() {
+        for n in [0, 7, -7, 1546311600123, i64::MAX, i64::MIN] {
+            let mut out = Vec::new();
+            push_integer(&mut out, n);
+            assert_eq!(String::from_utf8(out).expect("utf8"), n.to_string());
+        }
     }
 
     #[test]
@@ -264,6 +303,21 @@ mod tests {
             EventShape::created(&extractor("ts", "millis")),
             EventShape::AsReceived
         );
+    }
+
+    #[test]
+    fn where_extraction_found_the_timestamp_is_used_and_right() {
+        let ours = extractor("ts", "auto");
+        let value = json!({"a": "ts", "ts": "2019-01-01T03:00:00Z", "b": [1, {"ts": 2}]});
+        let well_formed = Event::from_raw(RawEvent::from_value(&value), &ours).expect("event");
+        let unchecked = events(&ours, &[&value.to_string()]);
+        let shape = EventShape::created(&ours);
+        let expected = json!([{"a": "ts", "ts": 1546311600000_i64, "b": [1, {"ts": 2}]}]);
+        assert_eq!(body(&shape, std::slice::from_ref(&well_formed)), expected);
+        assert_eq!(body(&shape, &unchecked), expected);
+        // Another column than the one extraction read: found by scanning.
+        let other = EventShape::for_task(&TimestampSpec::new("a", "millis"), &ours).expect("a");
+        assert_eq!(body(&other, &[well_formed])[0]["a"], 1546311600000_i64);
     }
 
     #[test]
