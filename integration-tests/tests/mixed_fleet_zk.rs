@@ -285,3 +285,73 @@ async fn a_lock_node_of_the_old_layout_stops_the_update_and_says_why() {
     );
     assert!(!err.is_retriable());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_refuses_metadata_it_cannot_share_and_says_how_to_fix_it() {
+    use tranquility::pipeline::{PipelineError, PipelineOptions, Pipelines};
+    use tranquility::spec::TranquilityConfig;
+
+    let zk = ZooKeeper::start();
+    let base = format!("/{}/beams", unique_name("fleet"));
+    let config = |ds: &str| {
+        let text = serde_json::json!({
+            "dataSources": [{"spec": {
+                "dataSchema": {"dataSource": ds,
+                    "parser": {"type": "string", "parseSpec": {"format": "json",
+                        "timestampSpec": {"column": "timestamp", "format": "auto"},
+                        "dimensionsSpec": {"dimensions": []}}},
+                    "metricsSpec": [{"type": "count", "name": "count"}],
+                    "granularitySpec": {"segmentGranularity": "hour", "queryGranularity": "none"}},
+                "tuningConfig": {"type": "realtime", "windowPeriod": "PT10M"}}}],
+            "properties": {"zookeeper.connect": zk.connect_string(), "zookeeper.path": base,
+                "druid.overlord.url": "http://127.0.0.1:9"}
+        });
+        TranquilityConfig::from_str(&text.to_string(), "server.json").expect("config")
+    };
+    let check = |ds: &str| {
+        let pipelines =
+            Pipelines::from_config(&config(ds), PipelineOptions::default()).expect("pipelines");
+        async move { pipelines.check_shared_metadata().await }
+    };
+    let client = zk::Client::connect(&zk.connect_string())
+        .await
+        .expect("connect");
+    let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+
+    // Fresh, or shared with the original: fine.
+    check("fresh").await.expect("nothing to share yet");
+
+    // An earlier Tranquility-RS taking its lock right now: refused, naming the fix.
+    let mutex = format!("{base}/druid:overlord/old/mutex");
+    client.mkdir(&mutex, &persistent).await.expect("mkdir");
+    client
+        .create(
+            &format!("{mutex}/_c_0b7e0c1a-6f7e-4a51-9b0c-2f1d0e3c4b5a-lock-"),
+            b"",
+            &zk::CreateMode::EphemeralSequential.with_acls(zk::Acls::anyone_all()),
+        )
+        .await
+        .expect("old contender");
+    let err = check("old").await.expect_err("refused");
+    assert!(
+        matches!(
+            &err,
+            PipelineError::SharedMetadata {
+                source: CoordError::ForeignLock { .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("Stop every"), "{err}");
+
+    // Metadata it cannot read: refused, naming the node.
+    let dir = format!("{base}/druid:overlord/garbled");
+    client.mkdir(&dir, &persistent).await.expect("mkdir");
+    client
+        .create(&format!("{dir}/data"), b"{not json", &persistent)
+        .await
+        .expect("data");
+    let err = check("garbled").await.expect_err("refused");
+    assert!(err.to_string().contains(&format!("{dir}/data")), "{err}");
+}

@@ -96,7 +96,10 @@ pub enum CoordError {
         reason: String,
     },
     /// The stored metadata cannot be read.
-    #[error("beam metadata at {path}: {source}")]
+    #[error(
+        "beam metadata at {path}: {source}; every instance sharing this dataSource must read \
+         it: stop them, then repair or delete the node"
+    )]
     Metadata {
         /// Where it is stored.
         path: String,
@@ -139,6 +142,13 @@ pub trait Coordinator: Send + Sync + fmt::Debug {
 
     /// Reads `identity`'s metadata without locking.
     async fn read(&self, identity: &str) -> Result<BeamMetadata, CoordError>;
+
+    /// Checks, before serving, that `identity`'s shared metadata can be shared safely with
+    /// the other instances there: readable, and no lock contender of a layout this version
+    /// does not exclude. Nothing is written.
+    async fn check_shared(&self, identity: &str) -> Result<(), CoordError> {
+        self.read(identity).await.map(|_| ())
+    }
 }
 
 /// Calls [`Coordinator::update`] with a closure returning a future, boxing both.

@@ -295,6 +295,27 @@ impl Coordinator for ZkCoordinator {
         result
     }
 
+    async fn check_shared(&self, identity: &str) -> Result<(), CoordError> {
+        self.read(identity).await?;
+        let mutex = self.paths(identity)?.mutex;
+        let path = mutex.as_str();
+        let children = self
+            .conn
+            .run(&format!("list {path}"), |client| async move {
+                match client.list_children(path).await {
+                    Err(zk::Error::NoNode) => Ok(Vec::new()),
+                    other => other,
+                }
+            })
+            .await?;
+        let nodes = semaphore::foreign_contenders(&children);
+        if nodes.is_empty() {
+            Ok(())
+        } else {
+            Err(CoordError::ForeignLock { path: mutex, nodes })
+        }
+    }
+
     async fn read(&self, identity: &str) -> Result<BeamMetadata, CoordError> {
         let paths = self.paths(identity)?;
         let data = paths.data.as_str();
