@@ -311,7 +311,7 @@ impl Pipelines {
     pub async fn check_shared_metadata(&self) -> Result<(), PipelineError> {
         for (data_source, coordinator, identity) in &self.shared {
             let check = coordinator.check_shared(identity);
-            match tokio::time::timeout(Duration::from_secs(15), check).await {
+            match tokio::time::timeout(Duration::from_secs(5), check).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) if e.is_retriable() => {
                     tracing::warn!(dataSource = %data_source, error = %e, "could not check the shared beam metadata")
@@ -324,7 +324,7 @@ impl Pipelines {
                 }
                 Err(_) => tracing::warn!(
                     dataSource = %data_source,
-                    "could not check the shared beam metadata: ZooKeeper did not answer in 15 s"
+                    "could not check the shared beam metadata: ZooKeeper did not answer in 5 s"
                 ),
             }
         }
