@@ -44,10 +44,13 @@ install_tansu() {
 }
 
 step "checking test dependencies"
-if [ ! -f /usr/share/java/zookeeper.jar ] || ! command -v javac >/dev/null; then
-  step "installing ZooKeeper and a JDK (Debian packages zookeeper, default-jdk-headless)"
+# Curator's recipes and service discovery: the mixed-fleet tests run them against ours.
+if [ ! -f /usr/share/java/zookeeper.jar ] || ! command -v javac >/dev/null \
+  || [ ! -f /usr/share/java/curator-recipes.jar ] || [ ! -f /usr/share/java/curator-x-discovery.jar ]; then
+  step "installing ZooKeeper, a JDK and Curator (Debian packages zookeeper, default-jdk-headless, libcurator-*-java)"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zookeeper default-jdk-headless >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zookeeper default-jdk-headless \
+    libcurator-recipes-java libcurator-framework-java libcurator-discovery-java >/dev/null
 fi
 
 # The broker builds in the background while the workspace compiles (separate target dirs).
