@@ -9,6 +9,7 @@
 //! Every event handed in gets exactly one [`beam::Outcome`]: `Sent`, `Dropped` with a reason,
 //! or `Failed` with an error. Nothing is lost silently.
 
+pub mod backend;
 pub mod beam;
 pub mod coord;
 pub mod druid;

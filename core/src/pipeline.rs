@@ -54,6 +54,15 @@ pub enum PipelineError {
         /// What is wrong.
         message: String,
     },
+    /// The metadata shared with other instances cannot be shared safely by this one.
+    #[error("dataSource '{data_source}': {source}")]
+    SharedMetadata {
+        /// The dataSource.
+        data_source: String,
+        /// Why.
+        #[source]
+        source: crate::coord::CoordError,
+    },
 }
 
 /// One dataSource's pipeline. Cheap to clone.
@@ -257,6 +266,8 @@ impl Default for PipelineOptions {
 pub struct Pipelines {
     pipelines: IndexMap<String, DataSourcePipeline>,
     metrics: Arc<Metrics>,
+    /// Each dataSource's coordinator and identity, for [`Pipelines::check_shared_metadata`].
+    shared: Vec<(String, Arc<dyn Coordinator>, String)>,
 }
 
 impl Pipelines {
@@ -267,6 +278,7 @@ impl Pipelines {
     ) -> Result<Self, PipelineError> {
         let mut zk: HashMap<String, Arc<ZkConnection>> = HashMap::new();
         let mut pipelines = IndexMap::new();
+        let mut shared = Vec::new();
         for ds in config.data_sources() {
             let fail = |message: String| PipelineError::Config {
                 data_source: ds.name.clone(),
@@ -275,7 +287,9 @@ impl Pipelines {
             let props =
                 CoreProperties::from_properties(&ds.properties).map_err(|e| fail(e.to_string()))?;
             ds.spec.validate().map_err(|e| fail(e.to_string()))?;
-            let pipeline = build(&ds.name, &ds.spec, &props, &options, &mut zk)?;
+            let (pipeline, coordinator, identity) =
+                build(&ds.name, &ds.spec, &props, &options, &mut zk)?;
+            shared.push((ds.name.clone(), coordinator, identity));
             info!(
                 dataSource = %ds.name,
                 partitions = props.task_partitions,
@@ -287,7 +301,34 @@ impl Pipelines {
         Ok(Self {
             pipelines,
             metrics: options.metrics,
+            shared,
         })
+    }
+
+    /// Checks, before serving, that every dataSource's metadata shared with other instances
+    /// (in ZooKeeper) can be shared safely: an error names the cause and the fix. Failing to
+    /// reach ZooKeeper is only logged (each update checks again).
+    pub async fn check_shared_metadata(&self) -> Result<(), PipelineError> {
+        for (data_source, coordinator, identity) in &self.shared {
+            let check = coordinator.check_shared(identity);
+            match tokio::time::timeout(Duration::from_secs(5), check).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) if e.is_retriable() => {
+                    tracing::warn!(dataSource = %data_source, error = %e, "could not check the shared beam metadata")
+                }
+                Ok(Err(source)) => {
+                    return Err(PipelineError::SharedMetadata {
+                        data_source: data_source.clone(),
+                        source,
+                    })
+                }
+                Err(_) => tracing::warn!(
+                    dataSource = %data_source,
+                    "could not check the shared beam metadata: ZooKeeper did not answer in 5 s"
+                ),
+            }
+        }
+        Ok(())
     }
 
     /// The pipeline of a dataSource.
@@ -334,7 +375,7 @@ fn build(
     props: &CoreProperties,
     options: &PipelineOptions,
     zk: &mut HashMap<String, Arc<ZkConnection>>,
-) -> Result<DataSourcePipeline, PipelineError> {
+) -> Result<(DataSourcePipeline, Arc<dyn Coordinator>, String), PipelineError> {
     let mut zk_connection = || {
         zk.entry(props.zookeeper_connect.clone())
             .or_insert_with(|| {
@@ -410,13 +451,14 @@ fn build(
         metrics,
     });
     let maker = Arc::new(DruidBeamMaker::new(spec.clone(), props.clone(), context));
+    let identity = format!(
+        "{}/{}",
+        mangle_service_name(&props.indexing_service_name),
+        name
+    );
     let clustered = ClusteredBeam::new(
         ClusteredBeamConfig {
-            identity: format!(
-                "{}/{}",
-                mangle_service_name(&props.indexing_service_name),
-                name
-            ),
+            identity: identity.clone(),
             rule: WindowRule {
                 segment_granularity: spec.data_schema.granularity_spec.segment_granularity,
                 window_period: spec.tuning_config.window_period(),
@@ -427,7 +469,7 @@ fn build(
             clock: options.clock.clone(),
         },
         maker,
-        coordinator,
+        coordinator.clone(),
     );
     let tranquilizer = TranquilizerConfig::builder()
         .max_batch_size(props.max_batch_size)
@@ -439,13 +481,14 @@ fn build(
             data_source: name.to_string(),
             message: e.to_string(),
         })?;
-    DataSourcePipeline::with_beam(
+    let pipeline = DataSourcePipeline::with_beam(
         name,
         spec,
         Arc::new(clustered),
         tranquilizer,
         &options.metrics,
-    )
+    )?;
+    Ok((pipeline, coordinator, identity))
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The HTTP surface: one router for the Overlord, worker chat and query APIs.
 
-use crate::{overlord, query, Shared};
+use crate::{overlord, query, sql, Shared};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -41,8 +41,8 @@ pub fn app(shared: Arc<Shared>) -> Router {
         )
         .route("/druid/v2", post(query::handle))
         .route("/druid/v2/", post(query::handle))
-        .route("/druid/v2/sql", post(query::sql))
-        .route("/druid/v2/sql/", post(query::sql))
+        .route("/druid/v2/sql", post(sql::handle))
+        .route("/druid/v2/sql/", post(sql::handle))
         .route("/druid/v2/datasources", get(query::data_sources))
         .route("/druid/v2/datasources/{ds}", get(query::data_source))
         .with_state(shared)

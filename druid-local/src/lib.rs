@@ -3,7 +3,7 @@
 //! It plays Druid's side of every wire a push client touches: the Overlord task API,
 //! `index_realtime` (and appenderator) tasks with the `clipped`/`timed`/`receiver` firehose chain and their
 //! push-events chat handler, rollup into segments, local "deep storage", Curator service
-//! announcements in ZooKeeper, and native queries. One HTTP port serves all of it.
+//! announcements in ZooKeeper, native queries and Druid SQL. One HTTP port serves all of it.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), druid_local::Error> {
@@ -19,6 +19,7 @@ mod http;
 pub mod overlord;
 pub mod query;
 pub mod spec;
+pub mod sql;
 pub mod storage;
 pub mod task;
 pub mod time;

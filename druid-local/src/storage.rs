@@ -237,6 +237,16 @@ impl Store {
         Ok(())
     }
 
+    /// Whether `seg` is served from deep storage (handed off) rather than by a running task.
+    pub fn is_handed_off(&self, seg: &Segment) -> bool {
+        let key = (seg.interval, seg.version.clone(), seg.partition);
+        self.segments
+            .read()
+            .get(&seg.data_source)
+            .and_then(|m| m.get(&key))
+            .is_some_and(|e| e.handed_off.is_some())
+    }
+
     /// Names of data sources with at least one segment holding rows.
     pub fn data_sources(&self) -> Vec<String> {
         self.segments

@@ -964,18 +964,5 @@ async fn join_and_virtual_column_queries() {
             .contains("[lookup]"),
         "{body}"
     );
-
-    // SQL is refused by name rather than with a bare 404.
-    let (status, body) = post(
-        &c,
-        &format!("{base}/druid/v2/sql"),
-        &json!({"query": "SELECT COUNT(*) FROM wiki_j"}),
-    )
-    .await;
-    assert_eq!(status, 501);
-    assert!(
-        body["errorMessage"].as_str().unwrap_or("").contains("SQL"),
-        "{body}"
-    );
     druid.shutdown().await;
 }

@@ -7,6 +7,7 @@
 //! | variable | default |
 //! | --- | --- |
 //! | `ZOOKEEPER_CLASSPATH` | `/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar` (Debian's `zookeeper`) |
+//! | (none) | Curator's jars from Debian under `/usr/share/java` for the mixed-fleet tests ([`java`]); they skip, saying so, without them |
 //! | `TANSU_BIN` | `tansu` on `PATH`, else `$CARGO_HOME/bin/tansu` |
 //! | `TRANQUILITY_PYTHON` | none: tests that need Python fail and say to run `scripts/test.sh` |
 //! | `TRANQUILITY_REAL_DRUID` | unset: tests against a real Druid ([`real_druid`]) skip, saying so, when it is not installed; `require` fails them |
@@ -315,6 +316,7 @@ fn tansu_bin() -> PathBuf {
     cargo_home.join("bin").join("tansu")
 }
 
+pub mod java;
 /// Native queries against druid-local (or any Druid broker), for checking what arrived.
 pub mod kafka;
 pub mod partition;

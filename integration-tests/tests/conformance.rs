@@ -875,6 +875,35 @@ async fn queries(broker: &str, data_source: &str, start: i64, handed_off: bool) 
         "{phase}"
     );
 
+    // SQL through the Broker: rows, events and sums; an unknown table in Druid's
+    // DruidException shape.
+    let sql = |query: String| {
+        send(post_json(
+            &c,
+            &format!("{broker}/druid/v2/sql"),
+            &json!({"query": query}),
+        ))
+    };
+    let answer = sql(format!(
+        "SELECT COUNT(*) AS n, SUM(\"count\") AS events, SUM(added) AS added FROM \"{data_source}\""
+    ))
+    .await;
+    assert_eq!(
+        answer.pair(),
+        (200, &json!([{"n": 4, "events": 5, "added": 25}])),
+        "{phase}: SQL"
+    );
+    let answer = sql(format!("SELECT COUNT(*) FROM \"{data_source}-none\"")).await;
+    assert_eq!(
+        (
+            answer.status,
+            &answer.body["error"],
+            &answer.body["errorCode"]
+        ),
+        (400, &json!("druidException"), &json!("invalidInput")),
+        "{phase}: SQL on an unknown table: {answer:?}"
+    );
+
     // Queries that do not map: the Broker's 500 naming Jackson's exception; malformed JSON 400.
     let bogus = send(post_json(
         &c,

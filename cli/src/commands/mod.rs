@@ -8,6 +8,7 @@ pub mod local;
 pub mod push;
 pub mod quickstart;
 pub mod server;
+pub mod spec;
 
 /// What `tranquility` can do.
 #[derive(Debug, clap::Subcommand)]
@@ -26,6 +27,9 @@ pub enum Command {
     /// Tranquility Fluvio: consume Fluvio topics into Druid as a fluvio.json says (needs the
     /// `fluvio` build feature).
     Fluvio(fluvio::Args),
+    /// Print the JSON Tranquility would submit to Druid for each dataSource (realtime task,
+    /// Kafka supervisor or batch task).
+    Spec(spec::Args),
     /// Measure speed and memory against their limits in one run; print and write a report.
     Bench(bench::Args),
 }
@@ -40,6 +44,7 @@ impl Command {
             Command::Push(args) => push::run(args).await,
             Command::Kafka(args) => kafka::run(args).await,
             Command::Fluvio(args) => fluvio::run(args).await,
+            Command::Spec(args) => spec::run(args).await,
             Command::Bench(args) => bench::run(args).await,
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod beam;
 pub mod discovery;
+pub mod event_shape;
 pub mod locator;
 pub mod overlord;
 pub mod partitioner;

@@ -256,6 +256,19 @@ pub enum OverlordError {
         #[source]
         source: CallError,
     },
+    /// `GET /task/{id}` failed.
+    #[error("reading the spec of task {task_id} from the Overlord ({overlord}) failed after {attempts} attempt(s): {source}")]
+    TaskPayload {
+        /// Task id.
+        task_id: String,
+        /// The Overlord (URL or service name).
+        overlord: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure.
+        #[source]
+        source: CallError,
+    },
     /// `POST /task/{id}/shutdown` failed.
     #[error("shutting down task {task_id} through the Overlord ({overlord}) failed after {attempts} attempt(s): {source}")]
     ShutdownTask {
@@ -288,6 +301,7 @@ impl OverlordError {
         match self {
             OverlordError::SubmitTask { source, .. }
             | OverlordError::TaskStatus { source, .. }
+            | OverlordError::TaskPayload { source, .. }
             | OverlordError::ShutdownTask { source, .. }
             | OverlordError::RunningTasks { source, .. } => source,
         }
@@ -450,6 +464,29 @@ impl OverlordClient {
                 parse_status(task_id, &answer.json()?).map_err(|reason| answer.bad(reason))
             })
             .map_err(|source| OverlordError::TaskStatus {
+                task_id: task_id.to_owned(),
+                overlord: self.endpoint.describe(),
+                attempts,
+                source,
+            })
+    }
+
+    /// The JSON a task was submitted with (`GET /task/{id}`, its `payload`); `None` when the
+    /// Overlord does not know the task.
+    pub async fn task_payload(&self, task_id: &str) -> Result<Option<Value>, OverlordError> {
+        let path = format!("/task/{}", encode_segment(task_id));
+        let (result, attempts) = self.call_with_retries(Method::GET, &path, None, true).await;
+        result
+            .and_then(|answer| {
+                if answer.status == StatusCode::NOT_FOUND {
+                    return Ok(None);
+                }
+                match answer.json()?.get_mut("payload").map(Value::take) {
+                    Some(Value::Null) | None => Ok(None),
+                    Some(payload) => Ok(Some(payload)),
+                }
+            })
+            .map_err(|source| OverlordError::TaskPayload {
                 task_id: task_id.to_owned(),
                 overlord: self.endpoint.describe(),
                 attempts,

@@ -117,6 +117,15 @@ pub const PROPERTIES: &[PropertyDef] = &[
     def("druid.tls.trustStoreType", Some(""), GlobalRead, Text, "truststore type (empty = default)"),
     def("druid.tls.trustStoreAlgorithm", Some(""), GlobalRead, Text, "trust manager algorithm (empty = default)"),
     def("druid.tls.trustStorePassword", Some(""), GlobalRead, Text, "truststore password"),
+    // Druid 31+ backends (our addition; reference/modern-druid.md).
+    def("druid.ingestion", Some("auto"), GlobalOnly, OneOf(&["auto", "realtime", "supervisor", "batch"]), "how events reach Druid: auto picks by the Overlord's version (below 31 realtime tasks; 31+ a Kafka supervisor when druid.ingestion.kafka.bootstrap.servers is set, else batch appends)"),
+    def("druid.ingestion.kafka.bootstrap.servers", None, GlobalOnly, Text, "supervisor backend: the Kafka brokers (host:port,...) Tranquility produces to and Druid reads from"),
+    def("druid.ingestion.kafka.topic", Some("tranquility-{dataSource}"), Either, Text, "supervisor backend: the dataSource's topic; {dataSource} is replaced by its name"),
+    def("druid.ingestion.kafka.partitions", Some("0"), Either, Int, "supervisor backend: partitions of a topic Tranquility creates (0 = task.partitions)"),
+    def("druid.ingestion.kafka.replicationFactor", Some("-1"), Either, Int, "supervisor backend: replication factor of a topic Tranquility creates (-1 = the broker's default)"),
+    def("druid.ingestion.kafka.taskDuration", None, Either, Per, "supervisor backend: the supervisor's taskDuration (Druid's default PT1H when unset)"),
+    def("druid.ingestion.batch.periodMillis", Some("30000"), Either, Int, "batch backend: how long events of an interval gather before their batch task is submitted"),
+    def("druid.ingestion.batch.maxBytes", Some("5242880"), Either, Int, "batch backend: a batch is submitted at once when its rows reach this many bytes"),
     // Server (process level).
     def("http.port", Some("8200"), GlobalOnly, Int, "plaintext HTTP port"),
     def("http.port.enable", Some("true"), GlobalRead, Bool, "serve plaintext HTTP"),
@@ -615,6 +624,97 @@ impl CoreProperties {
     pub fn basic_auth(&self) -> Option<(&str, &str)> {
         (!self.basic_auth_user.is_empty() && !self.basic_auth_pass.is_empty())
             .then_some((self.basic_auth_user.as_str(), self.basic_auth_pass.expose()))
+    }
+}
+
+/// Which way events reach Druid (`druid.ingestion`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingestion {
+    /// Decided by the Overlord's version at start-up.
+    Auto,
+    /// `index_realtime` tasks and their event receivers (Druid 0.9.2 to 30).
+    Realtime,
+    /// A Kafka topic read by a Druid supervisor (31+).
+    Supervisor,
+    /// `index_parallel` tasks with inline micro-batches (31+).
+    Batch,
+}
+
+impl Ingestion {
+    /// The property's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ingestion::Auto => "auto",
+            Ingestion::Realtime => "realtime",
+            Ingestion::Supervisor => "supervisor",
+            Ingestion::Batch => "batch",
+        }
+    }
+}
+
+/// The Druid 31+ backend settings of one dataSource (global overlaid with its own), typed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestionProperties {
+    /// `druid.ingestion`.
+    pub ingestion: Ingestion,
+    /// `druid.ingestion.kafka.bootstrap.servers`.
+    pub kafka_bootstrap_servers: Option<String>,
+    /// `druid.ingestion.kafka.topic`, with `{dataSource}` still in it.
+    pub kafka_topic_pattern: String,
+    /// `druid.ingestion.kafka.partitions` (0 = `task.partitions`).
+    pub kafka_partitions: u32,
+    /// `druid.ingestion.kafka.replicationFactor` (-1 = the broker's default).
+    pub kafka_replication_factor: i32,
+    /// `druid.ingestion.kafka.taskDuration`.
+    pub kafka_task_duration: Option<Period>,
+    /// `druid.ingestion.batch.periodMillis`.
+    pub batch_period_millis: u64,
+    /// `druid.ingestion.batch.maxBytes`.
+    pub batch_max_bytes: u64,
+}
+
+impl IngestionProperties {
+    /// Reads and checks the backend properties.
+    pub fn from_properties(p: &Properties) -> Result<Self, ConfigError> {
+        let ingestion = match p
+            .one_of(
+                "druid.ingestion",
+                &["auto", "realtime", "supervisor", "batch"],
+            )?
+            .as_str()
+        {
+            "realtime" => Ingestion::Realtime,
+            "supervisor" => Ingestion::Supervisor,
+            "batch" => Ingestion::Batch,
+            _ => Ingestion::Auto,
+        };
+        let task_duration = match p.opt_string("druid.ingestion.kafka.taskDuration") {
+            Some(_) => Some(p.period("druid.ingestion.kafka.taskDuration")?),
+            None => None,
+        };
+        Ok(Self {
+            ingestion,
+            kafka_bootstrap_servers: p
+                .opt_string("druid.ingestion.kafka.bootstrap.servers")
+                .filter(|s| !s.trim().is_empty()),
+            kafka_topic_pattern: p.string("druid.ingestion.kafka.topic")?,
+            kafka_partitions: p.int_in("druid.ingestion.kafka.partitions", 0, 100_000)? as u32,
+            kafka_replication_factor: p.int_in(
+                "druid.ingestion.kafka.replicationFactor",
+                -1,
+                1_000,
+            )? as i32,
+            kafka_task_duration: task_duration,
+            batch_period_millis: p.int_in("druid.ingestion.batch.periodMillis", 1, i64::MAX)?
+                as u64,
+            batch_max_bytes: p.int_in("druid.ingestion.batch.maxBytes", 1, i64::MAX)? as u64,
+        })
+    }
+
+    /// The topic of `data_source` on the supervisor backend.
+    pub fn kafka_topic(&self, data_source: &str) -> String {
+        self.kafka_topic_pattern
+            .replace("{dataSource}", data_source)
     }
 }
 

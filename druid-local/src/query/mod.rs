@@ -57,6 +57,19 @@ impl QueryError {
             class: "org.apache.druid.query.QueryUnsupportedException",
         }
     }
+    /// A failure inside druid-local (500 "Unknown exception").
+    pub fn internal(msg: impl Into<String>) -> QueryError {
+        QueryError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            error: "Unknown exception",
+            message: msg.into(),
+            class: "java.lang.RuntimeException",
+        }
+    }
+    /// Status, Druid error code, message and error class.
+    pub fn parts(&self) -> (StatusCode, &'static str, &str, &'static str) {
+        (self.status, self.error, &self.message, self.class)
+    }
     /// The HTTP answer; `host` is the server's for errors raised while handling the query.
     fn response(&self, host: Option<&str>) -> Response {
         http::json(
@@ -239,26 +252,12 @@ pub async fn handle(
     let mut resp = match result {
         Ok(Ok(v)) => http::json(StatusCode::OK, v),
         Ok(Err(e)) => e.response(Some(&shared.host)),
-        Err(e) => QueryError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            error: "Unknown exception",
-            message: e.to_string(),
-            class: "java.lang.RuntimeException",
-        }
-        .response(Some(&shared.host)),
+        Err(e) => QueryError::internal(e.to_string()).response(Some(&shared.host)),
     };
     if let Ok(v) = HeaderValue::from_str(&query_id) {
         resp.headers_mut().insert("X-Druid-Query-Id", v);
     }
     resp
-}
-
-/// `POST /druid/v2/sql`: not implemented; says so in Druid's error body (501).
-pub async fn sql() -> Response {
-    QueryError::unsupported(
-        "SQL (/druid/v2/sql) is not supported by druid-local; use native queries at /druid/v2",
-    )
-    .response(None)
 }
 
 /// `GET /druid/v2/datasources`.
