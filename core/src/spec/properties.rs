@@ -98,7 +98,8 @@ pub const PROPERTIES: &[PropertyDef] = &[
     alias(def("tranquility.maxBatchSize", Some("2000"), Either, Int, "Tranquilizer batch size"), &["druid.tranquilizer.maxBatchSize"]),
     alias(def("tranquility.maxPendingBatches", Some("5"), Either, Int, "batches in flight before send blocks"), &["druid.tranquilizer.maxPendingBatches"]),
     alias(def("tranquility.lingerMillis", Some("0"), Either, Int, "0 = send when a slot is free; >0 = wait to fill a batch; -1 = full batches or flush only"), &["druid.tranquilizer.lingerMillis"]),
-    alias(def("tranquility.blockOnFull", Some("true"), Either, Bool, "block senders when the buffer is full (else fail with buffer full)"), &["druid.tranquilizer.blockOnFull"]),
+    alias(def("tranquility.blockOnFull", Some("true"), Either, Bool, "block senders when the buffer is full; false is honoured only with tranquility.blockOnFull.honour=true (the original never read it)"), &["druid.tranquilizer.blockOnFull"]),
+    def("tranquility.blockOnFull.honour", Some("false"), Either, Bool, "let tranquility.blockOnFull=false answer 'Buffer full' instead of blocking (our addition)"),
     def("druidBeam.firehoseGracePeriod", Some("PT5M"), Either, Per, "added to the task's shutoffTime"),
     def("druidBeam.firehoseQuietPeriod", Some("PT1M"), Either, Per, "push errors log at DEBUG, not WARN, this long into a push"),
     def("druidBeam.firehoseRetryPeriod", Some("PT1M"), Either, Per, "how long a push is retried on transient errors"),
@@ -540,6 +541,23 @@ pub struct CoreProperties {
     pub tls_trust_store_password: Secret,
 }
 
+/// `tranquility.blockOnFull`, as the original behaved unless `tranquility.blockOnFull.honour`
+/// opts in: the original documented the key but never read it, so its Server and Kafka always
+/// blocked, and a file that says `false` did not mean "fail when full".
+fn block_on_full(p: &Properties) -> Result<bool, ConfigError> {
+    let asked = p.bool("tranquility.blockOnFull")?;
+    let honour = p.bool("tranquility.blockOnFull.honour")?;
+    if asked || honour {
+        return Ok(asked);
+    }
+    tracing::warn!(
+        "tranquility.blockOnFull=false is ignored and senders block when the buffer is full, \
+         as in the original Tranquility (which never read this key); set \
+         tranquility.blockOnFull.honour=true to answer 'Buffer full' (HTTP 503) instead"
+    );
+    Ok(true)
+}
+
 fn usize_of(v: i64) -> usize {
     usize::try_from(v).unwrap_or(0)
 }
@@ -577,7 +595,7 @@ impl CoreProperties {
                 i64::from(i32::MAX),
             )?),
             linger_millis: p.int_in("tranquility.lingerMillis", -1, i64::MAX)?,
-            block_on_full: p.bool("tranquility.blockOnFull")?,
+            block_on_full: block_on_full(p)?,
             firehose_grace_period: p.period("druidBeam.firehoseGracePeriod")?,
             firehose_quiet_period: p.period("druidBeam.firehoseQuietPeriod")?,
             firehose_retry_period: p.period("druidBeam.firehoseRetryPeriod")?,
@@ -967,6 +985,7 @@ mod tests {
         p.insert("druid.tranquilizer.maxBatchSize", "500");
         p.insert("tranquility.lingerMillis", "-1");
         p.insert("druid.tranquilizer.blockOnFull", "false");
+        p.insert("tranquility.blockOnFull.honour", "true");
         let c = CoreProperties::from_properties(&p).unwrap();
         assert_eq!(
             (c.max_batch_size, c.linger_millis, c.block_on_full),
@@ -978,6 +997,24 @@ mod tests {
             CoreProperties::from_properties(&p).unwrap().max_batch_size,
             700
         );
+    }
+
+    #[test]
+    fn block_on_full_false_blocks_unless_honoured() {
+        let mut p = Properties::new();
+        p.insert("tranquility.blockOnFull", "false");
+        assert!(
+            CoreProperties::from_properties(&p).unwrap().block_on_full,
+            "the original always blocked"
+        );
+        p.insert("tranquility.blockOnFull.honour", "true");
+        assert!(!CoreProperties::from_properties(&p).unwrap().block_on_full);
+        let mut p = Properties::new();
+        p.insert("tranquility.blockOnFull.honour", "true");
+        assert!(CoreProperties::from_properties(&p).unwrap().block_on_full);
+        p.insert("tranquility.blockOnFull.honour", "maybe");
+        let e = CoreProperties::from_properties(&p).unwrap_err().to_string();
+        assert!(e.contains("tranquility.blockOnFull.honour"), "{e}");
     }
 
     #[test]
