@@ -134,6 +134,7 @@ pub const PROPERTIES: &[PropertyDef] = &[
     def("http.idleTimeout", Some("PT5M"), GlobalOnly, Per, "idle connection timeout (<= 0 keeps the default)"),
     def("http.bindAddress", Some("0.0.0.0"), GlobalOnly, Text, "address the server listens on (127.0.0.1 = local clients only)"),
     def("http.maxBodyBytes", Some("67108864"), GlobalOnly, Int, "largest request body in bytes, compressed and decompressed"),
+    def("http.responseShape", Some("full"), GlobalOnly, OneOf(&["full", "original"]), "success body: full adds dropped, failed and droppedReasons; original is exactly {\"result\":{\"received\",\"sent\"}} (our addition)"),
     def("http.basicAuth.user", Some(""), GlobalOnly, Text, "HTTP Basic user every route but GET / and /health requires (empty = open; our addition)"),
     def("http.basicAuth.pass", Some(""), GlobalOnly, Text, "HTTP Basic password for http.basicAuth.user (our addition)"),
     def("https.port", Some("8400"), GlobalRead, Int, "TLS port"),
