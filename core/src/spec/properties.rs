@@ -156,6 +156,7 @@ pub const PROPERTIES: &[PropertyDef] = &[
     def("kafka.group.id", Some("tranquility-kafka"), GlobalOnly, Text, "consumer group, the same on every instance"),
     def("consumer.numThreads", Some("-1"), GlobalOnly, Int, "consumer threads; -1 = max(1, CPUs - 1)"),
     def("commit.periodMillis", Some("15000"), GlobalOnly, Int, "flush and commit period in millis"),
+    def("kafka.http.port", None, GlobalOnly, Int, "the kafka command serves /metrics and /health on this port (none when unset; http.port is the Server's; our addition)"),
     def("consumer.stallTimeoutMillis", Some("60000"), GlobalOnly, Int, "/health turns unhealthy when an owned partition with lag has neither consumed nor committed for this long"),
     def("topicPattern", Some("(?!)"), Either, Text, "regex that must match the whole topic name"),
     def("topicPattern.priority", Some("1"), Either, Int, "highest priority wins when several patterns match"),
@@ -166,6 +167,9 @@ pub const PROPERTIES: &[PropertyDef] = &[
 
 /// Prefix of Kafka consumer passthrough properties (global; the prefix is removed).
 pub const KAFKA_PASSTHROUGH_PREFIX: &str = "kafka.";
+
+/// Keys under the passthrough prefix that are Tranquility's own, never given to the consumer.
+const KAFKA_OWN_KEYS: &[&str] = &["kafka.http.port"];
 
 /// The definition of `key` (or of the key it is an alias of).
 pub fn property(key: &str) -> Option<&'static PropertyDef> {
@@ -824,8 +828,11 @@ pub struct KafkaProperties {
     pub commit_period_millis: u64,
     /// `consumer.stallTimeoutMillis`.
     pub stall_timeout_millis: u64,
-    /// Every global `kafka.*` key with the prefix removed, for the consumer.
+    /// Every global `kafka.*` key with the prefix removed, for the consumer (but for
+    /// Tranquility's own, such as `kafka.http.port`).
     pub consumer_properties: IndexMap<String, String>,
+    /// `kafka.http.port`: where the kafka command serves `/metrics` and `/health`.
+    pub http_port: Option<u16>,
 }
 
 impl std::fmt::Debug for KafkaProperties {
@@ -849,6 +856,7 @@ impl std::fmt::Debug for KafkaProperties {
             .field("commit_period_millis", &self.commit_period_millis)
             .field("stall_timeout_millis", &self.stall_timeout_millis)
             .field("consumer_properties", &consumer)
+            .field("http_port", &self.http_port)
             .finish()
     }
 }
@@ -862,7 +870,17 @@ impl KafkaProperties {
             num_threads: p.int_in("consumer.numThreads", -1, 10_000)?,
             commit_period_millis: p.int_in("commit.periodMillis", 1, i64::MAX)? as u64,
             stall_timeout_millis: p.int_in("consumer.stallTimeoutMillis", 1, i64::MAX)? as u64,
-            consumer_properties: p.with_prefix(KAFKA_PASSTHROUGH_PREFIX),
+            consumer_properties: p
+                .with_prefix(KAFKA_PASSTHROUGH_PREFIX)
+                .into_iter()
+                .filter(|(k, _)| {
+                    !KAFKA_OWN_KEYS.contains(&format!("{KAFKA_PASSTHROUGH_PREFIX}{k}").as_str())
+                })
+                .collect(),
+            http_port: p
+                .opt_string("kafka.http.port")
+                .map(|_| p.int_in("kafka.http.port", 0, 65_535).map(|v| v as u16))
+                .transpose()?,
         })
     }
 }
@@ -1058,5 +1076,10 @@ mod tests {
             Some("localhost:9092")
         );
         assert!(is_known("kafka.anything") && !is_known("tranquility.batchSize"));
+        assert_eq!(k.http_port, None);
+        g.insert("kafka.http.port", "9100");
+        let k = KafkaProperties::from_properties(&g).unwrap();
+        assert_eq!(k.http_port, Some(9100));
+        assert!(!k.consumer_properties.contains_key("http.port"));
     }
 }
