@@ -17,8 +17,8 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// The runner status a list or status endpoint shows.
-fn status_plus(t: &Task, runner: &str) -> Value {
+/// The runner status a list or status endpoint shows; `tls`: the port is the TLS port.
+fn status_plus(t: &Task, runner: &str, tls: bool) -> Value {
     let st = t.state.lock().clone();
     let code = match st.status {
         TaskStatus::Running => "RUNNING",
@@ -27,7 +27,11 @@ fn status_plus(t: &Task, runner: &str) -> Value {
     };
     let location = match &st.location {
         Some((h, p)) if st.status == TaskStatus::Running => {
-            json!({"host": h, "port": p, "tlsPort": -1})
+            if tls {
+                json!({"host": h, "port": -1, "tlsPort": p})
+            } else {
+                json!({"host": h, "port": p, "tlsPort": -1})
+            }
         }
         _ => json!({"host": null, "port": -1, "tlsPort": -1}),
     };
@@ -143,7 +147,7 @@ pub async fn status(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -
             };
             json(
                 StatusCode::OK,
-                json!({"task": id, "status": status_plus(&t, runner)}),
+                json!({"task": id, "status": status_plus(&t, runner, shared.tls)}),
             )
         }
         None => json(StatusCode::NOT_FOUND, json!({"task": id, "status": null})),
@@ -195,7 +199,7 @@ fn list(
     };
     for t in iter {
         if want(t) {
-            out.push(status_plus(t, runner_code(t)));
+            out.push(status_plus(t, runner_code(t), shared.tls));
             if limit.is_some_and(|l| out.len() >= l) {
                 break;
             }
@@ -270,11 +274,7 @@ pub async fn tasks(
 
 /// `GET /druid/indexer/v1/leader`: plain `http://host:port`.
 pub async fn leader(State(shared): State<Arc<Shared>>) -> Response {
-    (
-        StatusCode::OK,
-        format!("http://{}:{}", shared.host, shared.port),
-    )
-        .into_response()
+    (StatusCode::OK, shared.url()).into_response()
 }
 
 /// `GET /druid/indexer/v1/isLeader`.
