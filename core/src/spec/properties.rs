@@ -114,10 +114,12 @@ pub const PROPERTIES: &[PropertyDef] = &[
     def("druidBeam.basicAuthPass", Some(""), Either, Text, "HTTP Basic password for the Overlord and tasks"),
     def("druid.tls.enable", Some("false"), GlobalRead, Bool, "use TLS towards Druid"),
     def("druid.tls.protocol", Some("TLSv1.2"), GlobalRead, Text, "TLS protocol towards Druid"),
-    def("druid.tls.trustStorePath", Some(""), GlobalRead, Text, "truststore file (empty = system roots)"),
+    def("druid.tls.trustStorePath", Some(""), GlobalRead, Text, "PEM file of the CAs to trust (empty = public web roots; JKS and PKCS12 are refused with the command that converts them)"),
     def("druid.tls.trustStoreType", Some(""), GlobalRead, Text, "truststore type (empty = default)"),
     def("druid.tls.trustStoreAlgorithm", Some(""), GlobalRead, Text, "trust manager algorithm (empty = default)"),
-    def("druid.tls.trustStorePassword", Some(""), GlobalRead, Text, "truststore password"),
+    def("druid.tls.trustStorePassword", Some(""), GlobalRead, Text, "truststore password (unused: PEM trust stores have none)"),
+    def("druid.tls.certPath", Some(""), GlobalRead, Text, "PEM client certificate chain for a Druid that requires one (our addition)"),
+    def("druid.tls.keyPath", Some(""), GlobalRead, Text, "PEM private key of druid.tls.certPath (our addition)"),
     // Druid 31+ backends (our addition; reference/modern-druid.md).
     def("druid.ingestion", Some("auto"), GlobalOnly, OneOf(&["auto", "realtime", "supervisor", "batch"]), "how events reach Druid: auto picks by the Overlord's version (below 31 realtime tasks; 31+ a Kafka supervisor when druid.ingestion.kafka.bootstrap.servers is set, else batch appends)"),
     def("druid.ingestion.kafka.bootstrap.servers", None, GlobalOnly, Text, "supervisor backend: the Kafka brokers (host:port,...) Tranquility produces to and Druid reads from"),
@@ -544,6 +546,10 @@ pub struct CoreProperties {
     pub tls_trust_store_algorithm: String,
     /// `druid.tls.trustStorePassword`.
     pub tls_trust_store_password: Secret,
+    /// `druid.tls.certPath`: PEM client certificate chain (empty = none).
+    pub tls_cert_path: String,
+    /// `druid.tls.keyPath`: PEM client private key (empty = none).
+    pub tls_key_path: String,
 }
 
 /// `tranquility.blockOnFull`, as the original behaved unless `tranquility.blockOnFull.honour`
@@ -635,6 +641,8 @@ impl CoreProperties {
             tls_trust_store_type: p.string("druid.tls.trustStoreType")?,
             tls_trust_store_algorithm: p.string("druid.tls.trustStoreAlgorithm")?,
             tls_trust_store_password: p.secret("druid.tls.trustStorePassword")?,
+            tls_cert_path: p.string("druid.tls.certPath")?,
+            tls_key_path: p.string("druid.tls.keyPath")?,
         })
     }
 
