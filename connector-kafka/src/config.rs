@@ -335,13 +335,14 @@ fn old_consumer_key(key: &str) -> Option<&'static str> {
         .map(|(_, why)| *why)
 }
 
-/// Lets librdkafka check every key and value now, so a typo fails at start-up by name.
+/// Lets librdkafka check every key and value now, so a typo fails at start-up by name; a
+/// SASL mechanism this build lacks (Kerberos) fails here too, not at the first connection.
 fn check_client_properties(props: &IndexMap<String, String>) -> Result<(), KafkaError> {
     let mut c = ClientConfig::new();
     for (k, v) in props {
         c.set(k, v);
     }
-    c.create_native_config().map(drop).map_err(|e| match e {
+    let native = c.create_native_config().map_err(|e| match e {
         rdkafka::error::KafkaError::ClientConfig(_, desc, key, value) => {
             KafkaError::ClientProperty {
                 key: format!("kafka.{key}"),
@@ -352,7 +353,26 @@ fn check_client_properties(props: &IndexMap<String, String>) -> Result<(), Kafka
             key: "kafka.*".into(),
             message: other.to_string(),
         },
-    })
+    })?;
+    let sasl = props
+        .get("security.protocol")
+        .is_some_and(|p| p.to_ascii_uppercase().starts_with("SASL"));
+    let builtin = native.get("builtin.features").unwrap_or_default();
+    let mechanisms = native.get("sasl.mechanisms").unwrap_or_default();
+    let kerberos = mechanisms
+        .split(',')
+        .any(|m| m.trim().eq_ignore_ascii_case("GSSAPI"));
+    if sasl && kerberos && !builtin.split(',').any(|f| f == "sasl_gssapi") {
+        return Err(KafkaError::ClientProperty {
+            key: "kafka.sasl.mechanisms".into(),
+            message: format!(
+                "{mechanisms:?} (librdkafka's default when unset): Kerberos (GSSAPI) is not \
+                 built in; set PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER, or build \
+                 with rdkafka's gssapi feature"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Only JSON objects can be decoded for now; other parser formats fail by name.
@@ -533,6 +553,61 @@ mod tests {
                 "librdkafka knows {key}: remove it from OLD_CONSUMER_KEYS"
             );
         }
+    }
+
+    #[test]
+    fn tls_sasl_and_zstd_are_built_in() {
+        let features = ClientConfig::new()
+            .create_native_config()
+            .and_then(|c| c.get("builtin.features"))
+            .unwrap();
+        for needed in [
+            "ssl",
+            "sasl_plain",
+            "sasl_scram",
+            "sasl_oauthbearer",
+            "zstd",
+            "lz4",
+        ] {
+            assert!(
+                features.split(',').any(|f| f == needed),
+                "librdkafka lacks {needed}: {features}"
+            );
+        }
+        let c = load(&file(
+            r#""kafka.bootstrap.servers": "b:9093", "kafka.security.protocol": "SASL_SSL",
+               "kafka.sasl.mechanisms": "SCRAM-SHA-512", "kafka.sasl.username": "u",
+               "kafka.sasl.password": "p", "kafka.ssl.ca.location": "/etc/ssl/certs""#,
+            "",
+            "json",
+        ))
+        .unwrap();
+        assert_eq!(c.client_properties["security.protocol"], "SASL_SSL");
+    }
+
+    #[test]
+    fn kerberos_is_refused_by_name() {
+        let e = load(&file(
+            r#""kafka.bootstrap.servers": "b:9093", "kafka.security.protocol": "SASL_PLAINTEXT",
+               "kafka.sasl.mechanisms": "GSSAPI""#,
+            "",
+            "json",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("kafka.sasl.mechanisms") && e.contains("GSSAPI"),
+            "{e}"
+        );
+        // librdkafka's default mechanism is GSSAPI too.
+        let e = load(&file(
+            r#""kafka.bootstrap.servers": "b:9093", "kafka.security.protocol": "sasl_ssl""#,
+            "",
+            "json",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("Kerberos"), "{e}");
     }
 
     #[test]
