@@ -1,6 +1,7 @@
 //! Kafka through an independent client (Python confluent-kafka, from [`crate::python`]):
 //! creating topics, producing and reading a group's committed offsets, in plaintext or with
-//! any extra client settings (TLS, SASL, compression) through [`KafkaClient`].
+//! any extra client settings (TLS, SASL, compression) through
+//! [`KafkaClient`](crate::kafka::KafkaClient).
 
 use std::io::Write;
 use std::process::{Command, Stdio};
