@@ -53,6 +53,16 @@ if [ ! -f /usr/share/java/zookeeper.jar ] || ! command -v javac >/dev/null \
     libcurator-recipes-java libcurator-framework-java libcurator-discovery-java >/dev/null
 fi
 
+# --- Kafka over TLS ---
+# librdkafka is built against Debian's OpenSSL (libssl-dev), and the Kafka TLS tests put
+# stunnel4 in front of the test broker, which has no usable TLS listener of its own.
+if ! command -v stunnel4 >/dev/null || [ ! -f /usr/include/openssl/ssl.h ] || ! command -v pkg-config >/dev/null; then
+  step "installing stunnel4, libssl-dev and pkg-config (Debian packages, Kafka over TLS)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stunnel4 libssl-dev pkg-config >/dev/null
+fi
+# --- end Kafka over TLS ---
+
 # The broker builds in the background while the workspace compiles (separate target dirs).
 TANSU_JOB=""
 if [ ! -x "$TANSU_BIN" ]; then

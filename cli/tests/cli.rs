@@ -42,6 +42,7 @@ fn every_subcommand_has_help() {
         "local",
         "quickstart",
         "push",
+        "console",
         "kafka",
         "fluvio",
         "spec",
@@ -393,9 +394,13 @@ fn push_config(dir: &Path, overlord: &str, extra: &str) -> String {
 }
 
 async fn push(args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    command("push", args, stdin).await
+}
+
+async fn command(name: &str, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
     use tokio::io::AsyncWriteExt;
     let mut child = tokio::process::Command::new(BIN)
-        .arg("push")
+        .arg(name)
         .args(args)
         .env_remove("RUST_LOG")
         .stdin(Stdio::piped())
@@ -485,6 +490,65 @@ async fn push_sends_a_file_and_stdin_and_prints_the_counts() {
     .await;
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("nope") && err.contains("push.json"), "{err}");
+    druid.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_reads_stdin_into_the_only_or_the_named_data_source_as_the_original() {
+    let druid = DruidLocal::start(DruidLocalConfig::ephemeral())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let t = now_millis();
+    let stdin: String = (0..3)
+        .map(|i| format!("{{\"timestamp\":{t},\"i\":{i}}}\n"))
+        .collect();
+    // One dataSource in the file: no -dataSource needed.
+    let single = write(
+        dir.path(),
+        "console.json",
+        &format!(
+            r#"{{"dataSources":[{{"spec":{SPEC}}}],
+                "properties":{{"druid.overlord.url":"{}","druidBeam.taskLocator":"overlord"}}}}"#,
+            druid.url()
+        ),
+    );
+    let (code, out, err) = command(
+        "console",
+        &["-configFile", &single, "--local-coordination"],
+        Some(&stdin),
+    )
+    .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("received 3, sent 3, dropped 0, failed 0"),
+        "{out}"
+    );
+    assert!(
+        err.contains("Sent[3], dropped[0], failed[0] messages to Druid."),
+        "{err}"
+    );
+    wait_for_rows(&druid.url(), "wiki", 3).await;
+
+    // Several: the original's refusal without -dataSource, and -dataSource picks one.
+    let both = push_config(dir.path(), &druid.url(), "");
+    let (code, _, err) = command("console", &["-configFile", &both], Some(&stdin)).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("-dataSource"), "{err}");
+    let (code, out, err) = command(
+        "console",
+        &[
+            "-configFile",
+            &both,
+            "-dataSource",
+            "other",
+            "--local-coordination",
+        ],
+        Some(&stdin),
+    )
+    .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    wait_for_rows(&druid.url(), "other", 3).await;
     druid.shutdown().await;
 }
 

@@ -34,6 +34,7 @@ use crate::druid::overlord::{OverlordClient, OverlordConfig, OverlordEndpoint};
 use crate::druid::partitioner::dimension_hash_partitioner;
 use crate::druid::receiver::{ReceiverClient, ReceiverConfig};
 use crate::druid::retry::RetryPolicy;
+use crate::druid::tls::DruidTls;
 use crate::druid::{mangle_service_name, BasicAuth};
 use crate::event::{Event, RawEvent, TimestampExtractor};
 use crate::metrics::events::{record_outcomes, EventsReceived};
@@ -387,7 +388,18 @@ fn build(
             .clone()
     };
     let auth = BasicAuth::from_properties(&props.basic_auth_user, &props.basic_auth_pass);
+    let config_error = |message: String| PipelineError::Config {
+        data_source: name.to_string(),
+        message,
+    };
+    let tls = DruidTls::from_properties(props).map_err(|e| config_error(e.to_string()))?;
     let overlord_endpoint = match options.overlord_url.clone().or(props.overlord_url.clone()) {
+        Some(url) if !tls.is_enabled() && url.trim().to_ascii_lowercase().starts_with("https:") => {
+            return Err(config_error(format!(
+                "the Overlord URL {url} is HTTPS: set druid.tls.enable=true (and \
+                 druid.tls.trustStorePath to the PEM file of Druid's CA)"
+            )))
+        }
         Some(url) => OverlordEndpoint::Url(url),
         None => OverlordEndpoint::Discovery {
             discovery: Arc::new(CuratorDiscovery::new(
@@ -397,7 +409,7 @@ fn build(
             service_name: props.indexing_service_name.clone(),
         },
     };
-    let overlord = OverlordClient::new(
+    let overlord = OverlordClient::with_tls(
         overlord_endpoint,
         OverlordConfig {
             retry: RetryPolicy {
@@ -407,11 +419,16 @@ fn build(
             auth: auth.clone(),
             ..OverlordConfig::default()
         },
+        &tls,
     );
     let locator: Arc<dyn TaskLocator> = match props.task_locator {
-        TaskLocatorKind::Curator => Arc::new(CuratorTaskLocator::new(Arc::new(
-            CuratorDiscovery::new(zk_connection(), &props.discovery_path),
-        ))),
+        TaskLocatorKind::Curator => Arc::new(
+            CuratorTaskLocator::new(Arc::new(CuratorDiscovery::new(
+                zk_connection(),
+                &props.discovery_path,
+            )))
+            .with_tls(tls.is_enabled()),
+        ),
         // One attempt per poll: a push must not wait out the Overlord's long retries.
         TaskLocatorKind::Overlord => Arc::new(OverlordTaskLocator::new(
             overlord.with_retry(RetryPolicy {
@@ -434,15 +451,18 @@ fn build(
     let metrics = options.metrics.data_source(name);
     let context = Arc::new(DruidBeamContext {
         data_source: name.to_string(),
-        receiver: ReceiverClient::new(ReceiverConfig {
-            retry: RetryPolicy {
-                period: duration(&props.firehose_retry_period),
-                ..RetryPolicy::receiver_default()
+        receiver: ReceiverClient::with_tls(
+            ReceiverConfig {
+                retry: RetryPolicy {
+                    period: duration(&props.firehose_retry_period),
+                    ..RetryPolicy::receiver_default()
+                },
+                quiet_period: duration(&props.firehose_quiet_period),
+                auth,
+                ..ReceiverConfig::default()
             },
-            quiet_period: duration(&props.firehose_quiet_period),
-            auth,
-            ..ReceiverConfig::default()
-        }),
+            &tls,
+        ),
         locator,
         overlord,
         chunk_size: props.firehose_chunk_size,

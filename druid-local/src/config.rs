@@ -1,6 +1,7 @@
 //! Options of a druid-local instance (the CLI flags map one to one).
 
 pub use crate::auth::BasicCredentials;
+pub use crate::tls::TlsFiles;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -22,6 +23,9 @@ pub struct DruidLocalConfig {
     /// When set, every endpoint but the Overlord's unsecured ones (`/status/health`,
     /// `/druid/indexer/v1/isLeader`) requires these HTTP Basic credentials.
     pub basic_auth: Option<BasicCredentials>,
+    /// When set, the port speaks HTTPS only (Druid with its TLS port on and the plaintext
+    /// one off): locations report `tlsPort` and announcements `sslPort`, with `port` -1.
+    pub tls: Option<TlsFiles>,
 }
 
 /// Druid's two null-handling modes for numbers (`druid.generic.useDefaultValueForNull`). The
@@ -47,6 +51,7 @@ impl DruidLocalConfig {
             discovery_path: "/druid/discovery".into(),
             overlord_service_name: "druid/overlord".into(),
             basic_auth: None,
+            tls: None,
         }
     }
 }

@@ -5,6 +5,8 @@
 //! repository: a test that replays them skips visibly when they are absent, and a plain clone
 //! covers the same ground with the files under `examples/configs/`.
 
+pub mod certs;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 

@@ -2,6 +2,7 @@
 //! variant below and one arm in [`Command::run`].
 
 pub mod bench;
+pub mod console;
 pub mod fluvio;
 pub mod kafka;
 pub mod local;
@@ -22,6 +23,8 @@ pub enum Command {
     Quickstart(quickstart::Args),
     /// Send newline-delimited JSON events from a file or stdin to configured dataSources.
     Push(push::Args),
+    /// The original's console command: JSON objects from stdin to one dataSource (`push -`).
+    Console(console::Args),
     /// Tranquility Kafka: load Kafka topics into Druid as a kafka.json says.
     Kafka(kafka::Args),
     /// Tranquility Fluvio: consume Fluvio topics into Druid as a fluvio.json says (needs the
@@ -42,6 +45,7 @@ impl Command {
             Command::Local(args) => local::run(args).await,
             Command::Quickstart(args) => quickstart::run(args).await,
             Command::Push(args) => push::run(args).await,
+            Command::Console(args) => console::run(args).await,
             Command::Kafka(args) => kafka::run(args).await,
             Command::Fluvio(args) => fluvio::run(args).await,
             Command::Spec(args) => spec::run(args).await,

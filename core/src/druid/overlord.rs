@@ -20,6 +20,7 @@ use tokio::time::Instant;
 
 use super::discovery::{CuratorDiscovery, DiscoveryError};
 use super::retry::RetryPolicy;
+use super::tls::{self, DruidTls};
 use super::{BasicAuth, Endpoint};
 
 /// Where the Overlord is.
@@ -110,6 +111,14 @@ pub struct TaskLocation {
 }
 
 impl TaskLocation {
+    /// The endpoint to push to with TLS towards Druid on or off: the TLS port first when
+    /// `tls`, else the plain port first; `None` while unknown.
+    pub fn endpoint_for(&self, tls: bool) -> Option<Endpoint> {
+        let host = self.host.as_deref().filter(|h| !h.is_empty())?;
+        let port = |p: i32| u16::try_from(p).ok().filter(|p| *p > 0);
+        Endpoint::choose(host, port(self.port), port(self.tls_port), tls)
+    }
+
     /// The endpoint to push to: the TLS port if set, else the plain port; `None` while unknown.
     pub fn endpoint(&self) -> Option<Endpoint> {
         let host = self.host.as_deref().filter(|h| !h.is_empty())?;
@@ -191,6 +200,12 @@ pub enum CallError {
         /// Druid's response body.
         body: String,
     },
+    /// Druid is reachable only over TLS, which is off.
+    #[error("{url} is reachable only over TLS: set druid.tls.enable=true (and druid.tls.trustStorePath to the PEM file of Druid's CA)")]
+    NeedsTls {
+        /// The HTTPS URL.
+        url: String,
+    },
     /// A success answer that cannot be understood.
     #[error("unexpected answer from {url} ({reason}): {body}")]
     BadResponse {
@@ -208,7 +223,9 @@ impl CallError {
     pub fn is_retriable(&self) -> bool {
         match self {
             CallError::Locate(e) => e.is_retriable(),
-            CallError::Transport { .. } => true,
+            // A refused certificate stays refused until the configuration changes.
+            CallError::Transport { message, .. } => !tls::is_certificate_problem(message),
+            CallError::NeedsTls { .. } => false,
             CallError::Status { status, .. } => is_transient_status(*status),
             CallError::BadResponse { .. } => false,
         }
@@ -377,12 +394,19 @@ pub struct OverlordClient {
     http: reqwest::Client,
     endpoint: OverlordEndpoint,
     config: OverlordConfig,
+    tls: bool,
 }
 
 impl OverlordClient {
-    /// A client for `endpoint`.
+    /// A client for `endpoint`, plain HTTP only.
     pub fn new(endpoint: OverlordEndpoint, config: OverlordConfig) -> Self {
-        let http = reqwest::Client::builder()
+        Self::with_tls(endpoint, config, &DruidTls::off())
+    }
+
+    /// A client for `endpoint` with TLS towards Druid as `tls` says (`druid.tls.*`).
+    pub fn with_tls(endpoint: OverlordEndpoint, config: OverlordConfig, tls: &DruidTls) -> Self {
+        let http = tls
+            .client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(config.request_timeout)
             .pool_max_idle_per_host(2)
@@ -392,7 +416,13 @@ impl OverlordClient {
             http,
             endpoint,
             config,
+            tls: tls.is_enabled(),
         }
+    }
+
+    /// Whether TLS towards Druid is on (so TLS ports are preferred).
+    pub fn tls_enabled(&self) -> bool {
+        self.tls
     }
 
     /// The same client (sharing connections) with another retry policy, e.g. a single attempt
@@ -557,20 +587,27 @@ impl OverlordClient {
     }
 
     async fn base_url(&self) -> Result<String, CallError> {
-        match &self.endpoint {
-            OverlordEndpoint::Url(url) => Ok(url.trim_end_matches('/').to_owned()),
+        let base = match &self.endpoint {
+            OverlordEndpoint::Url(url) => url.trim_end_matches('/').to_owned(),
             OverlordEndpoint::Discovery {
                 discovery,
                 service_name,
             } => {
                 let instance = discovery.pick(service_name).await?;
-                let endpoint = instance.endpoint().ok_or_else(|| CallError::Transport {
-                    url: format!("{} instance {}", instance.name, instance.id),
-                    message: "announced without a port".into(),
-                })?;
-                Ok(endpoint.base_url())
+                let endpoint =
+                    instance
+                        .endpoint_for(self.tls)
+                        .ok_or_else(|| CallError::Transport {
+                            url: format!("{} instance {}", instance.name, instance.id),
+                            message: "announced without a port".into(),
+                        })?;
+                endpoint.base_url()
             }
+        };
+        if !self.tls && base.to_ascii_lowercase().starts_with("https:") {
+            return Err(CallError::NeedsTls { url: base });
         }
+        Ok(base)
     }
 
     fn forget_instance(&self) {
@@ -696,6 +733,10 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
             text.push_str(&more);
         }
         source = s.source();
+    }
+    if let Some(hint) = tls::hint(&text) {
+        text.push_str("; ");
+        text.push_str(hint);
     }
     text
 }

@@ -26,6 +26,7 @@ use tokio::time::Instant;
 use super::locator::{TaskLocator, TaskTarget};
 use super::overlord::{error_chain, OverlordClient, TaskState};
 use super::retry::RetryPolicy;
+use super::tls::DruidTls;
 use super::BasicAuth;
 
 /// Body encoding of a push.
@@ -271,6 +272,7 @@ pub struct ReceiverClient {
     http: reqwest::Client,
     config: ReceiverConfig,
     idle: Mutex<Vec<Producer>>,
+    tls: bool,
 }
 
 /// One producer id and its next sequence number.
@@ -317,9 +319,15 @@ impl Drop for Lease<'_> {
 }
 
 impl ReceiverClient {
-    /// A client; producer ids are random and made as needed.
+    /// A client, plain HTTP only; producer ids are random and made as needed.
     pub fn new(config: ReceiverConfig) -> Self {
-        let http = reqwest::Client::builder()
+        Self::with_tls(config, &DruidTls::off())
+    }
+
+    /// A client with TLS towards the tasks as `tls` says (`druid.tls.*`).
+    pub fn with_tls(config: ReceiverConfig, tls: &DruidTls) -> Self {
+        let http = tls
+            .client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(config.request_timeout)
             .build()
@@ -328,6 +336,7 @@ impl ReceiverClient {
             http,
             config,
             idle: Mutex::new(Vec::new()),
+            tls: tls.is_enabled(),
         }
     }
 
@@ -442,11 +451,12 @@ impl ReceiverClient {
                 }
             }
         };
-        if endpoint.tls {
+        if endpoint.tls && !self.tls {
             return Attempt::Permanent(ReceiverError::Unsupported {
                 task_id: task.task_id.clone(),
                 reason: format!(
-                    "task listens only on TLS ({}), which is not supported yet",
+                    "task listens only on TLS ({}): set druid.tls.enable=true (and \
+                     druid.tls.trustStorePath to the PEM file of Druid's CA)",
                     endpoint.base_url()
                 ),
             });

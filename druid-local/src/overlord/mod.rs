@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 /// The runner status a list or status endpoint shows. The single-task status always shows the
 /// epoch as `queueInsertionTime`; lists show the creation time for a task still queued or
-/// running.
-fn status_plus(t: &Task, runner: &str, listed: bool) -> Value {
+/// running. `tls`: the task's port is its TLS port.
+fn status_plus(t: &Task, runner: &str, listed: bool, tls: bool) -> Value {
     let st = t.state.lock().clone();
     let code = match st.status {
         TaskStatus::Running => "RUNNING",
@@ -29,6 +29,7 @@ fn status_plus(t: &Task, runner: &str, listed: bool) -> Value {
     };
     // A finished task keeps the location it ran at, as Druid's stored status does.
     let location = match &st.location {
+        Some((h, p)) if tls => json!({"host": h, "port": -1, "tlsPort": p}),
         Some((h, p)) => json!({"host": h, "port": p, "tlsPort": -1}),
         None => json!({"host": null, "port": -1, "tlsPort": -1}),
     };
@@ -159,7 +160,7 @@ pub async fn status(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -
             };
             json(
                 StatusCode::OK,
-                json!({"task": id, "status": status_plus(&t, runner, false)}),
+                json!({"task": id, "status": status_plus(&t, runner, false, shared.tls)}),
             )
         }
         None => unknown_task(&id),
@@ -213,7 +214,7 @@ fn list(
     };
     for t in iter {
         if want(t) {
-            out.push(status_plus(t, runner_code(t), true));
+            out.push(status_plus(t, runner_code(t), true, shared.tls));
             if limit.is_some_and(|l| out.len() >= l) {
                 break;
             }
@@ -288,11 +289,7 @@ pub async fn tasks(
 
 /// `GET /druid/indexer/v1/leader`: plain `http://host:port`.
 pub async fn leader(State(shared): State<Arc<Shared>>) -> Response {
-    (
-        StatusCode::OK,
-        format!("http://{}:{}", shared.host, shared.port),
-    )
-        .into_response()
+    (StatusCode::OK, shared.url()).into_response()
 }
 
 /// `GET /druid/indexer/v1/isLeader`.

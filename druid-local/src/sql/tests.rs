@@ -18,6 +18,7 @@ fn shared() -> Shared {
     let s = Shared {
         host: "127.0.0.1".into(),
         port: 0,
+        tls: false,
         store: Store::open(None).expect("memory store"),
         tasks: RwLock::default(),
         chat: RwLock::default(),
