@@ -15,5 +15,6 @@ pub mod druid;
 pub mod event;
 pub mod metrics;
 pub mod pipeline;
+pub mod retry;
 pub mod spec;
 pub mod time;
