@@ -27,6 +27,7 @@ use zookeeper_client as zk;
 
 use super::connection::{bounded, is_connection_loss, retry_connection_loss, ZkConnection};
 use super::{validate_identity, BeamMetadata, CoordError, Coordinator, Modify};
+use crate::retry::RetryPolicy;
 
 /// Settings of a [`ZkCoordinator`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,7 +155,7 @@ impl ZkCoordinator {
     async fn lock(&self, mutex: &str) -> Result<zk::OwnedLockClient, CoordError> {
         let started = Instant::now();
         let deadline = started + self.config.lock_timeout;
-        let mut delay = Duration::from_millis(50);
+        let mut retry = RetryPolicy::zookeeper(self.config.lock_timeout).start();
         loop {
             let attempt = async {
                 let client = self.conn.client().await?;
@@ -172,10 +173,12 @@ impl ZkCoordinator {
             let remaining = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(remaining, attempt).await {
                 Ok(Ok(lock)) => return Ok(lock),
-                Ok(Err(e)) if e.is_retriable() && Instant::now() + delay < deadline => {
+                Ok(Err(e)) if e.is_retriable() => {
+                    let Some(wait) = retry.failed() else {
+                        return Err(e.into());
+                    };
                     tracing::debug!(error = %e, "taking the lock failed, retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(1));
+                    tokio::time::sleep(wait).await;
                 }
                 Ok(Err(e)) => return Err(e.into()),
                 Err(_) => {
