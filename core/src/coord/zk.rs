@@ -224,6 +224,7 @@ impl ZkCoordinator {
             reason,
         };
         let deadline = Instant::now() + self.conn.op_timeout();
+        let mut retry = RetryPolicy::zookeeper(self.conn.op_timeout()).start();
         loop {
             let mut writer = lock.new_check_writer();
             writer
@@ -247,8 +248,12 @@ impl ZkCoordinator {
                 Err(zk::CheckWriteError::RequestFailed { source })
                     if is_connection_loss(&source) =>
                 {
-                    // The write may have been applied before the connection dropped: look.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    // The write may have been applied before the connection dropped: look,
+                    // once the client had a moment to reconnect.
+                    let Some(wait) = retry.failed() else {
+                        return Err(lost("ZooKeeper unreachable while writing".into()));
+                    };
+                    tokio::time::sleep(wait).await;
                     let client = lock.client();
                     let seen = retry_connection_loss(deadline, || client.get_data(&paths.data))
                         .await
