@@ -16,5 +16,6 @@ pub mod event;
 pub mod metrics;
 pub mod pipeline;
 pub mod retry;
+pub mod source;
 pub mod spec;
 pub mod time;
