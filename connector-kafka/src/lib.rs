@@ -55,9 +55,10 @@ pub mod sink;
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, watch};
 use tranquility::metrics::Metrics;
-use tranquility::source::{Router, SourceDriver, SourceMetrics, Stop};
+use tranquility::source::{
+    first_error, Finished, Router, SourceDriver, SourceGroup, SourceMetrics, Stop,
+};
 
 pub use config::{ConnectorOptions, KafkaConfig};
 pub use error::KafkaError;
@@ -76,9 +77,7 @@ use sink::KafkaRouter;
 /// A running connector: `consumer.numThreads` group members, each a source driver.
 #[derive(Debug)]
 pub struct KafkaConnector {
-    stop: watch::Sender<Option<Stop>>,
-    done: mpsc::UnboundedReceiver<Result<(), KafkaError>>,
-    running: usize,
+    members: SourceGroup,
     metrics: SourceMetrics,
     health: KafkaHealth,
 }
@@ -99,17 +98,16 @@ impl KafkaConnector {
         let sources = (0..config.consumers)
             .map(|member| KafkaSource::create(member, config.clone()))
             .collect::<Result<Vec<_>, _>>()?;
-        let (stop, stop_rx) = watch::channel(None);
-        let (done_tx, done) = mpsc::unbounded_channel();
+        let mut members = SourceGroup::new();
         for (member, source) in sources.into_iter().enumerate() {
             let options = config.driver_options();
-            let driver =
-                SourceDriver::new(source, router.clone(), &source_metrics, options, member);
-            let (stop, done) = (stopped(stop_rx.clone()), done_tx.clone());
-            tokio::spawn(async move {
-                let (_, result) = driver.run(stop).await;
-                let _ = done.send(result.map_err(KafkaError::from));
-            });
+            members.spawn(SourceDriver::new(
+                source,
+                router.clone(),
+                &source_metrics,
+                options,
+                member,
+            ));
         }
         tracing::info!(
             group = %config.group_id,
@@ -117,31 +115,15 @@ impl KafkaConnector {
             "Kafka connector started"
         );
         Ok(Self {
-            stop,
-            done,
-            running: config.consumers,
+            members,
             metrics: source_metrics,
             health,
         })
     }
+
     /// A view for health checks, valid for as long as the process runs.
     pub fn health(&self) -> KafkaHealth {
         self.health.clone()
-    }
-
-    /// Runs until `shutdown` completes (then stops gracefully) or a member fails (then stops
-    /// the others gracefully and returns the error).
-    pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) -> Result<(), KafkaError> {
-        tokio::select! {
-            () = shutdown => {
-                tracing::info!("shutting down the Kafka connector");
-                self.stop().await
-            }
-            error = self.failed() => {
-                let _ = self.stop().await;
-                Err(error)
-            }
-        }
     }
 
     /// The connector's per topic/partition series.
@@ -149,53 +131,34 @@ impl KafkaConnector {
         &self.metrics
     }
 
+    /// Runs until `shutdown` completes (then stops gracefully) or a member fails (then stops
+    /// the others gracefully and returns the error).
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<(), KafkaError> {
+        first(self.members.run_until(shutdown).await)
+    }
+
     /// Waits until a member stops on its own, which only a fatal error makes it do; returns
     /// that error. The other members keep running until [`KafkaConnector::stop`].
     pub async fn failed(&mut self) -> KafkaError {
-        loop {
-            match self.done.recv().await {
-                Some(Err(e)) => {
-                    self.running = self.running.saturating_sub(1);
-                    return e;
-                }
-                Some(Ok(())) => self.running = self.running.saturating_sub(1),
-                None => return std::future::pending().await,
-            }
-        }
+        self.members.failed().await.into()
     }
 
     /// Stops gracefully: stop consuming, wait for the outcomes of messages in flight (failed
     /// ones stay uncommitted), commit, leave the group. Returns the first member's error, if
     /// any stopped on one.
-    pub async fn stop(mut self) -> Result<(), KafkaError> {
-        let _ = self.stop.send(Some(Stop::Graceful));
-        self.collect().await
+    pub async fn stop(self) -> Result<(), KafkaError> {
+        first(self.members.stop(Stop::Graceful).await)
     }
 
     /// Leaves at once without waiting for outcomes or committing: what a crash leaves behind
     /// (the next owner of each partition consumes its uncommitted tail again).
-    pub async fn abort(mut self) {
-        let _ = self.stop.send(Some(Stop::Abort));
-        let _ = self.collect().await;
+    pub async fn abort(self) {
+        self.members.stop(Stop::Abort).await;
     }
+}
 
-    async fn collect(&mut self) -> Result<(), KafkaError> {
-        let mut first = Ok(());
-        while self.running > 0 {
-            match self.done.recv().await {
-                Some(result) => {
-                    self.running -= 1;
-                    if let Err(e) = result {
-                        if first.is_ok() {
-                            first = Err(e);
-                        }
-                    }
-                }
-                None => break,
-            }
-        }
-        first
-    }
+fn first(finished: Vec<Finished>) -> Result<(), KafkaError> {
+    first_error(&finished).map_or(Ok(()), |e| Err(e.clone().into()))
 }
 
 /// Runs the connector until `shutdown` completes (then stops it gracefully) or a member fails
@@ -210,12 +173,4 @@ pub async fn run(
     KafkaConnector::start(config, sinks, metrics)?
         .run_until(shutdown)
         .await
-}
-
-/// Resolves when the owner asks the members to stop (or is gone: then gracefully).
-async fn stopped(mut stop: watch::Receiver<Option<Stop>>) -> Stop {
-    match stop.wait_for(Option::is_some).await {
-        Ok(how) => how.unwrap_or(Stop::Graceful),
-        Err(_) => Stop::Graceful,
-    }
 }

@@ -48,6 +48,7 @@
 
 mod book;
 mod driver;
+mod group;
 mod metrics;
 mod offsets;
 mod sink;
@@ -63,6 +64,7 @@ use bytes::Bytes;
 
 pub use book::Partitions;
 pub use driver::{DriverError, DriverOptions, SourceDriver, SourceReport, Stop};
+pub use group::{first_error, Finished, SourceGroup};
 pub use metrics::{
     PartitionMetrics, SourceDropReason, SourceHealth, SourceMetrics, StalledPartition,
 };

@@ -11,6 +11,8 @@ use futures::future::BoxFuture;
 use super::Position;
 use crate::beam::Outcome;
 use crate::pipeline::DataSourcePipeline;
+use crate::spec::properties::Properties;
+use crate::spec::ConfigError;
 
 /// One dataSource's way into Druid: one outcome per event.
 pub trait EventSink: Send + Sync + fmt::Debug + 'static {
@@ -57,6 +59,17 @@ pub struct ReportFlags {
     pub drops: bool,
     /// An unparseable record stops the source (its offset is not committed).
     pub parse: bool,
+}
+
+impl ReportFlags {
+    /// The flags of a dataSource's properties (`reportDropsAsExceptions`,
+    /// `reportParseExceptions`, default `false`).
+    pub fn from_properties(properties: &Properties) -> Result<Self, ConfigError> {
+        Ok(Self {
+            drops: properties.bool("reportDropsAsExceptions")?,
+            parse: properties.bool("reportParseExceptions")?,
+        })
+    }
 }
 
 /// Where the records of one topic go.

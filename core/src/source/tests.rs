@@ -706,6 +706,54 @@ async fn read_route_and_commit_errors_stop_the_driver() {
     assert_balanced(&report.tally, 1);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_group_stops_together_when_one_fails_or_when_asked() {
+    let group_of = |sources: &[FakeSource]| {
+        let mut group = SourceGroup::new();
+        for source in sources {
+            let sink = ScriptSink::new(Duration::from_millis(1), 0);
+            group.spawn(driver(source, &sink, ReportFlags::default(), options()));
+        }
+        group
+    };
+    let failing = FakeSource::new(vec![record(0, 0, 0, "ok")], false);
+    failing.push(Err(SourceError::new("broker gone")));
+    let idle = FakeSource::new(vec![record(0, 0, 1, "ok"), record(0, 1, 2, "ok")], false);
+    let finished = group_of(&[idle.clone(), failing])
+        .run_until(std::future::pending())
+        .await;
+    assert_eq!(
+        first_error(&finished).map(ToString::to_string).as_deref(),
+        Some("reading failed: broker gone")
+    );
+    assert!(finished[0].1.is_ok(), "the other one stopped gracefully");
+    assert_balanced(&finished[0].0.tally, 2);
+    assert_eq!(idle.committed()[&PartitionId::new("wiki", 0)], 2);
+
+    let sources = [
+        FakeSource::new(vec![record(0, 0, 0, "ok")], false),
+        FakeSource::new(vec![record(1, 0, 1, "ok")], true),
+    ];
+    let shutdown = tokio::time::sleep(Duration::from_millis(100));
+    let finished = group_of(&sources).run_until(shutdown).await;
+    assert!(first_error(&finished).is_none(), "{finished:?}");
+    assert_eq!(
+        finished
+            .iter()
+            .map(|(r, _)| r.tally.sent)
+            .collect::<Vec<_>>(),
+        [1, 1]
+    );
+    assert!(sources.iter().all(|s| s.script.lock().closed));
+
+    let mut group = group_of(&sources[..1]);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let finished = tokio::time::timeout(Duration::from_secs(1), group.failed()).await;
+    assert!(finished.is_err(), "nothing failed: failed() waits");
+    let finished = group.stop(Stop::Abort).await;
+    assert!(finished[0].1.is_ok());
+}
+
 #[test]
 fn object_sniffing_and_the_commit_line() {
     assert!(looks_like_object(b"{\"a\":1}"));
