@@ -141,42 +141,24 @@ impl SourceMetrics {
     /// `tranquility_<source>_messages_consumed_total` and so on) and registers them.
     pub fn register(metrics: &Metrics, source: &str) -> Self {
         let m = Self::default();
-        let name = |what: &str| format!("tranquility_{source}_{what}");
-        metrics.register(
-            &name("messages_consumed"),
-            "Records consumed, by topic and partition",
-            m.consumed.clone(),
-        );
-        metrics.register(
-            &name("messages_sent"),
-            "Records sent to Druid",
-            m.sent.clone(),
-        );
-        metrics.register(
-            &name("messages_dropped"),
-            "Records dropped (and committed), by reason",
-            m.dropped.clone(),
-        );
-        metrics.register(
-            &name("send_failures"),
-            "Failed send attempts (each is retried or stops the source; never committed)",
-            m.failed.clone(),
-        );
-        metrics.register(
-            &name("consumer_lag"),
-            "Records between the committed offset and the partition's high watermark",
-            m.lag.clone(),
-        );
-        metrics.register(
-            &name("committed_offset"),
-            "The last offset committed (the next record to consume)",
-            m.committed.clone(),
-        );
-        metrics.register(
-            &name("assigned_partitions"),
-            "Partitions assigned to each consumer (group member) of this process",
-            m.assigned.clone(),
-        );
+        macro_rules! register {
+            ($($metric:ident: $name:literal, $help:literal;)*) => {$(
+                let name = format!("tranquility_{source}_{}", $name);
+                metrics.register(&name, $help, m.$metric.clone());
+            )*};
+        }
+        register! {
+            consumed: "messages_consumed", "Records consumed, by topic and partition";
+            sent: "messages_sent", "Records sent to Druid";
+            dropped: "messages_dropped", "Records dropped (and committed), by reason";
+            failed: "send_failures",
+                "Failed send attempts (each is retried or stops the source; never committed)";
+            lag: "consumer_lag",
+                "Records between the committed offset and the partition's high watermark";
+            committed: "committed_offset", "The last offset committed (the next record to consume)";
+            assigned: "assigned_partitions",
+                "Partitions assigned to each consumer (group member) of this process";
+        }
         m
     }
 

@@ -265,6 +265,15 @@ fn record(partition: i32, offset: i64, n: u64, mark: &str) -> SourceRecord {
     }
 }
 
+/// Records `(partition, offset, mark)`, each carrying its index as `n`.
+fn records(list: &[(i32, i64, &str)]) -> Vec<SourceRecord> {
+    let n = 0..;
+    list.iter()
+        .zip(n)
+        .map(|(&(partition, offset, mark), n)| record(partition, offset, n, mark))
+        .collect()
+}
+
 fn raw(partition: i32, offset: i64, payload: Option<&str>) -> SourceRecord {
     SourceRecord {
         partition: PartitionId::new("wiki", partition),
@@ -376,15 +385,8 @@ async fn every_record_is_accounted_for_and_committed_after_its_outcome() {
 
 #[tokio::test(start_paused = true)]
 async fn a_failing_record_holds_its_partition_back_until_its_retry_succeeds() {
-    let source = FakeSource::new(
-        vec![
-            record(0, 0, 0, "ok"),
-            record(0, 1, 1, "flaky"),
-            record(0, 2, 2, "ok"),
-            record(1, 0, 3, "ok"),
-        ],
-        false,
-    );
+    let list = [(0, 0, "ok"), (0, 1, "flaky"), (0, 2, "ok"), (1, 0, "ok")];
+    let source = FakeSource::new(records(&list), false);
     let sink = ScriptSink::new(Duration::from_millis(1), 6);
     let mut opts = options();
     opts.retry.initial_backoff = Duration::from_millis(40);
@@ -417,14 +419,7 @@ async fn a_failing_record_holds_its_partition_back_until_its_retry_succeeds() {
 #[tokio::test(start_paused = true)]
 async fn a_record_that_cannot_succeed_stops_the_driver_before_it() {
     for (mark, attempts) in [("fatal", 1), ("flaky", 3)] {
-        let source = FakeSource::new(
-            vec![
-                record(0, 0, 0, "ok"),
-                record(0, 1, 1, mark),
-                record(0, 2, 2, "ok"),
-            ],
-            false,
-        );
+        let source = FakeSource::new(records(&[(0, 0, "ok"), (0, 1, mark), (0, 2, "ok")]), false);
         let sink = ScriptSink::new(Duration::from_millis(1), 10);
         let mut opts = options();
         opts.retry.max_attempts = Some(3);
@@ -469,14 +464,7 @@ async fn reported_drops_stop_the_driver_uncommitted() {
             "reportParseExceptions",
         ),
     ] {
-        let source = FakeSource::new(
-            vec![
-                record(0, 0, 0, "ok"),
-                record(0, 1, 1, mark),
-                record(0, 2, 2, "ok"),
-            ],
-            false,
-        );
+        let source = FakeSource::new(records(&[(0, 0, "ok"), (0, 1, mark), (0, 2, "ok")]), false);
         let sink = ScriptSink::new(Duration::from_millis(1), 0);
         let (report, result) = driver(&source, &sink, flags, options())
             .run(std::future::pending())
@@ -590,11 +578,7 @@ async fn in_flight_records_are_bounded_with_or_without_pausing() {
 #[tokio::test(start_paused = true)]
 async fn revoked_partitions_commit_their_done_offsets_and_forget_the_rest() {
     let source = FakeSource::new(
-        vec![
-            record(0, 0, 0, "ok"),
-            record(1, 0, 1, "ok"),
-            record(1, 1, 2, "flaky"),
-        ],
+        records(&[(0, 0, "ok"), (1, 0, "ok"), (1, 1, "flaky")]),
         false,
     );
     let sink = ScriptSink::new(Duration::from_millis(5), 100);
