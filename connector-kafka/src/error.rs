@@ -46,7 +46,4 @@ pub enum KafkaError {
     /// cannot succeed, the final commit). Nothing past the message named was committed.
     #[error(transparent)]
     Source(#[from] DriverError),
-    /// A consumer task ended abnormally.
-    #[error("a consumer task ended abnormally: {0}")]
-    Task(String),
 }
