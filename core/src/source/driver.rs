@@ -462,16 +462,13 @@ impl<S: RecordSource> SourceDriver<S> {
                         "send failed while stopping; the record stays uncommitted");
                     None
                 } else {
-                    let wait = if error.is_retriable() {
-                        pending.retry.failed()
-                    } else {
-                        None
-                    };
+                    // Counts the attempt either way; only a retriable error may be retried.
+                    let wait = pending.retry.failed().filter(|_| error.is_retriable());
                     if wait.is_none() {
                         self.fail(DriverError::SendFailed {
                             partition: key.partition.clone(),
                             offset: key.offset,
-                            attempts: pending.retry.attempts().max(1),
+                            attempts: pending.retry.attempts(),
                             error: error.clone(),
                         });
                     }

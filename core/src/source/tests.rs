@@ -235,6 +235,11 @@ impl EventSink for ScriptSink {
                 message: format!("attempt {attempt} fails on purpose"),
             }),
             "fatal" => Outcome::failed(SendError::Other("refused for good".into())),
+            "stubborn" if attempt <= 2 => Outcome::failed(SendError::Push {
+                target: "test".into(),
+                message: format!("attempt {attempt} fails on purpose"),
+            }),
+            "stubborn" => Outcome::failed(SendError::Other("refused for good".into())),
             _ => Outcome::Sent,
         };
         {
@@ -418,7 +423,8 @@ async fn a_failing_record_holds_its_partition_back_until_its_retry_succeeds() {
 
 #[tokio::test(start_paused = true)]
 async fn a_record_that_cannot_succeed_stops_the_driver_before_it() {
-    for (mark, attempts) in [("fatal", 1), ("flaky", 3)] {
+    // `stubborn` fails twice with a retriable error, then for good.
+    for (mark, attempts) in [("fatal", 1), ("flaky", 3), ("stubborn", 3)] {
         let source = FakeSource::new(records(&[(0, 0, "ok"), (0, 1, mark), (0, 2, "ok")]), false);
         let sink = ScriptSink::new(Duration::from_millis(1), 10);
         let mut opts = options();
