@@ -59,23 +59,31 @@ impl SourceGroup {
     /// Waits until a driver stops on an error, and returns it (a source that ends stops
     /// without one); the others keep running.
     pub async fn failed(&mut self) -> DriverError {
-        loop {
-            let Some((index, (report, result))) = self.done.recv().await else {
-                return std::future::pending().await;
-            };
-            let error = result.as_ref().err().cloned();
-            self.finished[index] = Some((report, result));
-            if let Some(error) = error {
-                return error;
-            }
+        match self.settle().await {
+            Some(error) => error,
+            None => std::future::pending().await,
         }
     }
 
-    /// Runs until `shutdown` completes or a driver fails, then stops every driver gracefully.
+    /// Waits until a driver stops on an error (returned) or every driver has stopped.
+    async fn settle(&mut self) -> Option<DriverError> {
+        while self.finished.iter().any(Option::is_none) {
+            let (index, finished) = self.done.recv().await?;
+            let error = finished.1.as_ref().err().cloned();
+            self.finished[index] = Some(finished);
+            if error.is_some() {
+                return error;
+            }
+        }
+        None
+    }
+
+    /// Runs until `shutdown` completes, a driver fails, or every source has ended; then stops
+    /// every driver gracefully.
     pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) -> Vec<Finished> {
         tokio::select! {
             () = shutdown => tracing::info!("stop requested"),
-            _ = self.failed() => {}
+            _ = self.settle() => {}
         }
         self.stop(Stop::Graceful).await
     }

@@ -736,6 +736,14 @@ async fn a_group_stops_together_when_one_fails_or_when_asked() {
     );
     assert!(sources.iter().all(|s| s.script.lock().closed));
 
+    // Every source ends: the group is done without a shutdown.
+    let ended = [
+        FakeSource::new(vec![record(0, 0, 0, "ok")], true),
+        FakeSource::new(vec![record(1, 0, 1, "ok")], true),
+    ];
+    let finished = group_of(&ended).run_until(std::future::pending()).await;
+    assert!(first_error(&finished).is_none(), "{finished:?}");
+
     let mut group = group_of(&sources[..1]);
     tokio::time::sleep(Duration::from_millis(50)).await;
     let finished = tokio::time::timeout(Duration::from_secs(1), group.failed()).await;
