@@ -6,7 +6,11 @@
 //! - offsets are committed by the connector only: `enable.auto.commit` and
 //!   `enable.auto.offset.store` are forced to `false` (the old `auto.commit.enable` is removed);
 //! - the old consumer's ZooKeeper keys (`kafka.zookeeper.*`) are removed with a warning that
-//!   names `kafka.bootstrap.servers`, which is then required.
+//!   names `kafka.bootstrap.servers`, which is then required;
+//! - the old (Scala, ZooKeeper-based) consumer's other keys that librdkafka does not know
+//!   ([`OLD_CONSUMER_KEYS`]: `consumer.id`, `consumer.timeout.ms`, `rebalance.*`, `offsets.*`,
+//!   ...) are removed with a warning naming each; its keys librdkafka knows too
+//!   (`socket.timeout.ms`, `fetch.message.max.bytes`, `auto.offset.reset`, ...) pass through.
 //!
 //! librdkafka checks every remaining key at start-up; a key it does not know fails with an
 //! error naming the property as written in the file.
@@ -22,6 +26,58 @@ use tranquility::spec::{DataSourceConfig, TranquilityConfig};
 
 use crate::error::KafkaError;
 use crate::mapping::{TopicMapper, TopicRoute};
+
+/// Keys of the old Scala consumer (`kafka.consumer.ConsumerConfig`, Kafka 0.8 to 0.10) that
+/// librdkafka does not know: dropped with a warning, so an original `kafka.json` starts. The
+/// ZooKeeper keys (`zookeeper.*`) and `auto.commit.enable` are handled on their own.
+pub const OLD_CONSUMER_KEYS: &[(&str, &str)] = &[
+    ("consumer.id", "librdkafka names group members itself"),
+    (
+        "consumer.timeout.ms",
+        "the connector waits for messages without a timeout",
+    ),
+    (
+        "num.consumer.fetchers",
+        "set consumer.numThreads for the members this process runs",
+    ),
+    (
+        "queued.max.message.chunks",
+        "librdkafka bounds its prefetch with queued.max.messages.kbytes",
+    ),
+    (
+        "rebalance.max.retries",
+        "the broker's group coordinator runs rebalances",
+    ),
+    (
+        "rebalance.backoff.ms",
+        "the broker's group coordinator runs rebalances",
+    ),
+    (
+        "refresh.leader.backoff.ms",
+        "librdkafka refreshes leaders itself (topic.metadata.refresh.interval.ms)",
+    ),
+    (
+        "exclude.internal.topics",
+        "internal topics never match a topicPattern that names your topics",
+    ),
+    ("offsets.storage", "offsets are always stored in Kafka"),
+    (
+        "dual.commit.enabled",
+        "offsets are always stored in Kafka, never in ZooKeeper",
+    ),
+    (
+        "offsets.channel.backoff.ms",
+        "offsets are committed through the group coordinator",
+    ),
+    (
+        "offsets.channel.socket.timeout.ms",
+        "offsets are committed through the group coordinator",
+    ),
+    (
+        "offsets.commit.max.retries",
+        "a failed commit is retried at the next commit.periodMillis",
+    ),
+];
 
 /// Options not in the original's property table, settable from code. The first four are the
 /// source driver's ([`DriverOptions`], whose docs say what each does).
@@ -105,6 +161,12 @@ impl KafkaConfig {
 
         let mut client = IndexMap::new();
         for (key, value) in &kafka.consumer_properties {
+            if let Some(why) = old_consumer_key(key) {
+                warn(format!(
+                    "kafka.{key} belongs to the old ZooKeeper-based consumer and is ignored: {why}"
+                ));
+                continue;
+            }
             match key.as_str() {
                 "group.id" | "enable.auto.commit" | "enable.auto.offset.store" => {}
                 "auto.commit.enable" => warn(format!(
@@ -200,13 +262,22 @@ impl KafkaConfig {
     }
 }
 
-/// Lets librdkafka check every key and value now, so a typo fails at start-up by name.
+/// Why an old-consumer key is ignored, if `key` is one.
+fn old_consumer_key(key: &str) -> Option<&'static str> {
+    OLD_CONSUMER_KEYS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, why)| *why)
+}
+
+/// Lets librdkafka check every key and value now, so a typo fails at start-up by name; a
+/// SASL mechanism this build lacks (Kerberos) fails here too, not at the first connection.
 fn check_client_properties(props: &IndexMap<String, String>) -> Result<(), KafkaError> {
     let mut c = ClientConfig::new();
     for (k, v) in props {
         c.set(k, v);
     }
-    c.create_native_config().map(drop).map_err(|e| match e {
+    let native = c.create_native_config().map_err(|e| match e {
         rdkafka::error::KafkaError::ClientConfig(_, desc, key, value) => {
             KafkaError::ClientProperty {
                 key: format!("kafka.{key}"),
@@ -217,7 +288,26 @@ fn check_client_properties(props: &IndexMap<String, String>) -> Result<(), Kafka
             key: "kafka.*".into(),
             message: other.to_string(),
         },
-    })
+    })?;
+    let sasl = props
+        .get("security.protocol")
+        .is_some_and(|p| p.to_ascii_uppercase().starts_with("SASL"));
+    let builtin = native.get("builtin.features").unwrap_or_default();
+    let mechanisms = native.get("sasl.mechanisms").unwrap_or_default();
+    let kerberos = mechanisms
+        .split(',')
+        .any(|m| m.trim().eq_ignore_ascii_case("GSSAPI"));
+    if sasl && kerberos && !builtin.split(',').any(|f| f == "sasl_gssapi") {
+        return Err(KafkaError::ClientProperty {
+            key: "kafka.sasl.mechanisms".into(),
+            message: format!(
+                "{mechanisms:?} (librdkafka's default when unset): Kerberos (GSSAPI) is not \
+                 built in; set PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER, or build \
+                 with rdkafka's gssapi feature"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Only JSON objects can be decoded for now; other parser formats fail by name.
@@ -344,6 +434,115 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("kafka.no.such.thing"), "{e}");
+    }
+
+    #[test]
+    fn old_consumer_keys_are_dropped_by_name_and_known_ones_pass() {
+        let old: Vec<String> = OLD_CONSUMER_KEYS
+            .iter()
+            .map(|(k, _)| format!(r#""kafka.{k}": "1""#))
+            .collect();
+        let c = load(&file(
+            &format!(
+                r#""kafka.bootstrap.servers": "b:9092", "kafka.socket.timeout.ms": "30000",
+                   "kafka.auto.offset.reset": "smallest", "kafka.fetch.message.max.bytes": "1048576",
+                   {}"#,
+                old.join(", ")
+            ),
+            "",
+            "json",
+        ))
+        .unwrap();
+        for (key, _) in OLD_CONSUMER_KEYS {
+            assert!(!c.client_properties.contains_key(*key), "{key} passed on");
+            assert!(
+                c.warnings
+                    .iter()
+                    .any(|w| w.contains(&format!("kafka.{key} "))),
+                "no warning names {key}: {:?}",
+                c.warnings
+            );
+        }
+        assert_eq!(c.client_properties["socket.timeout.ms"], "30000");
+        assert_eq!(c.client_properties["auto.offset.reset"], "smallest");
+        // A genuinely unknown key still stops start-up.
+        let e = load(&file(
+            r#""kafka.bootstrap.servers": "b:9092", "kafka.consumer.id": "c1",
+               "kafka.rebalance.max.retrys": "4""#,
+            "",
+            "json",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("kafka.rebalance.max.retrys"), "{e}");
+    }
+
+    #[test]
+    fn librdkafka_really_refuses_each_old_consumer_key() {
+        // If librdkafka ever learns one of these, it should pass through instead.
+        for (key, _) in OLD_CONSUMER_KEYS {
+            let mut props = IndexMap::new();
+            props.insert(key.to_string(), "1".to_string());
+            assert!(
+                check_client_properties(&props).is_err(),
+                "librdkafka knows {key}: remove it from OLD_CONSUMER_KEYS"
+            );
+        }
+    }
+
+    #[test]
+    fn tls_sasl_and_zstd_are_built_in() {
+        let features = ClientConfig::new()
+            .create_native_config()
+            .and_then(|c| c.get("builtin.features"))
+            .unwrap();
+        for needed in [
+            "ssl",
+            "sasl_plain",
+            "sasl_scram",
+            "sasl_oauthbearer",
+            "zstd",
+            "lz4",
+        ] {
+            assert!(
+                features.split(',').any(|f| f == needed),
+                "librdkafka lacks {needed}: {features}"
+            );
+        }
+        let c = load(&file(
+            r#""kafka.bootstrap.servers": "b:9093", "kafka.security.protocol": "SASL_SSL",
+               "kafka.sasl.mechanisms": "SCRAM-SHA-512", "kafka.sasl.username": "u",
+               "kafka.sasl.password": "p", "kafka.ssl.ca.location": "/etc/ssl/certs""#,
+            "",
+            "json",
+        ))
+        .unwrap();
+        assert_eq!(c.client_properties["security.protocol"], "SASL_SSL");
+    }
+
+    #[test]
+    fn kerberos_is_refused_by_name() {
+        let e = load(&file(
+            r#""kafka.bootstrap.servers": "b:9093", "kafka.security.protocol": "SASL_PLAINTEXT",
+               "kafka.sasl.mechanisms": "GSSAPI""#,
+            "",
+            "json",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("kafka.sasl.mechanisms") && e.contains("GSSAPI"),
+            "{e}"
+        );
+        // librdkafka's default mechanism is GSSAPI too.
+        let e = load(&file(
+            r#""kafka.bootstrap.servers": "b:9093", "kafka.security.protocol": "sasl_ssl""#,
+            "",
+            "json",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("Kerberos"), "{e}");
     }
 
     #[test]

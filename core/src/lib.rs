@@ -13,6 +13,7 @@
 //! partition's offset only past records with an outcome; every retry loop of the crate waits
 //! through [`retry::RetryPolicy`].
 
+pub mod backend;
 pub mod beam;
 pub mod coord;
 pub mod druid;

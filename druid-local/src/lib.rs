@@ -3,7 +3,7 @@
 //! It plays Druid's side of every wire a push client touches: the Overlord task API,
 //! `index_realtime` (and appenderator) tasks with the `clipped`/`timed`/`receiver` firehose chain and their
 //! push-events chat handler, rollup into segments, local "deep storage", Curator service
-//! announcements in ZooKeeper, and native queries. One HTTP port serves all of it.
+//! announcements in ZooKeeper, native queries and Druid SQL. One HTTP port serves all of it.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), druid_local::Error> {
@@ -19,12 +19,14 @@ mod http;
 pub mod overlord;
 pub mod query;
 pub mod spec;
+pub mod sql;
 pub mod storage;
 pub mod task;
 pub mod time;
+pub mod tls;
 pub mod zk;
 
-pub use config::{BasicCredentials, DruidLocalConfig};
+pub use config::{BasicCredentials, DruidLocalConfig, NullHandling, TlsFiles};
 
 use indexmap::IndexMap;
 use parking_lot::RwLock;
@@ -64,6 +66,8 @@ pub struct Shared {
     pub host: String,
     /// Port actually bound.
     pub port: u16,
+    /// Whether the port speaks HTTPS (then it is reported as the TLS port).
+    pub tls: bool,
     /// Segments.
     pub store: storage::Store,
     /// Tasks in submission order.
@@ -72,7 +76,8 @@ pub struct Shared {
     next_reg: AtomicU64,
     zk: Option<zk::Announcer>,
     data_dir: Option<PathBuf>,
-    started: i64,
+    /// How missing numbers are stored and aggregated (as the Druid version played: 28+).
+    pub null_handling: NullHandling,
 }
 
 impl Shared {
@@ -132,6 +137,12 @@ impl Shared {
         v.last().map(|(_, r)| r.clone())
     }
 
+    /// Base URL, `http://host:port` or `https://host:port`.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}:{}", self.host, self.port)
+    }
+
     /// Persists a task record when a data dir is configured.
     pub fn save_task(&self, task: &Task) {
         if let Some(dir) = &self.data_dir {
@@ -167,7 +178,9 @@ impl DruidLocal {
         let store = storage::Store::open(config.data_dir.as_deref())?;
         let zk = match &config.zk {
             Some(connect) => Some(
-                zk::Announcer::connect(connect, &config.discovery_path, &config.host, port).await?,
+                zk::Announcer::connect(connect, &config.discovery_path, &config.host, port)
+                    .await?
+                    .tls(config.tls.is_some()),
             ),
             None => None,
         };
@@ -180,19 +193,24 @@ impl DruidLocal {
         let shared = Arc::new(Shared {
             host: config.host.clone(),
             port,
+            tls: config.tls.is_some(),
             store,
             tasks: RwLock::new(tasks),
             chat: RwLock::default(),
             next_reg: AtomicU64::new(0),
             zk,
             data_dir: config.data_dir.clone(),
-            started: time::now_millis(),
+            null_handling: NullHandling::default(),
         });
         for t in shared.tasks.read().values() {
             shared.save_task(t);
         }
         let overlord_announcement = match &shared.zk {
             Some(a) => Some(a.announce(&config.overlord_service_name).await?),
+            None => None,
+        };
+        let tls = match &config.tls {
+            Some(files) => Some(tls::server_config(files)?),
             None => None,
         };
         let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
@@ -208,14 +226,26 @@ impl DruidLocal {
             let shutdown = async move {
                 let _ = stop_rx.wait_for(|s| *s).await;
             };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
+            let served = match tls {
+                Some(tls) => match tls::TlsListener::new(listener, tls) {
+                    Ok(listener) => {
+                        axum::serve(listener, app)
+                            .with_graceful_shutdown(shutdown)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                },
+                None => {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                }
+            };
+            if let Err(e) = served {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         });
-        tracing::info!(port, "druid-local listening");
+        tracing::info!(port, tls = shared.tls, "druid-local listening");
         Ok(DruidLocal {
             shared,
             stop,
@@ -224,9 +254,9 @@ impl DruidLocal {
         })
     }
 
-    /// Base URL, e.g. `http://127.0.0.1:8090`.
+    /// Base URL, e.g. `http://127.0.0.1:8090` (`https://` when serving TLS).
     pub fn url(&self) -> String {
-        format!("http://{}:{}", self.shared.host, self.shared.port)
+        self.shared.url()
     }
 
     /// Port bound.

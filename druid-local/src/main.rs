@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use druid_local::{BasicCredentials, DruidLocal, DruidLocalConfig};
+use druid_local::{BasicCredentials, DruidLocal, DruidLocalConfig, TlsFiles};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
@@ -40,6 +40,16 @@ struct Args {
     /// `/druid/indexer/v1/isLeader` (like Druid's basic authenticator).
     #[arg(long, value_name = "USER:PASS", value_parser = BasicCredentials::parse, env = "DRUID_LOCAL_BASIC_AUTH", hide_env_values = true)]
     basic_auth: Option<BasicCredentials>,
+    /// Serve HTTPS only, with this PEM certificate chain (leaf first); needs --tls-key.
+    /// Locations then report `tlsPort` and announcements `sslPort`, as Druid's TLS port.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates signed by a CA in this PEM file (needs --tls-cert).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -58,6 +68,14 @@ async fn main() -> anyhow::Result<()> {
         discovery_path: args.discovery_path,
         overlord_service_name: args.overlord_service_name,
         basic_auth: args.basic_auth,
+        tls: match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert,
+                key,
+                client_ca: args.tls_client_ca,
+            }),
+            _ => None,
+        },
     };
     let druid = DruidLocal::start(config)
         .await

@@ -49,6 +49,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         discovery_path: args.discovery_path,
         overlord_service_name: args.overlord_service_name,
         basic_auth: args.basic_auth,
+        tls: None,
     };
     let druid = DruidLocal::start(config)
         .await

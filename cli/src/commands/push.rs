@@ -18,6 +18,7 @@ use tracing::{info, warn};
 use tranquility::beam::Outcome;
 use tranquility::coord::LocalCoordinator;
 use tranquility::pipeline::{PipelineOptions, Pipelines};
+use tranquility::spec::TranquilityConfig;
 
 use crate::setup::{self, ConfigProblem};
 
@@ -118,6 +119,11 @@ struct Route {
 /// Reads, sends and counts until the input ends (or a stop signal), then prints the counts.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let config = setup::load_config(&args.config_file)?;
+    run_loaded(args, config).await
+}
+
+/// [`run`] with the configuration file already loaded.
+pub async fn run_loaded(args: Args, config: TranquilityConfig) -> anyhow::Result<()> {
     if let Some(name) = &args.data_source {
         if config.data_source(name).is_none() {
             return Err(ConfigProblem(format!(
@@ -171,6 +177,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         dropped = counts.dropped_total(),
         failed = counts.failed,
         "final counts"
+    );
+    // The original console's closing line, for scripts that look for it.
+    info!(
+        "Sent[{}], dropped[{}], failed[{}] messages to Druid.",
+        counts.sent,
+        counts.dropped_total(),
+        counts.failed
     );
     println!("{}", counts.summary());
     if counts.failed > 0 {

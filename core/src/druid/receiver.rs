@@ -8,8 +8,8 @@
 //! unsent: when a chunk that cannot have reached the firehose before is answered `skipped`, it
 //! is sent again under a new number.
 //!
-//! Transient errors (I/O, timeouts, 404/503 "no such handler yet", 5xx) are retried with
-//! exponential backoff and jitter for `druidBeam.firehoseRetryPeriod`, logged at DEBUG during
+//! Transient errors (I/O, timeouts, "no such handler yet", 5xx) are retried with exponential
+//! backoff and jitter for `druidBeam.firehoseRetryPeriod`, logged at DEBUG during
 //! `druidBeam.firehoseQuietPeriod` and at WARN after. After each one the caller's [`TaskCheck`]
 //! is asked whether the task has finished; if so the push gives up with
 //! [`ReceiverError::TaskGone`] (the replica is gone for good).
@@ -24,6 +24,7 @@ use serde_json::Value;
 
 use super::locator::{TaskLocator, TaskTarget};
 use super::overlord::{error_chain, OverlordClient, TaskState};
+use super::tls::DruidTls;
 use super::BasicAuth;
 use crate::retry::RetryPolicy;
 
@@ -270,6 +271,7 @@ pub struct ReceiverClient {
     http: reqwest::Client,
     config: ReceiverConfig,
     idle: Mutex<Vec<Producer>>,
+    tls: bool,
 }
 
 /// One producer id and its next sequence number.
@@ -316,9 +318,15 @@ impl Drop for Lease<'_> {
 }
 
 impl ReceiverClient {
-    /// A client; producer ids are random and made as needed.
+    /// A client, plain HTTP only; producer ids are random and made as needed.
     pub fn new(config: ReceiverConfig) -> Self {
-        let http = reqwest::Client::builder()
+        Self::with_tls(config, &DruidTls::off())
+    }
+
+    /// A client with TLS towards the tasks as `tls` says (`druid.tls.*`).
+    pub fn with_tls(config: ReceiverConfig, tls: &DruidTls) -> Self {
+        let http = tls
+            .client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(config.request_timeout)
             .build()
@@ -327,6 +335,7 @@ impl ReceiverClient {
             http,
             config,
             idle: Mutex::new(Vec::new()),
+            tls: tls.is_enabled(),
         }
     }
 
@@ -439,11 +448,12 @@ impl ReceiverClient {
                 }
             }
         };
-        if endpoint.tls {
+        if endpoint.tls && !self.tls {
             return Attempt::Permanent(ReceiverError::Unsupported {
                 task_id: task.task_id.clone(),
                 reason: format!(
-                    "task listens only on TLS ({}), which is not supported yet",
+                    "task listens only on TLS ({}): set druid.tls.enable=true (and \
+                     druid.tls.trustStorePath to the PEM file of Druid's CA)",
                     endpoint.base_url()
                 ),
             });
@@ -488,6 +498,9 @@ impl ReceiverClient {
     }
 }
 
+/// What Druid 0.15+ says (in a 400) to a push for a chat handler not registered yet or any more.
+const MISSING_HANDLER: &str = "Can't find chatHandler";
+
 fn classify(task_id: &str, url: &str, status: StatusCode, body: String) -> Attempt {
     if status.is_success() {
         let json: Option<Value> = serde_json::from_str(&body).ok();
@@ -514,8 +527,11 @@ fn classify(task_id: &str, url: &str, status: StatusCode, body: String) -> Attem
         reached,
     };
     match status.as_u16() {
-        // No such handler (not started yet, closed, or another task at this address).
+        // No such handler (not started yet, closed, or another task at this address): an empty
+        // 404 before Druid 0.15, a 400 `Can't find chatHandler` from 0.15 on, a 503 in the
+        // chat resource of releases after the receiver firehose was removed.
         404 | 503 => transient(false),
+        400 if body.contains(MISSING_HANDLER) => transient(false),
         400 if body.contains("doesn't match with taskId") => transient(false),
         429 => transient(false),
         s if s >= 500 => transient(true),
