@@ -33,12 +33,12 @@ use crate::druid::locator::{CuratorTaskLocator, OverlordTaskLocator, TaskLocator
 use crate::druid::overlord::{OverlordClient, OverlordConfig, OverlordEndpoint};
 use crate::druid::partitioner::dimension_hash_partitioner;
 use crate::druid::receiver::{ReceiverClient, ReceiverConfig};
-use crate::druid::retry::RetryPolicy;
 use crate::druid::tls::DruidTls;
 use crate::druid::{mangle_service_name, BasicAuth};
 use crate::event::{Event, RawEvent, TimestampExtractor};
 use crate::metrics::events::{record_outcomes, EventsReceived};
 use crate::metrics::{DataSourceMetrics, Metrics};
+use crate::retry::RetryPolicy;
 use crate::spec::properties::{CoreProperties, TaskLocator as TaskLocatorKind};
 use crate::spec::{IngestionSpec, TranquilityConfig};
 use crate::time::window::WindowRule;
@@ -413,8 +413,8 @@ fn build(
         overlord_endpoint,
         OverlordConfig {
             retry: RetryPolicy {
-                period: duration(&props.index_retry_period),
-                ..RetryPolicy::overlord_default()
+                period: Some(duration(&props.index_retry_period)),
+                ..RetryPolicy::overlord()
             },
             auth: auth.clone(),
             ..OverlordConfig::default()
@@ -431,10 +431,7 @@ fn build(
         ),
         // One attempt per poll: a push must not wait out the Overlord's long retries.
         TaskLocatorKind::Overlord => Arc::new(OverlordTaskLocator::new(
-            overlord.with_retry(RetryPolicy {
-                period: Duration::ZERO,
-                ..RetryPolicy::overlord_default()
-            }),
+            overlord.with_retry(RetryPolicy::overlord().once()),
             duration(&props.overlord_poll_period),
         )),
     };
@@ -454,8 +451,8 @@ fn build(
         receiver: ReceiverClient::with_tls(
             ReceiverConfig {
                 retry: RetryPolicy {
-                    period: duration(&props.firehose_retry_period),
-                    ..RetryPolicy::receiver_default()
+                    period: Some(duration(&props.firehose_retry_period)),
+                    ..RetryPolicy::receiver()
                 },
                 quiet_period: duration(&props.firehose_quiet_period),
                 auth,

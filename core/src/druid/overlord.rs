@@ -16,12 +16,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
-use tokio::time::Instant;
 
 use super::discovery::{CuratorDiscovery, DiscoveryError};
-use super::retry::RetryPolicy;
 use super::tls::{self, DruidTls};
 use super::{BasicAuth, Endpoint};
+use crate::retry::RetryPolicy;
 
 /// Where the Overlord is.
 #[derive(Debug, Clone)]
@@ -64,7 +63,7 @@ pub struct OverlordConfig {
 impl Default for OverlordConfig {
     fn default() -> Self {
         OverlordConfig {
-            retry: RetryPolicy::overlord_default(),
+            retry: RetryPolicy::overlord(),
             request_timeout: Duration::from_secs(90),
             auth: None,
             max_redirects: 5,
@@ -675,28 +674,24 @@ impl OverlordClient {
         body: Option<Bytes>,
         not_found_ok: bool,
     ) -> (Result<Answer, CallError>, u32) {
-        let policy = self.config.retry;
-        let started = Instant::now();
-        let mut backoff = policy.backoff();
-        let mut attempts = 0;
+        let mut retry = self.config.retry.start();
         loop {
-            attempts += 1;
             let error = match self.call_once(&method, path, body.clone()).await {
                 Ok(answer) => match classify(answer, not_found_ok) {
-                    Ok(answer) => return (Ok(answer), attempts),
+                    Ok(answer) => return (Ok(answer), retry.attempts() + 1),
                     Err(e) => e,
                 },
                 Err(e) => e,
             };
             if !error.is_retriable() {
                 tracing::warn!(%error, "Non-retryable response from the Overlord");
-                return (Err(error), attempts);
+                return (Err(error), retry.attempts() + 1);
             }
             if !matches!(error, CallError::Locate(_)) {
                 self.forget_instance();
             }
-            let Some(delay) = policy.next_wait(&mut backoff, started.elapsed()) else {
-                return (Err(error), attempts);
+            let Some(delay) = retry.failed() else {
+                return (Err(error), retry.attempts());
             };
             tracing::warn!(
                 %error,
