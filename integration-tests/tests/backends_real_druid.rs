@@ -16,6 +16,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use integration_tests::real_druid::{RealDruid, MODERN_RELEASE};
+use integration_tests::Tansu;
 use serde_json::{json, Value};
 use test_support::peer_data_or_skip;
 use tokio::net::TcpListener;
@@ -109,10 +110,24 @@ impl Running {
 
 /// The original example file with only `properties` changed.
 fn example(path: &Path, properties: &[(&str, String)]) -> TranquilityConfig {
+    example_with(path, properties, &[])
+}
+
+/// The example with `properties` changed and `more_dimensions` added to its dimensions.
+fn example_with(
+    path: &Path,
+    properties: &[(&str, String)],
+    more_dimensions: &[&str],
+) -> TranquilityConfig {
     let mut root: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     for (key, value) in properties {
         root["properties"][*key] = Value::from(value.as_str());
     }
+    let dims = root
+        .pointer_mut("/dataSources/0/spec/dataSchema/parser/parseSpec/dimensionsSpec/dimensions")
+        .and_then(Value::as_array_mut)
+        .expect("the example lists dimensions");
+    dims.extend(more_dimensions.iter().map(|d| json!(d)));
     TranquilityConfig::from_value(root, "server.json.example").unwrap()
 }
 
@@ -215,4 +230,108 @@ async fn batch_backend_two_instances_append_into_one_interval() {
             assert_eq!(report.pending, 0);
         }
     }
+}
+
+/// Druid's answer to `GET {overlord}/druid/indexer/v1{path}`.
+async fn overlord_get(druid: &RealDruid, path: &str) -> Value {
+    reqwest::get(format!("{}/druid/indexer/v1{path}", druid.overlord_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap_or(Value::Null)
+}
+
+/// How many specs Druid's history holds for the supervisor `foo` (one per post).
+async fn supervisor_posts(druid: &RealDruid) -> usize {
+    overlord_get(druid, "/supervisor/foo/history")
+        .await
+        .as_array()
+        .map_or(0, Vec::len)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervisor_backend_is_shared_updated_once_and_survives_restarts() {
+    let path = peer_data_or_skip!("tranquility-configs/server.json.example");
+    let Some(druid) = RealDruid::start_or_skip(
+        MODERN_RELEASE,
+        "supervisor_backend_is_shared_updated_once_and_survives_restarts",
+    ) else {
+        return;
+    };
+    let mut kafka = Tansu::start_persistent();
+    let props = [
+        ("zookeeper.connect", druid.zookeeper_connect()),
+        (
+            "druid.ingestion.kafka.bootstrap.servers",
+            kafka.bootstrap_servers(),
+        ),
+    ];
+    let config = example(&path, &props);
+
+    // Two instances on the same file: one topic, one supervisor, posted once.
+    let a = Running::start(&config).await;
+    let b = Running::start(&config).await;
+    let now = now_millis();
+    let (ea, eb) = (events(20, now, "a"), events(15, now, "b"));
+    let (ra, rb) = tokio::join!(a.post(&ea), b.post(&eb));
+    assert_eq!(ra["sent"], 20, "{ra}");
+    assert_eq!(rb["sent"], 15, "{rb}");
+    let mut acknowledged = 35;
+    let health: Value = serde_json::from_str(&a.get("/health").await).unwrap();
+    assert_eq!(health["backends"], json!({"foo": "supervisor"}), "{health}");
+    assert_eq!(overlord_get(&druid, "/supervisor").await, json!(["foo"]));
+    assert_eq!(supervisor_posts(&druid).await, 1);
+    let sums = wait_for_rows(druid.broker_url(), acknowledged, Duration::from_secs(240)).await;
+    assert_eq!(sums, (acknowledged, 1.5 * acknowledged as f64));
+
+    // Tranquility restarts: the new instance finds the supervisor current and posts nothing.
+    a.stop().await;
+    let a = Running::start(&config).await;
+    assert_eq!(a.post(&events(10, now_millis(), "a2")).await["sent"], 10);
+    acknowledged += 10;
+    assert_eq!(supervisor_posts(&druid).await, 1);
+
+    // A new dimension: two instances with the new spec update the supervisor once.
+    let changed = example_with(&path, &props, &["dim4"]);
+    let c = Running::start(&changed).await;
+    let d = Running::start(&changed).await;
+    let (ec, ed) = (events(5, now_millis(), "c"), events(5, now_millis(), "d"));
+    let (rc, rd) = tokio::join!(c.post(&ec), d.post(&ed));
+    assert_eq!(
+        (rc["sent"].as_u64(), rd["sent"].as_u64()),
+        (Some(5), Some(5))
+    );
+    acknowledged += 10;
+    assert_eq!(supervisor_posts(&druid).await, 2);
+
+    // The broker restarts (keeping its data): producing resumes on the same connection settings.
+    kafka.restart();
+    assert_eq!(c.post(&events(7, now_millis(), "after")).await["sent"], 7);
+    acknowledged += 7;
+
+    let sums = wait_for_rows(druid.broker_url(), acknowledged, Duration::from_secs(240)).await;
+    assert_eq!(sums, (acknowledged, 1.5 * acknowledged as f64));
+    // Druid's own count of the rows it read, from the supervisor's stats, read every 30 s.
+    let processed = |text: &str| -> i64 {
+        text.lines()
+            .find(|l| l.starts_with("tranquility_druid_rows{") && l.contains("kind=\"processed\""))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while processed(&c.get("/metrics").await) == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(processed(&c.get("/metrics").await) > 0);
+    let mut total_sent = 0;
+    for server in [a, b, c, d] {
+        let counts = server.counts().await;
+        total_sent += counts[1];
+        for report in server.stop().await {
+            assert!(report.tally.is_balanced(), "{report:?}");
+        }
+    }
+    // The first instance's counts went with it; the rest add up to what Druid holds.
+    assert_eq!(total_sent + 20, acknowledged as u64);
 }

@@ -97,6 +97,8 @@ struct Inner {
     spec: Value,
     hash: String,
     admin: AdminClient<DefaultClientContext>,
+    /// How long a topic creation may take: the producer's `socket.timeout.ms`, else 30 s.
+    admin_timeout: Duration,
     brokers: String,
     overlord: OverlordClient,
     coordinator: Arc<dyn Coordinator>,
@@ -140,10 +142,15 @@ impl SupervisorManager {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
+        validate_topic(setup.topic())?;
         let brokers = admin
             .get("bootstrap.servers")
             .unwrap_or_default()
             .to_string();
+        let admin_timeout = admin
+            .get("socket.timeout.ms")
+            .and_then(|ms| ms.parse().ok())
+            .map_or(Duration::from_secs(30), Duration::from_millis);
         let admin = admin
             .create::<AdminClient<DefaultClientContext>>()
             .map_err(|e| format!("cannot create the Kafka admin client for {brokers}: {e}"))?;
@@ -153,6 +160,7 @@ impl SupervisorManager {
                 spec,
                 hash,
                 admin,
+                admin_timeout,
                 brokers,
                 overlord,
                 coordinator,
@@ -204,9 +212,10 @@ impl SupervisorManager {
             partitions,
             TopicReplication::Fixed(setup.replication_factor),
         );
+        let timeout = self.inner.admin_timeout;
         let options = AdminOptions::new()
-            .operation_timeout(Some(Duration::from_secs(30)))
-            .request_timeout(Some(Duration::from_secs(30)));
+            .operation_timeout(Some(timeout))
+            .request_timeout(Some(timeout));
         let fail = |reason: String, retriable| SetupError {
             message: format!(
                 "cannot create Kafka topic {topic} ({partitions} partitions) on {}: {reason}",
@@ -425,6 +434,22 @@ impl Inner {
     }
 }
 
+/// Checks a topic name against Kafka's rule (letters, digits, `.`, `_`, `-`; at most 249;
+/// not `.` or `..`), so a bad `druid.ingestion.kafka.topic` is a configuration error even on
+/// brokers that do not check.
+pub fn validate_topic(topic: &str) -> Result<(), String> {
+    let legal = topic
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if topic.is_empty() || topic.len() > 249 || topic == "." || topic == ".." || !legal {
+        return Err(format!(
+            "druid.ingestion.kafka.topic gives '{topic}', which is not a Kafka topic name \
+             (1 to 249 of letters, digits, '.', '_' and '-'; not '.' or '..')"
+        ));
+    }
+    Ok(())
+}
+
 /// Sums `totals.buildSegments` over every task of every group of a `/stats` answer.
 pub fn sum_stats(stats: &Value) -> RowStats {
     let mut sum = RowStats::default();
@@ -446,6 +471,15 @@ pub fn sum_stats(stats: &Value) -> RowStats {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn topic_names_follow_kafkas_rule() {
+        assert!(validate_topic("tranquility-wiki_2.x").is_ok());
+        for bad in ["", ".", "..", "with space", "slash/es", &"x".repeat(250)] {
+            let e = validate_topic(bad).unwrap_err();
+            assert!(e.contains("druid.ingestion.kafka.topic"), "{e}");
+        }
+    }
 
     #[test]
     fn stats_are_summed_over_groups_and_tasks() {
