@@ -569,11 +569,7 @@ impl Parts {
             },
             partitions,
             replication_factor: self.ingestion.kafka_replication_factor,
-            identity: format!(
-                "{}/{}.supervisor",
-                mangle_service_name(&self.props.indexing_service_name),
-                self.name
-            ),
+            identity: supervisor_identity(&self.props, &self.name),
             stats_period: Duration::from_secs(30),
         };
         let beam = SupervisorBeam::new(
@@ -603,10 +599,82 @@ impl Parts {
     }
 }
 
+/// The Overlord client of a dataSource's properties: at `overlord_url` (over
+/// `druid.overlord.url`), else found through ZooKeeper discovery on `zk`; retried for
+/// `druidBeam.indexRetryPeriod`, with `druidBeam.basicAuth*` and `tls` (`druid.tls.*`). An
+/// HTTPS URL without TLS enabled is refused, saying what to set.
+pub fn overlord_client(
+    props: &CoreProperties,
+    overlord_url: Option<&str>,
+    zk: &Arc<ZkConnection>,
+    tls: &DruidTls,
+) -> Result<OverlordClient, String> {
+    let endpoint = match overlord_url
+        .map(str::to_string)
+        .or(props.overlord_url.clone())
+    {
+        Some(url) if !tls.is_enabled() && url.trim().to_ascii_lowercase().starts_with("https:") => {
+            return Err(format!(
+                "the Overlord URL {url} is HTTPS: set druid.tls.enable=true (and \
+                 druid.tls.trustStorePath to the PEM file of Druid's CA)"
+            ))
+        }
+        Some(url) => OverlordEndpoint::Url(url),
+        None => OverlordEndpoint::Discovery {
+            discovery: Arc::new(CuratorDiscovery::new(zk.clone(), &props.discovery_path)),
+            service_name: props.indexing_service_name.clone(),
+        },
+    };
+    Ok(OverlordClient::with_tls(
+        endpoint,
+        OverlordConfig {
+            retry: RetryPolicy {
+                period: duration(&props.index_retry_period),
+                ..RetryPolicy::overlord_default()
+            },
+            auth: BasicAuth::from_properties(&props.basic_auth_user, &props.basic_auth_pass),
+            ..OverlordConfig::default()
+        },
+        tls,
+    ))
+}
+
+/// The ZooKeeper coordinator of a dataSource's properties (`zookeeper.path`) on `zk`.
+pub fn zk_coordinator(props: &CoreProperties, zk: &Arc<ZkConnection>) -> Arc<dyn Coordinator> {
+    Arc::new(ZkCoordinator::new(
+        zk.clone(),
+        ZkCoordinatorConfig {
+            base_path: props.zookeeper_path.clone(),
+            ..ZkCoordinatorConfig::default()
+        },
+    ))
+}
+
+/// A ZooKeeper connection for `zookeeper.connect` and `zookeeper.timeout`; it connects at
+/// its first use.
+pub fn zk_connection(props: &CoreProperties) -> Arc<ZkConnection> {
+    Arc::new(ZkConnection::new(
+        props.zookeeper_connect.clone(),
+        duration(&props.zookeeper_timeout),
+    ))
+}
+
+/// A coordinator and the identity a dataSource shares through it.
+type Coordination = (Arc<dyn Coordinator>, String);
+
 /// The coordination identity of a dataSource's realtime beams (`druid:overlord/wiki`).
-fn realtime_identity(props: &CoreProperties, data_source: &str) -> String {
+pub fn realtime_identity(props: &CoreProperties, data_source: &str) -> String {
     format!(
         "{}/{data_source}",
+        mangle_service_name(&props.indexing_service_name)
+    )
+}
+
+/// The coordination identity whose lock serialises a dataSource's supervisor check-and-post
+/// across instances.
+pub fn supervisor_identity(props: &CoreProperties, data_source: &str) -> String {
+    format!(
+        "{}/{data_source}.supervisor",
         mangle_service_name(&props.indexing_service_name)
     )
 }
@@ -619,7 +687,7 @@ fn build(
     properties: &Properties,
     options: &PipelineOptions,
     zk: &mut HashMap<String, Arc<ZkConnection>>,
-) -> Result<(DataSourcePipeline, Option<(Arc<dyn Coordinator>, String)>), PipelineError> {
+) -> Result<(DataSourcePipeline, Option<Coordination>), PipelineError> {
     let fail = |message: String| PipelineError::Config {
         data_source: name.to_string(),
         message,
@@ -627,61 +695,21 @@ fn build(
     // Nothing connects until a backend uses it.
     let zk = zk
         .entry(props.zookeeper_connect.clone())
-        .or_insert_with(|| {
-            Arc::new(ZkConnection::new(
-                props.zookeeper_connect.clone(),
-                duration(&props.zookeeper_timeout),
-            ))
-        })
+        .or_insert_with(|| zk_connection(props))
         .clone();
     let auth = BasicAuth::from_properties(&props.basic_auth_user, &props.basic_auth_pass);
     let tls = DruidTls::from_properties(props).map_err(|e| fail(e.to_string()))?;
-    let overlord_endpoint = match options.overlord_url.clone().or(props.overlord_url.clone()) {
-        Some(url) if !tls.is_enabled() && url.trim().to_ascii_lowercase().starts_with("https:") => {
-            return Err(fail(format!(
-                "the Overlord URL {url} is HTTPS: set druid.tls.enable=true (and \
-                 druid.tls.trustStorePath to the PEM file of Druid's CA)"
-            )))
-        }
-        Some(url) => OverlordEndpoint::Url(url),
-        None => OverlordEndpoint::Discovery {
-            discovery: Arc::new(CuratorDiscovery::new(zk.clone(), &props.discovery_path)),
-            service_name: props.indexing_service_name.clone(),
-        },
-    };
-    let overlord = OverlordClient::with_tls(
-        overlord_endpoint,
-        OverlordConfig {
-            retry: RetryPolicy {
-                period: duration(&props.index_retry_period),
-                ..RetryPolicy::overlord_default()
-            },
-            auth: auth.clone(),
-            ..OverlordConfig::default()
-        },
-        &tls,
-    );
+    let overlord =
+        overlord_client(props, options.overlord_url.as_deref(), &zk, &tls).map_err(fail)?;
     let coordinator: Arc<dyn Coordinator> = match &options.coordinator {
         Some(c) => c.clone(),
-        None => Arc::new(ZkCoordinator::new(
-            zk.clone(),
-            ZkCoordinatorConfig {
-                base_path: props.zookeeper_path.clone(),
-                ..ZkCoordinatorConfig::default()
-            },
-        )),
+        None => zk_coordinator(props, &zk),
     };
     // What this dataSource shares with other instances through the coordinator: the realtime
     // beams (also while `auto` has not chosen), or the supervisor's lock; batch shares nothing.
     let coordination = match ingestion.ingestion {
         Ingestion::Batch => None,
-        Ingestion::Supervisor => Some((
-            coordinator.clone(),
-            format!(
-                "{}/{name}.supervisor",
-                mangle_service_name(&props.indexing_service_name)
-            ),
-        )),
+        Ingestion::Supervisor => Some((coordinator.clone(), supervisor_identity(props, name))),
         Ingestion::Realtime | Ingestion::Auto => {
             Some((coordinator.clone(), realtime_identity(props, name)))
         }

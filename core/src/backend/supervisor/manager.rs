@@ -258,94 +258,112 @@ impl SupervisorManager {
 
     /// The coordinated check-and-post of the supervisor spec.
     pub async fn ensure_supervisor(&self) -> Result<SupervisorAction, SetupError> {
-        let inner = self.inner.clone();
-        let action = Arc::new(Mutex::new(SupervisorAction::Unchanged));
-        let seen = action.clone();
-        let result = update_with(
-            self.inner.coordinator.as_ref(),
-            &self.inner.setup.identity,
-            move |_meta| async move {
-                let done = inner
-                    .check_and_post()
-                    .await
-                    .map_err(|e| Box::new(e) as ModifyError)?;
-                *seen.lock() = done;
-                // Only the lock is shared; nothing is written.
-                Ok(None)
-            },
+        let inner = &self.inner;
+        ensure_supervisor_spec(
+            &inner.overlord,
+            inner.coordinator.as_ref(),
+            &inner.setup.identity,
+            &inner.setup.data_source,
+            &inner.spec,
         )
-        .await;
-        match result {
-            Ok(_) => Ok(*action.lock()),
-            Err(CoordError::Modify { source, .. }) => match source.downcast::<SetupError>() {
-                Ok(e) => Err(*e),
-                Err(other) => Err(SetupError {
-                    message: other.to_string(),
-                    retriable: true,
-                }),
-            },
-            Err(e) => Err(SetupError {
-                message: format!(
-                    "coordinating the supervisor of {} with other instances: {e}",
-                    self.inner.setup.data_source
-                ),
-                retriable: e.is_retriable(),
-            }),
-        }
+        .await
     }
 }
 
-impl Inner {
-    fn path(&self) -> String {
-        format!(
-            "/druid/indexer/v1/supervisor/{}",
-            encode_segment(&self.setup.data_source)
-        )
-    }
-
-    async fn check_and_post(&self) -> Result<SupervisorAction, SetupError> {
-        let ds = &self.setup.data_source;
-        let current = self
-            .overlord
-            .call_api(Method::GET, &self.path(), None)
+/// Makes sure Druid runs `spec` as the supervisor of `data_source`: under `coordinator`'s lock
+/// on `identity`, `GET` it; absent, or with another `context` hash than `spec`'s, `POST`
+/// `spec`; the same hash, nothing. Druid's refusal (4xx) carries its reason.
+pub async fn ensure_supervisor_spec(
+    overlord: &OverlordClient,
+    coordinator: &dyn Coordinator,
+    identity: &str,
+    data_source: &str,
+    spec: &Value,
+) -> Result<SupervisorAction, SetupError> {
+    let action = Arc::new(Mutex::new(SupervisorAction::Unchanged));
+    let seen = action.clone();
+    let (overlord, ds, spec) = (overlord.clone(), data_source.to_string(), spec.clone());
+    let result = update_with(coordinator, identity, move |_meta| async move {
+        let done = check_and_post(&overlord, &ds, &spec)
             .await
-            .map_err(|e| call_failed(&format!("reading the supervisor of {ds}"), &e))?;
-        let action = if current.is_not_found() {
-            SupervisorAction::Created
-        } else {
-            let stored = current.json().ok();
-            let stored_hash = stored
+            .map_err(|e| Box::new(e) as ModifyError)?;
+        *seen.lock() = done;
+        // Only the lock is shared; nothing is written.
+        Ok(None)
+    })
+    .await;
+    match result {
+        Ok(_) => Ok(*action.lock()),
+        Err(CoordError::Modify { source, .. }) => match source.downcast::<SetupError>() {
+            Ok(e) => Err(*e),
+            Err(other) => Err(SetupError {
+                message: other.to_string(),
+                retriable: true,
+            }),
+        },
+        Err(e) => Err(SetupError {
+            message: format!(
+                "coordinating the supervisor of {data_source} with other instances: {e}"
+            ),
+            retriable: e.is_retriable(),
+        }),
+    }
+}
+
+async fn check_and_post(
+    overlord: &OverlordClient,
+    ds: &str,
+    spec: &Value,
+) -> Result<SupervisorAction, SetupError> {
+    let hash = spec
+        .get("context")
+        .and_then(|c| c.get(SPEC_HASH_KEY))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let current = overlord
+        .call_api(Method::GET, &supervisor_path(ds), None)
+        .await
+        .map_err(|e| call_failed(&format!("reading the supervisor of {ds}"), &e))?;
+    let action = if current.is_not_found() {
+        SupervisorAction::Created
+    } else {
+        let stored = current.json().ok();
+        let stored_hash = stored
+            .as_ref()
+            .and_then(|s| s.get("context"))
+            .and_then(|c| c.get(SPEC_HASH_KEY))
+            .and_then(Value::as_str);
+        if stored_hash == Some(hash) {
+            let suspended = stored
                 .as_ref()
-                .and_then(|s| s.get("context"))
-                .and_then(|c| c.get(SPEC_HASH_KEY))
-                .and_then(Value::as_str);
-            if stored_hash == Some(self.hash.as_str()) {
-                let suspended = stored
-                    .as_ref()
-                    .and_then(|s| s.get("suspended"))
-                    .and_then(Value::as_bool)
-                    == Some(true);
-                if suspended {
-                    warn!(
-                        dataSource = %ds,
-                        "the supervisor is suspended: events reach the topic and wait there \
-                         until it is resumed (POST /druid/indexer/v1/supervisor/{ds}/resume)"
-                    );
-                }
-                info!(dataSource = %ds, hash = %self.hash, "the supervisor runs the current spec");
-                return Ok(SupervisorAction::Unchanged);
+                .and_then(|s| s.get("suspended"))
+                .and_then(Value::as_bool)
+                == Some(true);
+            if suspended {
+                warn!(
+                    dataSource = %ds,
+                    "the supervisor is suspended: events reach the topic and wait there \
+                     until it is resumed (POST /druid/indexer/v1/supervisor/{ds}/resume)"
+                );
             }
-            info!(
-                dataSource = %ds,
-                from = stored_hash.unwrap_or("(none)"),
-                to = %self.hash,
-                "the supervisor's spec changed: updating it"
-            );
-            SupervisorAction::Updated
-        };
-        let body = bytes::Bytes::from(serde_json::to_vec(&self.spec).unwrap_or_default());
-        match self
-            .overlord
+            info!(dataSource = %ds, hash = %hash, "the supervisor runs the current spec");
+            return Ok(SupervisorAction::Unchanged);
+        }
+        info!(
+            dataSource = %ds,
+            from = stored_hash.unwrap_or("(none)"),
+            to = %hash,
+            "the supervisor's spec changed: updating it"
+        );
+        SupervisorAction::Updated
+    };
+    let body = bytes::Bytes::from(serde_json::to_vec(spec).unwrap_or_default());
+    let topic = spec
+        .pointer("/spec/ioConfig/topic")
+        .or_else(|| spec.pointer("/spec/ioConfig/topicPattern"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match overlord
             .call_api(Method::POST, "/druid/indexer/v1/supervisor", Some(body))
             .await
         {
@@ -357,15 +375,14 @@ impl Inner {
                 retriable: false,
             }),
             Ok(_) => {
-                info!(dataSource = %ds, topic = %self.setup.topic(), ?action, "supervisor posted");
+                info!(dataSource = %ds, topic, ?action, "supervisor posted");
                 Ok(action)
             }
             Err(e) => match &e.source {
                 CallError::Status { status, body, .. } if (400..500).contains(status) => {
                     Err(SetupError {
                         message: format!(
-                            "Druid refused the supervisor of {ds} (topic {}) with HTTP {status}: {body}",
-                            self.setup.topic()
+                            "Druid refused the supervisor of {ds} (topic {topic}) with HTTP {status}: {body}"
                         ),
                         retriable: false,
                     })
@@ -373,6 +390,84 @@ impl Inner {
                 _ => Err(call_failed(&format!("posting the supervisor of {ds}"), &e)),
             },
         }
+}
+
+fn supervisor_path(data_source: &str) -> String {
+    format!(
+        "/druid/indexer/v1/supervisor/{}",
+        encode_segment(data_source)
+    )
+}
+
+/// What `GET /supervisor/{id}/status` says of a supervisor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupervisorStatus {
+    /// `state`: `PENDING`, `RUNNING`, `IDLE`, `SUSPENDED`, `UNHEALTHY_SUPERVISOR`, ...
+    pub state: String,
+    /// `detailedState`, e.g. `CONNECTING_TO_STREAM` or `UNABLE_TO_CONNECT_TO_STREAM`.
+    pub detailed_state: String,
+    /// `healthy`.
+    pub healthy: bool,
+    /// The topic (`stream`).
+    pub stream: String,
+    /// The latest errors Druid recorded (`recentErrors`), as JSON text.
+    pub recent_errors: Vec<String>,
+}
+
+impl SupervisorStatus {
+    /// Whether Druid reports trouble (an unhealthy state or `healthy: false`).
+    pub fn is_unhealthy(&self) -> bool {
+        !self.healthy
+            || self.state.starts_with("UNHEALTHY")
+            || self.detailed_state.contains("UNABLE")
+            || self.detailed_state.contains("LOST_CONTACT")
+    }
+}
+
+/// Reads a supervisor's status; `None` when Druid has no such supervisor.
+pub async fn supervisor_status(
+    overlord: &OverlordClient,
+    data_source: &str,
+) -> Result<Option<SupervisorStatus>, SetupError> {
+    let path = format!("{}/status", supervisor_path(data_source));
+    let answer = overlord
+        .call_api(Method::GET, &path, None)
+        .await
+        .map_err(|e| {
+            call_failed(
+                &format!("reading the status of supervisor {data_source}"),
+                &e,
+            )
+        })?;
+    if answer.is_not_found() {
+        return Ok(None);
+    }
+    let json = answer.json().unwrap_or(Value::Null);
+    let text = |k: &str| {
+        json.pointer(&format!("/payload/{k}"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    Ok(Some(SupervisorStatus {
+        state: text("state"),
+        detailed_state: text("detailedState"),
+        healthy: json
+            .pointer("/payload/healthy")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
+        stream: text("stream"),
+        recent_errors: json
+            .pointer("/payload/recentErrors")
+            .and_then(Value::as_array)
+            .map(|l| l.iter().map(Value::to_string).collect())
+            .unwrap_or_default(),
+    }))
+}
+
+impl Inner {
+    fn path(&self) -> String {
+        supervisor_path(&self.setup.data_source)
     }
 
     /// Reads the supervisor's state and row counts every `stats_period`.
@@ -385,29 +480,24 @@ impl Inner {
     }
 
     async fn read_status(&self) {
-        let path = format!("{}/status", self.path());
-        let Ok(answer) = self.overlord.call_api(Method::GET, &path, None).await else {
+        let ds = &self.setup.data_source;
+        let Ok(Some(status)) = supervisor_status(&self.overlord, ds).await else {
             return;
         };
-        let json = answer.json().unwrap_or(Value::Null);
-        let state = json
-            .pointer("/payload/detailedState")
-            .or_else(|| json.pointer("/payload/state"))
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let shown = format!("{}/{}", status.state, status.detailed_state);
         let mut last = self.state.lock();
-        if state != *last {
-            let ds = &self.setup.data_source;
-            match state.as_deref() {
-                Some(s)
-                    if s.starts_with("UNHEALTHY") || s.contains("UNABLE") || s.contains("LOST") =>
-                {
-                    warn!(dataSource = %ds, state = s, "the supervisor is unhealthy: {json}")
-                }
-                Some(s) => info!(dataSource = %ds, state = s, "supervisor state"),
-                None => {}
+        if last.as_deref() != Some(shown.as_str()) {
+            if status.is_unhealthy() {
+                warn!(
+                    dataSource = %ds,
+                    state = %shown,
+                    errors = ?status.recent_errors,
+                    "the supervisor is unhealthy"
+                );
+            } else {
+                info!(dataSource = %ds, state = %shown, "supervisor state");
             }
-            *last = state;
+            *last = Some(shown);
         }
     }
 

@@ -45,7 +45,10 @@ use crate::event::Event;
 use crate::metrics::DataSourceMetrics;
 use crate::time::window::WindowRule;
 
-pub use manager::{sum_stats, SetupError, SupervisorAction, SupervisorManager, SupervisorSetup};
+pub use manager::{
+    ensure_supervisor_spec, sum_stats, supervisor_status, validate_topic, SetupError,
+    SupervisorAction, SupervisorManager, SupervisorSetup, SupervisorStatus,
+};
 
 /// Settings of a [`SupervisorBeam`].
 #[derive(Debug, Clone)]
