@@ -26,7 +26,7 @@ use tracing::{debug, info};
 
 use crate::backend::batch::{BatchBeam, BatchConfig};
 use crate::backend::translate::BatchLocks;
-use crate::backend::{Backend, BackendBeam, BackendFactory, BackendHandle, DruidStatus};
+use crate::backend::{Backend, BackendBeam, BackendFactory, BackendHandle};
 use crate::beam::{
     Beam, Clock, ClusteredBeam, ClusteredBeamConfig, DropReason, Outcome, SystemClock,
     Tranquilizer, TranquilizerConfig, TranquilizerObserver,
@@ -441,14 +441,10 @@ impl Parts {
     }
 
     /// The beam of one backend: the one place that knows how each is built.
-    fn beam(
-        &self,
-        backend: Backend,
-        status: Option<&DruidStatus>,
-    ) -> Result<Arc<dyn Beam>, String> {
+    fn beam(&self, backend: Backend) -> Result<Arc<dyn Beam>, String> {
         match backend {
             Backend::Realtime => Ok(self.realtime()),
-            Backend::Batch => Ok(self.batch(status)),
+            Backend::Batch => Ok(self.batch()),
             Backend::Supervisor => self.supervisor(),
         }
     }
@@ -511,13 +507,9 @@ impl Parts {
         ))
     }
 
-    fn batch(&self, status: Option<&DruidStatus>) -> Arc<dyn Beam> {
-        // Concurrent locks came with Druid 29; before, shared locks let appends coexist. An
-        // explicit `batch` without a version read assumes a current Druid.
-        let locks = match status {
-            Some(s) if s.major < 29 => BatchLocks::Shared,
-            _ => BatchLocks::Concurrent,
-        };
+    fn batch(&self) -> Arc<dyn Beam> {
+        // Concurrent locks came with Druid 29; the batch backend is meant for 31+.
+        let locks = BatchLocks::Concurrent;
         let config = BatchConfig::new(
             &self.name,
             self.spec.data_schema.clone(),
@@ -727,7 +719,7 @@ fn build(
         clock: options.clock.clone(),
         metrics: options.metrics.clone(),
     };
-    let factory: BackendFactory = Box::new(move |backend, status| parts.beam(backend, status));
+    let factory: BackendFactory = Box::new(move |backend, _status| parts.beam(backend));
     let beam = BackendBeam::new(
         name,
         ingestion.ingestion,
