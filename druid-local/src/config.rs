@@ -1,8 +1,10 @@
 //! Options of a druid-local instance (the CLI flags map one to one).
 
 pub use crate::auth::BasicCredentials;
+use crate::version::DruidVersion;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// How to run druid-local.
 #[derive(Debug, Clone)]
@@ -22,6 +24,13 @@ pub struct DruidLocalConfig {
     /// When set, every endpoint but the Overlord's unsecured ones (`/status/health`,
     /// `/druid/indexer/v1/isLeader`) requires these HTTP Basic credentials.
     pub basic_auth: Option<BasicCredentials>,
+    /// The Druid release played: which task types exist and how the APIs answer.
+    pub druid_version: DruidVersion,
+    /// How long a published batch segment takes to become queryable (a real cluster needs
+    /// tens of seconds for the Coordinator to assign it and a Historical to load it).
+    pub segment_load_delay: Duration,
+    /// Druid's `druid.indexer.queue.maxTaskPayloadSize` (31+): larger task payloads are refused.
+    pub max_task_payload_size: Option<usize>,
 }
 
 impl DruidLocalConfig {
@@ -35,6 +44,9 @@ impl DruidLocalConfig {
             discovery_path: "/druid/discovery".into(),
             overlord_service_name: "druid/overlord".into(),
             basic_auth: None,
+            druid_version: DruidVersion::default(),
+            segment_load_delay: Duration::ZERO,
+            max_task_payload_size: None,
         }
     }
 }

@@ -21,7 +21,9 @@ pub mod query;
 pub mod spec;
 pub mod storage;
 pub mod task;
+pub mod tasks;
 pub mod time;
+pub mod version;
 pub mod zk;
 
 pub use config::{BasicCredentials, DruidLocalConfig};
@@ -72,7 +74,10 @@ pub struct Shared {
     next_reg: AtomicU64,
     zk: Option<zk::Announcer>,
     data_dir: Option<PathBuf>,
-    started: i64,
+    /// The Druid release played.
+    pub version: version::DruidVersion,
+    /// The Overlord's `druid.service`, which Druid names in unknown-type errors.
+    pub service_name: String,
 }
 
 impl Shared {
@@ -186,7 +191,8 @@ impl DruidLocal {
             next_reg: AtomicU64::new(0),
             zk,
             data_dir: config.data_dir.clone(),
-            started: time::now_millis(),
+            version: config.druid_version.clone(),
+            service_name: config.overlord_service_name.clone(),
         });
         for t in shared.tasks.read().values() {
             shared.save_task(t);

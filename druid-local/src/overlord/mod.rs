@@ -4,8 +4,7 @@
 pub mod chat;
 
 use crate::http::{self, json, media, Media};
-use crate::spec;
-use crate::task::{self, StatusCode as TaskStatus, Task};
+use crate::task::{StatusCode as TaskStatus, Task};
 use crate::time;
 use crate::Shared;
 use axum::body::Bytes;
@@ -74,9 +73,9 @@ pub async fn submit(
                 .into_response()
         }
     };
-    let spec = match spec::parse_task(&v) {
+    let spec = match crate::tasks::parse(&shared, &v) {
         Ok(s) => s,
-        Err(e) => return http::error(StatusCode::BAD_REQUEST, e),
+        Err(refusal) => return refusal.into_response(),
     };
     let id = spec.id.clone();
     let task = {
@@ -93,7 +92,7 @@ pub async fn submit(
     };
     shared.save_task(&task);
     tracing::info!(task = %id, "task submitted");
-    tokio::spawn(task::run(shared.clone(), task));
+    tokio::spawn(crate::tasks::run(shared.clone(), task));
     let body = json!({ "task": id });
     match m {
         Media::Smile => smile(StatusCode::OK, &body),
@@ -287,15 +286,7 @@ pub async fn health() -> Response {
     json(StatusCode::OK, json!(true))
 }
 
-/// `GET /status`.
+/// `GET /status`: the played release and its modules.
 pub async fn process_status(State(shared): State<Arc<Shared>>) -> Response {
-    json(
-        StatusCode::OK,
-        json!({
-            "version": concat!(env!("CARGO_PKG_VERSION"), "-druid-local"),
-            "modules": [],
-            "memory": {},
-            "uptimeMillis": time::now_millis() - shared.started,
-        }),
-    )
+    json(StatusCode::OK, shared.version.status_body())
 }

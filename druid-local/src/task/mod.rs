@@ -307,12 +307,12 @@ impl Indexer<'_> {
             };
             let version = self.store.store.version_for(&spec.data_source, iv);
             let partition = match spec.kind {
-                TaskKind::Realtime => spec.partition_num,
                 TaskKind::Appenderator => {
                     self.store
                         .store
                         .allocate_partition(&spec.data_source, iv, &version)
                 }
+                _ => spec.partition_num,
             };
             let seg = Arc::new(Segment {
                 data_source: spec.data_source.clone(),
