@@ -45,6 +45,7 @@ pub fn app(shared: Arc<Shared>) -> Router {
         .route("/druid/v2/sql/", post(query::sql))
         .route("/druid/v2/datasources", get(query::data_sources))
         .route("/druid/v2/datasources/{ds}", get(query::data_source))
+        .merge(crate::supervisor::api::routes())
         .with_state(shared)
 }
 

@@ -16,10 +16,14 @@
 pub mod auth;
 pub mod config;
 mod http;
+pub mod ingest;
+pub mod locks;
+pub mod metadata;
 pub mod overlord;
 pub mod query;
 pub mod spec;
 pub mod storage;
+pub mod supervisor;
 pub mod task;
 pub mod tasks;
 pub mod time;
@@ -78,6 +82,10 @@ pub struct Shared {
     pub version: version::DruidVersion,
     /// The Overlord's `druid.service`, which Druid names in unknown-type errors.
     pub service_name: String,
+    /// Supervisor specs, stream offsets and published segments (Druid's metadata store).
+    pub metadata: metadata::Metadata,
+    /// Kafka supervisors.
+    pub supervisors: supervisor::Manager,
 }
 
 impl Shared {
@@ -170,6 +178,10 @@ impl DruidLocal {
     ) -> Result<DruidLocal, Error> {
         let port = listener.local_addr()?.port();
         let store = storage::Store::open(config.data_dir.as_deref())?;
+        let (metadata, replay) = metadata::Metadata::open(config.data_dir.as_deref())?;
+        for (segments, dropped) in &replay.publishes {
+            store.publish(None, segments, dropped);
+        }
         let zk = match &config.zk {
             Some(connect) => Some(
                 zk::Announcer::connect(connect, &config.discovery_path, &config.host, port).await?,
@@ -193,10 +205,13 @@ impl DruidLocal {
             data_dir: config.data_dir.clone(),
             version: config.druid_version.clone(),
             service_name: config.overlord_service_name.clone(),
+            metadata,
+            supervisors: supervisor::Manager::default(),
         });
         for t in shared.tasks.read().values() {
             shared.save_task(t);
         }
+        shared.supervisors.restore(&shared).await;
         let overlord_announcement = match &shared.zk {
             Some(a) => Some(a.announce(&config.overlord_service_name).await?),
             None => None,
@@ -248,6 +263,7 @@ impl DruidLocal {
     /// Stops serving. Running tasks are failed (their in-memory rows are lost), like a
     /// Druid process stop without task restore.
     pub async fn shutdown(self) {
+        self.shared.supervisors.stop_all(false).await;
         let tasks: Vec<_> = self.shared.tasks.read().values().cloned().collect();
         for t in tasks {
             if t.kill(task::persist::RESTART_FAILURE) {

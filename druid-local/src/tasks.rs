@@ -117,7 +117,10 @@ pub fn parse(shared: &Shared, v: &Value) -> Result<TaskSpec, Refusal> {
 
 /// Maps a task record stored in the data dir (any release's types, no submit checks).
 pub fn parse_stored(v: &Value) -> Result<TaskSpec, String> {
-    spec::parse_task(v)
+    match v.get("type").and_then(Value::as_str) {
+        Some("index_kafka") => crate::supervisor::task::parse_stored(v),
+        _ => spec::parse_task(v),
+    }
 }
 
 /// Runs a submitted task to its end.

@@ -75,6 +75,12 @@ impl DruidVersion {
         self.at_least(34)
     }
 
+    /// `GET /supervisor/{id}/history?count=n` limits the list from 35 (#18416, a count of 0 or
+    /// less is a 400 there); before, the parameter is ignored (seen on 33.0.0).
+    pub fn limits_history(&self) -> bool {
+        self.at_least(35)
+    }
+
     /// 32 and 33 fail every Kafka task whose `taskDuration` is under a minute: the rejection
     /// period updater is scheduled with a period of zero minutes (#17442, fixed by #18147 in
     /// 34). Seen on 33.0.0 with Druid's own `PT30S` IT template.

@@ -45,6 +45,10 @@ impl QueryError {
             class: "org.apache.druid.query.QueryUnsupportedException",
         }
     }
+    /// The message, for callers that report it elsewhere (ingestion transforms).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
     fn response(&self) -> Response {
         http::json(
             self.status,

@@ -125,7 +125,13 @@ impl Task {
         true
     }
 
-    fn finish(&self, status: StatusCode, error: Option<String>) {
+    /// A receiver that turns `true` when the task is shut down (Overlord shutdown or stop).
+    pub fn kill_signal(&self) -> watch::Receiver<bool> {
+        self.kill.subscribe()
+    }
+
+    /// Ends a running task with `status` (no effect once it ended).
+    pub fn finish(&self, status: StatusCode, error: Option<String>) {
         let mut st = self.state.lock();
         if st.status == StatusCode::Running {
             st.status = status;
