@@ -46,6 +46,8 @@ pub fn app(shared: Arc<Shared>) -> Router {
         .route("/druid/v2/datasources", get(query::data_sources))
         .route("/druid/v2/datasources/{ds}", get(query::data_source))
         .merge(crate::supervisor::api::routes())
+        .merge(crate::batch::routes())
+        .merge(crate::coordinator::routes())
         .with_state(shared)
 }
 

@@ -14,7 +14,9 @@
 //! ```
 
 pub mod auth;
+pub mod batch;
 pub mod config;
+pub mod coordinator;
 mod http;
 pub mod ingest;
 pub mod locks;
@@ -86,6 +88,14 @@ pub struct Shared {
     pub metadata: metadata::Metadata,
     /// Kafka supervisors.
     pub supervisors: supervisor::Manager,
+    /// Time-chunk locks of batch and Kafka tasks.
+    pub locks: locks::LockBox,
+    /// Reports of batch tasks.
+    pub reports: batch::Reports,
+    /// Delay before a published batch segment is queryable.
+    pub segment_load_delay: std::time::Duration,
+    /// `druid.indexer.queue.maxTaskPayloadSize` (31+).
+    pub max_task_payload_size: Option<usize>,
 }
 
 impl Shared {
@@ -207,6 +217,10 @@ impl DruidLocal {
             service_name: config.overlord_service_name.clone(),
             metadata,
             supervisors: supervisor::Manager::default(),
+            locks: locks::LockBox::default(),
+            reports: batch::Reports::default(),
+            segment_load_delay: config.segment_load_delay,
+            max_task_payload_size: config.max_task_payload_size,
         });
         for t in shared.tasks.read().values() {
             shared.save_task(t);

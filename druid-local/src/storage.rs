@@ -321,6 +321,8 @@ impl Store {
         let Some(per_ds) = all.get(data_source) else {
             return Vec::new();
         };
+        // Newest version per interval, then anything inside a newer interval's span is
+        // overshadowed too (a replace with a coarser segment granularity).
         let mut newest: BTreeMap<Interval, &str> = BTreeMap::new();
         for (iv, version, _) in per_ds.keys() {
             let v = newest.entry(*iv).or_insert(version.as_str());
@@ -328,9 +330,16 @@ impl Store {
                 *v = version.as_str();
             }
         }
+        let overshadowed = |iv: &Interval, version: &str| {
+            newest
+                .iter()
+                .any(|(other, v)| *v > version && other.start <= iv.start && iv.end <= other.end)
+        };
         per_ds
             .iter()
-            .filter(|((iv, version, _), _)| newest.get(iv).is_some_and(|v| *v == version.as_str()))
+            .filter(|((iv, version, _), _)| {
+                newest.get(iv).is_some_and(|v| *v == version.as_str()) && !overshadowed(iv, version)
+            })
             .filter(|((iv, _, _), _)| intervals.iter().any(|q| q.overlaps(iv)))
             .filter_map(|(_, e)| {
                 e.handed_off

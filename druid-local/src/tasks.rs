@@ -6,7 +6,7 @@
 use crate::http::json;
 use crate::spec::{self, TaskKind, TaskSpec};
 use crate::task::Task;
-use crate::{task, Shared};
+use crate::{batch, task, Shared};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{json, Value};
@@ -101,10 +101,11 @@ pub fn parse(shared: &Shared, v: &Value) -> Result<TaskSpec, Refusal> {
             }
             Ok(spec::parse_task(v)?)
         }
+        Some("index" | "index_parallel") => batch::spec::parse(shared, v),
         Some(t) if KNOWN_TYPES.contains(&t) => Err(Refusal::bad_request(format!(
-            "druid-local does not run task type [{t}]; it runs [{}]",
+            "druid-local does not run task type [{t}]; it runs [index, index_parallel{}] and creates index_kafka tasks from supervisors",
             if shared.version.has_realtime_tasks() {
-                "index_realtime, index_realtime_appenderator"
+                ", index_realtime, index_realtime_appenderator"
             } else {
                 ""
             }
@@ -119,6 +120,7 @@ pub fn parse(shared: &Shared, v: &Value) -> Result<TaskSpec, Refusal> {
 pub fn parse_stored(v: &Value) -> Result<TaskSpec, String> {
     match v.get("type").and_then(Value::as_str) {
         Some("index_kafka") => crate::supervisor::task::parse_stored(v),
+        Some("index" | "index_parallel") => batch::spec::parse_stored(v),
         _ => spec::parse_task(v),
     }
 }
@@ -127,7 +129,8 @@ pub fn parse_stored(v: &Value) -> Result<TaskSpec, String> {
 pub async fn run(shared: Arc<Shared>, t: Arc<Task>) {
     match t.spec.kind {
         TaskKind::Realtime | TaskKind::Appenderator => task::run(shared, t).await,
+        TaskKind::Index | TaskKind::IndexParallel => batch::run(shared, t).await,
         // Supervisors run their own tasks; none is submitted through the task API.
-        TaskKind::Index | TaskKind::IndexParallel | TaskKind::IndexKafka => {}
+        TaskKind::IndexKafka => {}
     }
 }

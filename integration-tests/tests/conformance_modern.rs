@@ -399,6 +399,471 @@ async fn supervisor_lifecycle(t: &Target, broker: &Tansu) -> Option<Value> {
     Some(written.body)
 }
 
+/// The probe task of the batch body: rows at 10:01 and 10:02, one outside the interval, one
+/// line that is not JSON.
+const DATA: &str = "{\"timestamp\":\"2025-11-25T10:01:00Z\",\"page\":\"a\",\"added\":1}\n{\"timestamp\":\"2025-11-25T10:02:00Z\",\"page\":\"b\",\"added\":2}\n{\"timestamp\":\"2025-11-25T12:02:00Z\",\"page\":\"b\",\"added\":5}\nnot json\n";
+const HOUR: &str = "2025-11-25T10:00:00.000Z/2025-11-25T11:00:00.000Z";
+
+fn batch(id: Option<&str>, ds: &str, data: &str, intervals: bool, ty: &str) -> Value {
+    let mut gs = json!({"type": "uniform", "segmentGranularity": "HOUR", "queryGranularity": "MINUTE", "rollup": true});
+    if intervals {
+        gs["intervals"] = json!([HOUR]);
+    }
+    let mut t = json!({"type": ty, "spec": {
+        "dataSchema": {"dataSource": ds, "timestampSpec": {"column": "timestamp", "format": "iso"},
+            "dimensionsSpec": {"dimensions": ["page"]},
+            "metricsSpec": [{"type": "count", "name": "count"}, {"type": "longSum", "name": "added", "fieldName": "added"}],
+            "granularitySpec": gs},
+        "ioConfig": {"type": ty, "inputSource": {"type": "inline", "data": data},
+            "inputFormat": {"type": "json"}, "appendToExisting": true, "dropExisting": false},
+        "tuningConfig": {"type": ty, "partitionsSpec": {"type": "dynamic"}}}});
+    if let Some(id) = id {
+        t["id"] = json!(id);
+    }
+    t
+}
+
+async fn task_status(t: &Target, id: &str) -> Value {
+    let c = reqwest::Client::new();
+    send(c.get(format!(
+        "{}/druid/indexer/v1/task/{id}/status",
+        t.overlord()
+    )))
+    .await
+    .body["status"]
+        .clone()
+}
+
+/// Polls a task's status until `pred` accepts it; panics after two minutes.
+async fn wait_task(t: &Target, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let s = task_status(t, id).await;
+        if pred(&s) {
+            return s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "task {id}: {what} not seen; last {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn done(s: &Value) -> bool {
+    s["statusCode"] == "SUCCESS" || s["statusCode"] == "FAILED"
+}
+
+/// Inline batch tasks: submit answers and refusals, the stored payload, reports, parse
+/// failures and a replace.
+async fn batch_tasks(t: &Target) {
+    let c = reqwest::Client::new();
+    let url = format!("{}/druid/indexer/v1/task", t.overlord());
+    let ds = unique_name("bt");
+    let a = send(post_json(
+        &c,
+        &url,
+        &batch(Some(&format!("{ds}_b1")), &ds, DATA, true, "index_parallel"),
+    ))
+    .await;
+    assert_eq!(
+        a,
+        Answer {
+            status: 200,
+            body: json!({"task": format!("{ds}_b1")})
+        }
+    );
+    let s = wait_task(t, &format!("{ds}_b1"), "the end", done).await;
+    assert_eq!(
+        (
+            s["statusCode"].clone(),
+            s["groupId"].clone(),
+            s["type"].clone()
+        ),
+        (
+            json!("SUCCESS"),
+            json!(format!("{ds}_b1")),
+            json!("index_parallel")
+        )
+    );
+    let r = send(c.get(format!("{url}/{ds}_b1/reports"))).await;
+    assert_eq!(r.status, 200);
+    let p = &r.body["ingestionStatsAndErrors"]["payload"];
+    assert_eq!(
+        p["rowStats"]["buildSegments"],
+        json!({"processed": 2, "processedBytes": 183, "processedWithError": 0, "thrownAway": 1, "unparseable": 1})
+    );
+    assert_eq!(
+        (
+            p["ingestionState"].clone(),
+            p["segmentsPublished"].clone(),
+            p["errorMsg"].clone()
+        ),
+        (json!("COMPLETED"), json!(1), Value::Null)
+    );
+    assert_eq!(
+        r.body["taskContext"]["payload"],
+        json!({"forceTimeChunkLock": true, "useLineageBasedSegmentAllocation": true})
+    );
+    let payload = send(c.get(format!("{url}/{ds}_b1"))).await.body["payload"].clone();
+    let keys: Vec<&str> = payload
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "type",
+            "id",
+            "groupId",
+            "resource",
+            "spec",
+            "context",
+            "dataSource"
+        ]
+    );
+    assert_eq!(
+        payload["spec"]["dataSchema"]["dimensionsSpec"]["dimensionExclusions"],
+        json!(["__time", "added", "count", "timestamp"])
+    );
+    assert_eq!(
+        payload["spec"]["tuningConfig"]["maxParseExceptions"],
+        2147483647
+    );
+
+    // The same id again.
+    let a = send(post_json(
+        &c,
+        &url,
+        &batch(Some(&format!("{ds}_b1")), &ds, DATA, true, "index_parallel"),
+    ))
+    .await;
+    assert_eq!(
+        a,
+        Answer {
+            status: 400,
+            body: json!({"error": "druidException", "errorCode": "entryAlreadyExists", "persona": "USER", "category": "INVALID_INPUT", "errorMessage": format!("Task[{ds}_b1] already exists"), "context": {}})
+        }
+    );
+
+    // Refusals.
+    let parallel =
+        "Cannot construct instance of `org.apache.druid.indexing.common.task.batch.parallel.";
+    let edit = |f: &dyn Fn(&mut Value)| {
+        let mut b = batch(
+            Some(&format!("{ds}_bad")),
+            &ds,
+            DATA,
+            true,
+            "index_parallel",
+        );
+        f(&mut b);
+        b
+    };
+    let cases = [
+        (edit(&|b| b["spec"]["dataSchema"]["parser"] = json!({"type": "string", "parseSpec": {"format": "json", "timestampSpec": {"column": "timestamp"}, "dimensionsSpec": {"dimensions": []}}})),
+         format!("{parallel}ParallelIndexIngestionSpec`, problem: Cannot use parser and inputSource together. Try using inputFormat instead of parser.")),
+        (edit(&|b| { b["spec"]["ioConfig"].as_object_mut().unwrap().remove("inputFormat"); }),
+         format!("{parallel}ParallelIndexIngestionSpec`, problem: At least one of properties[[parser, inputFormat]] must be present")),
+        (edit(&|b| b["spec"]["ioConfig"]["dropExisting"] = json!(true)),
+         format!("{parallel}ParallelIndexSupervisorTask`, problem: Cannot simultaneously replace and append to existing segments. Either dropExisting or appendToExisting should be set to false")),
+        (edit(&|b| b["spec"]["tuningConfig"]["partitionsSpec"] = json!({"type": "hashed", "numShards": 1})),
+         format!("{parallel}ParallelIndexTuningConfig`, problem: DynamicPartitionsSpec must be used for best-effort rollup")),
+        (edit(&|b| { b["spec"]["tuningConfig"]["partitionsSpec"] = json!({"type": "hashed", "numShards": 1}); b["spec"]["tuningConfig"]["forceGuaranteedRollup"] = json!(true); }),
+         format!("{parallel}ParallelIndexSupervisorTask`, problem: Perfect rollup cannot be guaranteed when appending to existing dataSources")),
+    ];
+    for (body, msg) in cases {
+        assert_eq!(
+            send(post_json(&c, &url, &body)).await,
+            Answer {
+                status: 400,
+                body: error(&msg)
+            }
+        );
+    }
+    let a = send(c.get(format!("{url}/nope/reports"))).await;
+    assert_eq!(
+        a,
+        Answer {
+            status: 404,
+            body: json!("Cannot find any task with id: [nope]")
+        }
+    );
+
+    // A generated id; a parse failure over maxParseExceptions.
+    let mut strict = batch(None, &ds, DATA, true, "index_parallel");
+    strict["spec"]["tuningConfig"]["maxParseExceptions"] = json!(0);
+    let a = send(post_json(&c, &url, &strict)).await;
+    let id = a.body["task"].as_str().unwrap().to_owned();
+    let prefix = format!("index_parallel_{ds}_");
+    let rest = id
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("generated id {id}"));
+    assert!(
+        rest.len() == 8 + 1 + 24 && rest.as_bytes()[8] == b'_' && rest.ends_with('Z'),
+        "generated id {id}"
+    );
+    let s = wait_task(t, &id, "the end", done).await;
+    assert_eq!(s["statusCode"], "FAILED");
+    assert!(
+        s["errorMsg"]
+            .as_str()
+            .unwrap()
+            .starts_with("org.apache.druid.java.util.common.RE: Max parse exceptions[0] exceeded"),
+        "{s}"
+    );
+    let p = send(c.get(format!("{url}/{id}/reports"))).await.body["ingestionStatsAndErrors"]
+        ["payload"]
+        .clone();
+    assert_eq!(
+        (
+            p["ingestionState"].clone(),
+            p.get("segmentsPublished").cloned()
+        ),
+        (json!("BUILD_SEGMENTS"), None)
+    );
+
+    // `index` appends share the group `index_append_<ds>`.
+    let a = send(post_json(
+        &c,
+        &url,
+        &batch(Some(&format!("{ds}_s1")), &ds, DATA, true, "index"),
+    ))
+    .await;
+    assert_eq!(a.status, 200);
+    let s = wait_task(t, &format!("{ds}_s1"), "the end", done).await;
+    assert_eq!(
+        (s["statusCode"].clone(), s["groupId"].clone()),
+        (json!("SUCCESS"), json!(format!("index_append_{ds}")))
+    );
+
+    // Two appends, one version, partitions 0 and 1; a replace overshadows them.
+    let listing = format!(
+        "{}/druid/coordinator/v1/metadata/datasources/{ds}/segments",
+        t.overlord()
+    );
+    let ids = wait_listing(&c, &listing, 2).await;
+    assert!(
+        ids[1].ends_with("_1") && ids[1].starts_with(&ids[0]),
+        "{ids:?}"
+    );
+    wait_count(t, &ds, 4).await;
+    let mut replace = batch(
+        Some(&format!("{ds}_r1")),
+        &ds,
+        "{\"timestamp\":\"2025-11-25T10:05:00Z\",\"page\":\"z\",\"added\":100}\n",
+        true,
+        "index_parallel",
+    );
+    replace["spec"]["ioConfig"]["appendToExisting"] = json!(false);
+    assert_eq!(send(post_json(&c, &url, &replace)).await.status, 200);
+    assert_eq!(
+        wait_task(t, &format!("{ds}_r1"), "the end", done).await["statusCode"],
+        "SUCCESS"
+    );
+    wait_count(t, &ds, 1).await;
+    let ids = wait_listing(&c, &listing, 3).await;
+    let newest = ids.iter().max_by_key(|i| version_of(i, &ds)).unwrap();
+    assert!(
+        version_of(newest, &ds) > version_of(&ids[0], &ds),
+        "{ids:?}"
+    );
+}
+
+/// The version part of a segment id `<ds>_<start>_<end>_<version>[_<partition>]`.
+fn version_of(id: &str, ds: &str) -> String {
+    id.strip_prefix(&format!("{ds}_"))
+        .unwrap_or(id)
+        .split('_')
+        .nth(2)
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// The used segment ids, once there are `n` of them (the Coordinator polls the metadata).
+async fn wait_listing(c: &reqwest::Client, url: &str, n: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let a = send(c.get(url)).await;
+        let mut ids: Vec<String> = a
+            .body
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        ids.sort();
+        if ids.len() >= n {
+            return ids;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{n} segments not listed; last {a:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Waits until the Broker counts exactly `n` rows (segments load, overshadowed ones go).
+async fn wait_count(t: &Target, ds: &str, n: i64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let got = integration_tests::druid::count(&t.broker(), ds, "count").await;
+        if got == n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "count of {ds}: {got}, want {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The lock table, with a first task holding its chunk lock while it waits for its segment
+/// to load (`awaitSegmentAvailabilityTimeoutMillis`): an `index_parallel` append without
+/// `intervals` fails, one with them waits; shared, concurrent and `index` appends coexist.
+async fn batch_locks(t: &Target) {
+    let c = reqwest::Client::new();
+    let url = format!("{}/druid/indexer/v1/task", t.overlord());
+    let holder = |ds: &str, id: &str, ty: &str, ctx: Value| {
+        let mut b = batch(Some(id), ds, DATA, true, ty);
+        b["spec"]["tuningConfig"]["awaitSegmentAvailabilityTimeoutMillis"] = json!(60000);
+        b["context"] = ctx;
+        b
+    };
+    let in_hour = "{\"timestamp\":\"2025-11-25T10:03:00Z\",\"page\":\"c\",\"added\":3}\n";
+    let second = |ds: &str, id: &str, ty: &str, intervals: bool, ctx: Value| {
+        let mut b = batch(Some(id), ds, in_hour, intervals, ty);
+        b["context"] = ctx;
+        b
+    };
+    let running = |s: &Value| s["statusCode"] == "RUNNING" && s["runnerStatusCode"] == "RUNNING";
+    // EXCLUSIVE: without intervals the second fails, with them it waits.
+    let ds = unique_name("lk");
+    let (a, b1, b2) = (format!("{ds}_a"), format!("{ds}_b1"), format!("{ds}_b2"));
+    assert_eq!(
+        send(post_json(
+            &c,
+            &url,
+            &holder(&ds, &a, "index_parallel", json!({}))
+        ))
+        .await
+        .status,
+        200
+    );
+    wait_task(t, &a, "running", running).await;
+    assert_eq!(
+        send(post_json(
+            &c,
+            &url,
+            &second(&ds, &b1, "index_parallel", false, json!({}))
+        ))
+        .await
+        .status,
+        200
+    );
+    let s = wait_task(t, &b1, "the end", done).await;
+    assert_eq!(s["statusCode"], "FAILED");
+    assert!(
+        s["errorMsg"].as_str().unwrap().starts_with(&format!(
+            "org.apache.druid.java.util.common.ISE: Failed to get locks for intervals[[{HOUR}]]"
+        )),
+        "{s}"
+    );
+    assert_eq!(
+        send(post_json(
+            &c,
+            &url,
+            &second(&ds, &b2, "index_parallel", true, json!({}))
+        ))
+        .await
+        .status,
+        200
+    );
+    let s = wait_task(t, &b2, "waiting for the lock", |s| {
+        s["runnerStatusCode"] == "WAITING" || done(s)
+    })
+    .await;
+    assert_eq!(
+        (s["statusCode"].clone(), s["runnerStatusCode"].clone()),
+        (json!("RUNNING"), json!("WAITING"))
+    );
+    assert_eq!(
+        task_status(t, &a).await["statusCode"],
+        "RUNNING",
+        "the holder still runs"
+    );
+    assert_eq!(
+        wait_task(t, &b2, "the end", done).await["statusCode"],
+        "SUCCESS"
+    );
+    assert_eq!(
+        wait_task(t, &a, "the end", done).await["statusCode"],
+        "SUCCESS"
+    );
+
+    // Shared, concurrent and `index` appends run beside the holder.
+    for (ty, ctx) in [
+        ("index_parallel", json!({"useSharedLock": true})),
+        ("index_parallel", json!({"useConcurrentLocks": true})),
+        ("index", json!({})),
+    ] {
+        let ds = unique_name("lk");
+        let (a, b) = (format!("{ds}_a"), format!("{ds}_b"));
+        assert_eq!(
+            send(post_json(&c, &url, &holder(&ds, &a, ty, ctx.clone())))
+                .await
+                .status,
+            200
+        );
+        wait_task(t, &a, "running", running).await;
+        assert_eq!(
+            send(post_json(
+                &c,
+                &url,
+                &second(&ds, &b, ty, false, ctx.clone())
+            ))
+            .await
+            .status,
+            200
+        );
+        let s = wait_task(t, &b, "the end", done).await;
+        assert_eq!(s["statusCode"], "SUCCESS", "{ty} {ctx}: {s}");
+        assert_eq!(
+            task_status(t, &a).await["statusCode"],
+            "RUNNING",
+            "{ty} {ctx}: side by side"
+        );
+        assert_eq!(
+            wait_task(t, &a, "the end", done).await["statusCode"],
+            "SUCCESS"
+        );
+        let ids = wait_listing(
+            &c,
+            &format!(
+                "{}/druid/coordinator/v1/metadata/datasources/{ds}/segments",
+                t.overlord()
+            ),
+            2,
+        )
+        .await;
+        if ctx.get("useConcurrentLocks").is_some() {
+            assert!(
+                ids.iter().all(|i| i.contains("_1970-01-01T00:00:00.000Z")),
+                "APPEND locks write at the epoch: {ids:?}"
+            );
+        }
+        assert_eq!(
+            version_of(&ids[0], &ds),
+            version_of(&ids[1], &ds),
+            "{ids:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn druid_local_modern_conformance() {
     let broker = Tansu::start();
@@ -406,6 +871,28 @@ async fn druid_local_modern_conformance() {
     release_and_realtime_refusal(&t).await;
     supervisor_refusals(&t, &broker.bootstrap_servers()).await;
     supervisor_lifecycle(&t, &broker).await;
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn druid_local_batch_conformance() {
+    // A real cluster takes seconds to load a segment; the load delay plays that.
+    let mut config = DruidLocalConfig::ephemeral();
+    config.druid_version = MODERN_RELEASE.parse().expect("version");
+    config.segment_load_delay = Duration::from_millis(1500);
+    let t = Target::Local(DruidLocal::start(config).await.expect("druid-local starts"));
+    batch_tasks(&t).await;
+    batch_locks(&t).await;
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_druid_batch_conformance() {
+    let Some(t) = Target::real("real_druid_batch_conformance").await else {
+        return;
+    };
+    batch_tasks(&t).await;
+    batch_locks(&t).await;
     t.stop().await;
 }
 

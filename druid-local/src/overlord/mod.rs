@@ -47,8 +47,9 @@ fn status_plus(t: &Task, runner: &str) -> Value {
 }
 
 fn runner_code(t: &Task) -> &'static str {
-    match t.state.lock().status {
-        TaskStatus::Running => "RUNNING",
+    let st = t.state.lock();
+    match st.status {
+        TaskStatus::Running => st.runner.unwrap_or("RUNNING"),
         _ => "NONE",
     }
 }
@@ -135,10 +136,13 @@ pub async fn status(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -
     match find(&shared, &id) {
         Some(t) => {
             // Druid's quirk: a completed task no longer tracked by the runner shows WAITING here.
-            let runner = if t.state.lock().status == TaskStatus::Running {
-                "RUNNING"
-            } else {
-                "WAITING"
+            let runner = {
+                let st = t.state.lock();
+                if st.status == TaskStatus::Running {
+                    st.runner.unwrap_or("RUNNING")
+                } else {
+                    "WAITING"
+                }
             };
             json(
                 StatusCode::OK,

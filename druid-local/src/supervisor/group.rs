@@ -8,6 +8,7 @@
 use super::consumer;
 use super::spec::{Format, KafkaSpec};
 use crate::ingest::{concatenated_json, Event, RowStats, Rows};
+use crate::locks;
 use crate::metadata::{OffsetCommit, StreamOffsets};
 use crate::storage::Segment;
 use crate::task::rollup::Index;
@@ -290,6 +291,7 @@ async fn run(ctx: Context, group: Arc<Group>) {
 }
 
 fn end_task(ctx: &Context, task: &Task, status: StatusCode, error: Option<String>) {
+    ctx.shared.locks.release(&task.spec.id);
     task.finish(status, error);
     ctx.shared.save_task(task);
 }
@@ -495,7 +497,7 @@ impl Reader {
                     }
                     let ds = &spec.data_schema;
                     let iv = ds.segment_granularity.bucket(row.ts);
-                    let seg = self.sink(iv);
+                    let seg = self.sink(iv)?;
                     let truncated = match ds.query_granularity {
                         Granularity::All => iv.start,
                         ref g => g.bucket_start(row.ts),
@@ -520,33 +522,54 @@ impl Reader {
             s.unparseable.load(Ordering::Relaxed) + s.processed_with_error.load(Ordering::Relaxed);
         if n > self.ctx.spec.max_parse_exceptions {
             return Err(format!(
-                "Max parse exceptions [{}] exceeded",
+                "org.apache.druid.java.util.common.RE: Max parse exceptions[{}] exceeded",
                 self.ctx.spec.max_parse_exceptions
             ));
         }
         Ok(())
     }
 
-    /// The replica's segment of a chunk, allocated once per group (replicas share ids).
-    fn sink(&mut self, iv: Interval) -> Arc<Segment> {
+    /// The replica's segment of a chunk: its lock taken (replicas share the group's lock)
+    /// and its identity allocated once per group (replicas share segment ids).
+    fn sink(&mut self, iv: Interval) -> Result<Arc<Segment>, String> {
         if let Some(s) = self.sinks.get(&iv) {
-            return s.clone();
+            return Ok(s.clone());
         }
-        let spec = &self.ctx.spec;
+        let spec = self.ctx.spec.clone();
         let ds = &spec.data_schema;
-        let (version, partition) = self
-            .alloc
-            .lock()
-            .entry(iv)
-            .or_insert_with(|| {
-                crate::locks::allocate(
-                    &self.ctx.shared,
-                    &ds.data_source,
-                    iv,
-                    spec.concurrent_locks(),
-                )
-            })
-            .clone();
+        let group = format!("index_kafka_{}", ds.data_source);
+        let request = locks::Request {
+            task: &self.replica.task.spec.id,
+            group: &group,
+            data_source: &ds.data_source,
+            interval: iv,
+            kind: if spec.concurrent_locks() {
+                locks::LockType::Append
+            } else {
+                locks::LockType::Exclusive
+            },
+            priority: locks::KAFKA_PRIORITY,
+        };
+        let refused = || {
+            format!("org.apache.druid.java.util.common.ISE: Could not allocate segment for row with timestamp in [{iv}]: the time chunk is locked by another task")
+        };
+        let mut alloc = self.alloc.lock();
+        let (version, partition) = match alloc.get(&iv) {
+            Some(a) => {
+                self.ctx
+                    .shared
+                    .locks
+                    .try_lock(&request)
+                    .ok_or_else(refused)?;
+                a.clone()
+            }
+            None => {
+                let a = locks::allocate(&self.ctx.shared, &request).ok_or_else(refused)?;
+                alloc.insert(iv, a.clone());
+                a
+            }
+        };
+        drop(alloc);
         let seg = Arc::new(Segment {
             data_source: ds.data_source.clone(),
             interval: iv,
@@ -559,6 +582,6 @@ impl Reader {
             .store
             .add_live(&self.replica.task.spec.id, seg.clone());
         self.sinks.insert(iv, seg.clone());
-        seg
+        Ok(seg)
     }
 }

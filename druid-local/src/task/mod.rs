@@ -42,6 +42,9 @@ pub struct TaskState {
     pub error: Option<String>,
     /// Host and port once the task is started.
     pub location: Option<(String, u16)>,
+    /// The runner's status while the task runs, when not RUNNING (a batch task waiting for
+    /// its locks is WAITING, then PENDING).
+    pub runner: Option<&'static str>,
 }
 
 /// Counters kept by a task (Druid's FireDepartmentMetrics subset).
@@ -86,6 +89,7 @@ impl Task {
                 duration: None,
                 error: None,
                 location: None,
+                runner: None,
             }),
             counters: Counters::default(),
             kill: watch::channel(false).0,
@@ -107,6 +111,7 @@ impl Task {
             duration,
             error,
             location: None,
+            runner: None,
         };
         t
     }
