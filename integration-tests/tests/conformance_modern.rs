@@ -864,6 +864,113 @@ async fn batch_locks(t: &Target) {
     }
 }
 
+/// A supervisor's tasks and batch appends on one time chunk: without concurrent locks the
+/// Kafka task's EXCLUSIVE lock makes a batch append with `intervals` wait (until the task
+/// group hands off) and one without fail; with `useConcurrentLocks` on both they run side by
+/// side.
+async fn kafka_and_batch(t: &Target, broker: &Tansu, concurrent: bool) {
+    let c = reqwest::Client::new();
+    let ds = unique_name("kb");
+    let topic = unique_name("kb-topic");
+    create_topic(broker, &topic, 1);
+    let hour = now_millis() / 3_600_000 * 3_600_000;
+    let chunk = format!(
+        "{}/{}",
+        integration_tests::modern::iso(hour),
+        integration_tests::modern::iso(hour + 3_600_000)
+    );
+    let lines: Vec<String> = (0..10)
+        .map(|i| json!({"timestamp": integration_tests::modern::iso(hour + i * 1000), "page": "k", "added": 1}).to_string())
+        .collect();
+    produce(broker, &topic, 1, &lines);
+    let ctx = if concurrent {
+        json!({"useConcurrentLocks": true})
+    } else {
+        Value::Null
+    };
+    let spec = json!({"type": "kafka", "spec": {
+        "dataSchema": {"dataSource": ds, "timestampSpec": {"column": "timestamp", "format": "iso"},
+            "dimensionsSpec": {"dimensions": ["page"]},
+            "metricsSpec": [{"type": "count", "name": "count"}],
+            "granularitySpec": {"segmentGranularity": "HOUR", "queryGranularity": "NONE"}},
+        "ioConfig": {"topic": topic, "consumerProperties": {"bootstrap.servers": broker.bootstrap_servers()},
+            "inputFormat": {"type": "json"}, "taskDuration": "PT10M", "useEarliestOffset": true},
+        "tuningConfig": {"type": "kafka"}}, "context": ctx});
+    assert_eq!(
+        send(post_json(&c, &t.supervisors(), &spec)).await.status,
+        200
+    );
+    wait_count(t, &ds, 10).await;
+
+    let url = format!("{}/druid/indexer/v1/task", t.overlord());
+    let row = json!({"timestamp": integration_tests::modern::iso(hour + 60_000), "page": "b", "added": 1}).to_string();
+    let append = |id: &str, intervals: bool| {
+        let mut gs =
+            json!({"type": "uniform", "segmentGranularity": "HOUR", "queryGranularity": "NONE"});
+        if intervals {
+            gs["intervals"] = json!([chunk]);
+        }
+        let mut b = json!({"type": "index_parallel", "id": id, "spec": {
+            "dataSchema": {"dataSource": ds, "timestampSpec": {"column": "timestamp", "format": "iso"},
+                "dimensionsSpec": {"dimensions": ["page"]}, "metricsSpec": [{"type": "count", "name": "count"}],
+                "granularitySpec": gs},
+            "ioConfig": {"type": "index_parallel", "inputSource": {"type": "inline", "data": format!("{row}\n")},
+                "inputFormat": {"type": "json"}, "appendToExisting": true},
+            "tuningConfig": {"type": "index_parallel"}}});
+        if concurrent {
+            b["context"] = json!({"useConcurrentLocks": true});
+        }
+        b
+    };
+    let (free, waits) = (format!("{ds}_free"), format!("{ds}_waits"));
+    assert_eq!(
+        send(post_json(&c, &url, &append(&free, false)))
+            .await
+            .status,
+        200
+    );
+    let s = wait_task(t, &free, "the end", done).await;
+    if concurrent {
+        assert_eq!(s["statusCode"], "SUCCESS", "{s}");
+    } else {
+        assert_eq!(s["statusCode"], "FAILED", "{s}");
+        assert!(s["errorMsg"].as_str().unwrap().starts_with(&format!("org.apache.druid.java.util.common.ISE: Failed to get locks for intervals[[{chunk}]]")), "{s}");
+        assert_eq!(
+            send(post_json(&c, &url, &append(&waits, true)))
+                .await
+                .status,
+            200
+        );
+        let s = wait_task(t, &waits, "waiting", |s| {
+            s["runnerStatusCode"] == "WAITING" || done(s)
+        })
+        .await;
+        assert_eq!(
+            (s["statusCode"].clone(), s["runnerStatusCode"].clone()),
+            (json!("RUNNING"), json!("WAITING"))
+        );
+        // The group hands off early; its lock goes, the append runs.
+        let a = send(post_json(
+            &c,
+            &format!("{}/{ds}/taskGroups/handoff", t.supervisors()),
+            &json!({"taskGroupIds": [0]}),
+        ))
+        .await;
+        assert_eq!(a.status, 200);
+        assert_eq!(
+            wait_task(t, &waits, "the end", done).await["statusCode"],
+            "SUCCESS"
+        );
+    }
+    wait_count(t, &ds, 11).await;
+    assert_eq!(
+        send(c.post(format!("{}/{ds}/terminate", t.supervisors())))
+            .await
+            .status,
+        200
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn druid_local_modern_conformance() {
     let broker = Tansu::start();
@@ -883,6 +990,9 @@ async fn druid_local_batch_conformance() {
     let t = Target::Local(DruidLocal::start(config).await.expect("druid-local starts"));
     batch_tasks(&t).await;
     batch_locks(&t).await;
+    let broker = Tansu::start();
+    kafka_and_batch(&t, &broker, false).await;
+    kafka_and_batch(&t, &broker, true).await;
     t.stop().await;
 }
 
@@ -893,6 +1003,9 @@ async fn real_druid_batch_conformance() {
     };
     batch_tasks(&t).await;
     batch_locks(&t).await;
+    let broker = Tansu::start();
+    kafka_and_batch(&t, &broker, false).await;
+    kafka_and_batch(&t, &broker, true).await;
     t.stop().await;
 }
 
