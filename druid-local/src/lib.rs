@@ -1,9 +1,12 @@
 //! druid-local: a single-process, Druid-wire-compatible indexing service.
 //!
-//! It plays Druid's side of every wire a push client touches: the Overlord task API,
-//! `index_realtime` (and appenderator) tasks with the `clipped`/`timed`/`receiver` firehose chain and their
-//! push-events chat handler, rollup into segments, local "deep storage", Curator service
-//! announcements in ZooKeeper, and native queries. One HTTP port serves all of it.
+//! It plays Druid's side of every wire a push client touches, as one chosen Druid release
+//! (`version`): the Overlord task API, `index_realtime` (and appenderator) tasks with the
+//! `clipped`/`timed`/`receiver` firehose chain and their push-events chat handler (up to 30),
+//! Kafka supervisors (`supervisor`) and inline batch tasks (`batch`) with time-chunk locks
+//! (`locks`) and a metadata log (`metadata`), rollup into segments, local "deep storage",
+//! Curator service announcements in ZooKeeper, and native queries. One HTTP port serves all
+//! of it.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), druid_local::Error> {

@@ -140,7 +140,7 @@ print(json.dumps(ts.result[0]["result"]))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sub_minute_tasks_fail_on_33_as_on_real_druid() {
+async fn sub_minute_tasks_fail_on_33_as_there() {
     let broker = Tansu::start();
     let c = reqwest::Client::new();
     let ds = unique_name("short");

@@ -277,9 +277,23 @@ async fn run(ctx: Context, group: Arc<Group>) {
                 let _ = tx.send(ReplicaCmd::ReadTo(end.clone()));
             }
         }
+        // A replica that cannot reach the end (the broker went away) is stopped after a
+        // while (the task duration, between a second and a minute); the others can still
+        // publish, and what nobody published is read again by the next group.
+        let catch_up = Duration::from_millis(
+            u64::try_from(spec.io.task_duration.clamp(1_000, 60_000)).unwrap_or(60_000),
+        );
+        let deadline = tokio::time::Instant::now() + catch_up;
         let mut results = Vec::new();
-        for r in readers {
-            results.push(match r.await {
+        for (mut r, tx) in readers.into_iter().zip(&replica_cmds) {
+            let res = match tokio::time::timeout_at(deadline, &mut r).await {
+                Ok(res) => res,
+                Err(_) => {
+                    let _ = tx.send(ReplicaCmd::Abort);
+                    r.await
+                }
+            };
+            results.push(match res {
                 Ok(res) => res,
                 Err(e) => Err(format!("reading task crashed: {e}")),
             });
