@@ -15,9 +15,11 @@ use crate::task::rollup::Index;
 use crate::task::{StatusCode, Task};
 use crate::time::{self, Granularity, Interval, Millis};
 use crate::Shared;
+use futures::FutureExt;
 use parking_lot::{Mutex, RwLock};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::Message;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
@@ -379,6 +381,9 @@ struct Reader {
     max_time: Millis,
 }
 
+/// Messages taken per wake-up of a reader when they are already fetched.
+const DRAIN: usize = 1000;
+
 /// Druid 32-33's task failure for a sub-minute `taskDuration` (see `DruidVersion`).
 const SUB_MINUTE_FAILURE: &str = "Failed with exception [null]. See indexer logs for details.";
 
@@ -457,16 +462,14 @@ impl Reader {
                 }
                 msg = consumer.recv(), if !paused => match msg {
                     Ok(m) => {
-                        let (p, o) = (m.partition(), m.offset());
-                        if end.as_ref().and_then(|e| e.get(&p)).is_some_and(|e| o >= *e) {
-                            continue;
+                        self.message(&m, end.as_ref())?;
+                        // Take what is already fetched without going round the select.
+                        for _ in 0..DRAIN {
+                            match consumer.recv().now_or_never() {
+                                Some(Ok(m)) => self.message(&m, end.as_ref())?,
+                                _ => break,
+                            }
                         }
-                        if let Some(bytes) = m.payload() {
-                            self.record(bytes)?;
-                        }
-                        let mut cur = self.replica.current.lock();
-                        let c = cur.entry(p).or_insert(o + 1);
-                        *c = (*c).max(o + 1);
                     }
                     Err(KafkaError::MessageConsumption(RDKafkaErrorCode::OffsetOutOfRange)) => {
                         return Err(format!(
@@ -482,6 +485,25 @@ impl Reader {
             }
         }
         Ok(std::mem::take(&mut self.sinks))
+    }
+
+    /// Indexes one message, unless it lies at or past the agreed end of its partition.
+    fn message(
+        &mut self,
+        m: &BorrowedMessage<'_>,
+        end: Option<&BTreeMap<i32, i64>>,
+    ) -> Result<(), String> {
+        let (p, o) = (m.partition(), m.offset());
+        if end.and_then(|e| e.get(&p)).is_some_and(|e| o >= *e) {
+            return Ok(());
+        }
+        if let Some(bytes) = m.payload() {
+            self.record(bytes)?;
+        }
+        let mut cur = self.replica.current.lock();
+        let c = cur.entry(p).or_insert(o + 1);
+        *c = (*c).max(o + 1);
+        Ok(())
     }
 
     /// Parses one record and indexes its rows.
