@@ -415,3 +415,100 @@ async fn updates_resets_and_listings() {
     assert_eq!(send(c.get(&url)).await.body, json!([]));
     druid.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_rejection_transforms_and_counters() {
+    let broker = Tansu::start();
+    let c = reqwest::Client::new();
+    let ds = unique_name("rep");
+    let topic = unique_name("rep-topic");
+    create_topic(&broker, &topic, 2);
+    let now = now_millis();
+    let ev = |ts: i64, page: &str, added: Value| {
+        json!({"timestamp": integration_tests::modern::iso(ts), "page": page, "user": "u",
+            "added": added, "deleted": 0, "delta": 0})
+        .to_string()
+    };
+    let mut lines: Vec<String> = (0..10).map(|i| ev(now - i * 1000, "p", json!(1))).collect();
+    lines.push(ev(now - 3 * 3_600_000, "late", json!(1)));
+    lines.push(ev(now - 4 * 3_600_000, "late", json!(1)));
+    lines.push(ev(now + 3 * 3_600_000, "early", json!(1)));
+    lines.push(ev(now, "skip", json!(1)));
+    lines.push("{not json".into());
+    lines.push(format!(
+        "{} {}",
+        ev(now, "two", json!(1)),
+        ev(now, "two", json!(1))
+    ));
+    lines.push(ev(now, "p", json!("abc")));
+    produce(&broker, &topic, 2, &lines);
+    let mut spec = quick_spec(&ds, &topic, &broker.bootstrap_servers());
+    spec["spec"]["ioConfig"]["taskCount"] = json!(1);
+    spec["spec"]["ioConfig"]["replicas"] = json!(2);
+    spec["spec"]["ioConfig"]["lateMessageRejectionPeriod"] = json!("PT1H");
+    spec["spec"]["ioConfig"]["earlyMessageRejectionPeriod"] = json!("PT1H");
+    spec["spec"]["dataSchema"]["transformSpec"] = json!({
+        "filter": {"type": "not", "field": {"type": "selector", "dimension": "page", "value": "skip"}},
+        "transforms": [{"type": "expression", "name": "user", "expression": "concat(user, '-', page)"}]});
+    let druid = druid("35.0.0", None).await;
+    assert_eq!(
+        send(post_json(&c, &supervisor_url(&druid), &spec))
+            .await
+            .status,
+        200
+    );
+    // 10 + 2 (one record, two objects) + 1 (a metric that is not a number).
+    assert_eq!(wait_for_sums(&druid.url(), &ds, 13, WAIT).await.0, 13);
+    let status = wait_supervisor(&druid.url(), &ds, "two replicas", WAIT, |p| {
+        p["activeTasks"].as_array().is_some_and(|t| t.len() == 2)
+    })
+    .await;
+    assert_eq!(
+        status["activeTasks"][0]["startingOffsets"],
+        status["activeTasks"][1]["startingOffsets"]
+    );
+    let stats = send(c.get(format!("{}/{ds}/stats", supervisor_url(&druid)))).await;
+    let totals: Vec<Value> = stats.body["0"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|t| t["totals"]["buildSegments"].clone())
+        .collect();
+    assert_eq!(totals.len(), 2, "{}", stats.body);
+    for t in &totals {
+        assert_eq!(
+            (
+                t["processed"].clone(),
+                t["thrownAway"].clone(),
+                t["unparseable"].clone(),
+                t["processedWithError"].clone()
+            ),
+            (json!(13), json!(4), json!(1), json!(1)),
+            "{t}"
+        );
+    }
+    let q = json!({"queryType": "groupBy", "dataSource": ds, "granularity": "all",
+        "intervals": ["1000-01-01/3000-01-01"], "dimensions": ["user"],
+        "aggregations": [{"type": "longSum", "name": "n", "fieldName": "count"}]});
+    let rows = integration_tests::druid::query(&druid.url(), &q).await;
+    let users: Vec<(String, i64)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["event"]["user"].as_str().unwrap_or("").to_owned(),
+                r["event"]["n"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        users,
+        [("u-p".to_owned(), 11), ("u-two".to_owned(), 2)],
+        "transformed dimension"
+    );
+    // Two replicas read the same rows; one publish, and the count stays exact.
+    wait_all_published(&druid, &ds, lines.len() as i64).await;
+    assert_eq!(sums(&druid.url(), &ds).await.0, 13);
+    druid.shutdown().await;
+}
