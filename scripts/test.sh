@@ -6,7 +6,7 @@
 #   bash scripts/test.sh -E 'package(druid-local)'   # extra args go to cargo nextest
 #
 # Installs (only when missing): Debian's `zookeeper` and a JDK, `tansu` (a Kafka-protocol
-# broker) and `cargo-nextest` from crates.io, and a Python venv with pydruid and
+# broker) and `cargo-nextest` from crates.io, and a Python venv with pydruid, sqlalchemy and
 # confluent-kafka. The tests start their own ZooKeeper and broker processes on free loopback
 # ports and stop them when done.
 #
@@ -44,11 +44,24 @@ install_tansu() {
 }
 
 step "checking test dependencies"
-if [ ! -f /usr/share/java/zookeeper.jar ] || ! command -v javac >/dev/null; then
-  step "installing ZooKeeper and a JDK (Debian packages zookeeper, default-jdk-headless)"
+# Curator's recipes and service discovery: the mixed-fleet tests run them against ours.
+if [ ! -f /usr/share/java/zookeeper.jar ] || ! command -v javac >/dev/null \
+  || [ ! -f /usr/share/java/curator-recipes.jar ] || [ ! -f /usr/share/java/curator-x-discovery.jar ]; then
+  step "installing ZooKeeper, a JDK and Curator (Debian packages zookeeper, default-jdk-headless, libcurator-*-java)"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zookeeper default-jdk-headless >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zookeeper default-jdk-headless \
+    libcurator-recipes-java libcurator-framework-java libcurator-discovery-java >/dev/null
 fi
+
+# --- Kafka over TLS ---
+# librdkafka is built against Debian's OpenSSL (libssl-dev), and the Kafka TLS tests put
+# stunnel4 in front of the test broker, which has no usable TLS listener of its own.
+if ! command -v stunnel4 >/dev/null || [ ! -f /usr/include/openssl/ssl.h ] || ! command -v pkg-config >/dev/null; then
+  step "installing stunnel4, libssl-dev and pkg-config (Debian packages, Kafka over TLS)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stunnel4 libssl-dev pkg-config >/dev/null
+fi
+# --- end Kafka over TLS ---
 
 # The broker builds in the background while the workspace compiles (separate target dirs).
 TANSU_JOB=""
@@ -66,10 +79,10 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 
 VENV="$CACHE/venv"
-if ! "$VENV/bin/python" -c 'import pydruid, confluent_kafka' 2>/dev/null; then
-  step "creating the Python venv with pydruid and confluent-kafka"
+if ! "$VENV/bin/python" -c 'import pydruid, confluent_kafka, sqlalchemy' 2>/dev/null; then
+  step "creating the Python venv with pydruid, sqlalchemy and confluent-kafka"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check pydruid confluent-kafka
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check pydruid confluent-kafka sqlalchemy
 fi
 export TRANQUILITY_PYTHON="$VENV/bin/python"
 
@@ -127,7 +140,12 @@ step "JVM client and connectors (mvn verify in jvm/)"
 if command -v mvn >/dev/null; then
   cargo build -p tranquility-cli --locked --quiet
   export TRANQUILITY_BIN="$(cd "$CARGO_TARGET_DIR" && pwd)/debug/tranquility"
-  mvn -B -ntp -f jvm/pom.xml -Dmaven.repo.local="$CACHE/m2" verify || status=$?
+  # The frameworks' scratch files (Flink's mini cluster, Spark's and Storm's local dirs) go to
+  # a folder of this run, removed afterwards, instead of piling up in /tmp.
+  jvm_tmp=$(mktemp -d "$CACHE/jvm-tmp.XXXXXX")
+  JAVA_TOOL_OPTIONS="-Djava.io.tmpdir=$jvm_tmp" \
+    mvn -B -ntp -f jvm/pom.xml -Dmaven.repo.local="$CACHE/m2" verify || status=$?
+  rm -rf "$jvm_tmp"
 else
   printf '\n!!! SKIPPED: mvn is not installed, so jvm/ (the Java client and the Storm, Flink,\n!!! Spark and Samza connectors) was neither built nor tested. Install Maven to run it.\n\n' >&2
   status=1

@@ -42,8 +42,10 @@ fn every_subcommand_has_help() {
         "local",
         "quickstart",
         "push",
+        "console",
         "kafka",
         "fluvio",
+        "spec",
         "bench",
     ] {
         assert!(out.contains(sub), "{out}");
@@ -59,6 +61,69 @@ fn every_subcommand_has_help() {
     let (code, _, err) = run(&[]);
     assert_eq!(code, 2);
     assert!(err.contains("Usage"), "{err}");
+}
+
+/// `tranquility spec` prints what would be submitted, per backend, and says what is missing.
+#[test]
+fn spec_prints_each_backends_submission() {
+    let example = test_support::example_configs().join("server.yaml");
+    let example = example.to_str().unwrap();
+    let (code, out, err) = run(&["spec", "-configFile", example, "--backend", "realtime"]);
+    assert_eq!(code, 0, "{err}");
+    let all: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(all["clicks"]["type"], "index_realtime", "{out}");
+    assert_eq!(all["metrics"]["type"], "index_realtime", "{out}");
+
+    let (code, out, err) = run(&[
+        "spec",
+        "-configFile",
+        example,
+        "-dataSource",
+        "metrics",
+        "--backend",
+        "batch",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let task: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(task["type"], "index_parallel");
+    assert_eq!(task["spec"]["ioConfig"]["inputSource"]["type"], "inline");
+    assert_eq!(
+        task["spec"]["dataSchema"]["timestampSpec"]["column"],
+        "timestamp"
+    );
+
+    // auto is decided at run time: the command asks which to print.
+    let (code, _, err) = run(&["spec", "-configFile", example]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--backend"), "{err}");
+    // The supervisor needs its brokers; with them, the spec carries its hash.
+    let (code, _, err) = run(&["spec", "-configFile", example, "--backend", "supervisor"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("druid.ingestion.kafka.bootstrap.servers"),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(example).unwrap().replace(
+        "properties:\n",
+        "properties:\n  druid.ingestion: supervisor\n  druid.ingestion.kafka.bootstrap.servers: k1:9092\n",
+    );
+    let file = write(dir.path(), "s.yaml", &text);
+    let (code, out, err) = run(&["spec", "-configFile", &file, "--data-source", "clicks"]);
+    assert_eq!(code, 0, "{err}");
+    let sup: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(sup["type"], "kafka");
+    assert_eq!(sup["spec"]["ioConfig"]["topic"], "tranquility-clicks");
+    assert!(
+        sup["context"]["tranquility.specSha256"].is_string(),
+        "{out}"
+    );
+    let (code, _, err) = run(&["spec", "-configFile", &file, "--data-source", "nope"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("no dataSource 'nope'") && err.contains("clicks"),
+        "{err}"
+    );
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
@@ -329,9 +394,13 @@ fn push_config(dir: &Path, overlord: &str, extra: &str) -> String {
 }
 
 async fn push(args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    command("push", args, stdin).await
+}
+
+async fn command(name: &str, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
     use tokio::io::AsyncWriteExt;
     let mut child = tokio::process::Command::new(BIN)
-        .arg("push")
+        .arg(name)
         .args(args)
         .env_remove("RUST_LOG")
         .stdin(Stdio::piped())
@@ -421,6 +490,65 @@ async fn push_sends_a_file_and_stdin_and_prints_the_counts() {
     .await;
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("nope") && err.contains("push.json"), "{err}");
+    druid.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_reads_stdin_into_the_only_or_the_named_data_source_as_the_original() {
+    let druid = DruidLocal::start(DruidLocalConfig::ephemeral())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let t = now_millis();
+    let stdin: String = (0..3)
+        .map(|i| format!("{{\"timestamp\":{t},\"i\":{i}}}\n"))
+        .collect();
+    // One dataSource in the file: no -dataSource needed.
+    let single = write(
+        dir.path(),
+        "console.json",
+        &format!(
+            r#"{{"dataSources":[{{"spec":{SPEC}}}],
+                "properties":{{"druid.overlord.url":"{}","druidBeam.taskLocator":"overlord"}}}}"#,
+            druid.url()
+        ),
+    );
+    let (code, out, err) = command(
+        "console",
+        &["-configFile", &single, "--local-coordination"],
+        Some(&stdin),
+    )
+    .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("received 3, sent 3, dropped 0, failed 0"),
+        "{out}"
+    );
+    assert!(
+        err.contains("Sent[3], dropped[0], failed[0] messages to Druid."),
+        "{err}"
+    );
+    wait_for_rows(&druid.url(), "wiki", 3).await;
+
+    // Several: the original's refusal without -dataSource, and -dataSource picks one.
+    let both = push_config(dir.path(), &druid.url(), "");
+    let (code, _, err) = command("console", &["-configFile", &both], Some(&stdin)).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("-dataSource"), "{err}");
+    let (code, out, err) = command(
+        "console",
+        &[
+            "-configFile",
+            &both,
+            "-dataSource",
+            "other",
+            "--local-coordination",
+        ],
+        Some(&stdin),
+    )
+    .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    wait_for_rows(&druid.url(), "other", 3).await;
     druid.shutdown().await;
 }
 

@@ -253,7 +253,7 @@ async fn health_turns_unhealthy_while_a_partition_stalls_and_recovers() {
             "consumer.numThreads": "1",
             "consumer.stallTimeoutMillis": "3000",
             "commit.periodMillis": "200",
-            "http.port": http_port.to_string(),
+            "kafka.http.port": http_port.to_string(),
             "http.bindAddress": "127.0.0.1"
         }
     });

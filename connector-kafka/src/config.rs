@@ -6,7 +6,11 @@
 //! - offsets are committed by the connector only: `enable.auto.commit` and
 //!   `enable.auto.offset.store` are forced to `false` (the old `auto.commit.enable` is removed);
 //! - the old consumer's ZooKeeper keys (`kafka.zookeeper.*`) are removed with a warning that
-//!   names `kafka.bootstrap.servers`, which is then required.
+//!   names `kafka.bootstrap.servers`, which is then required;
+//! - the old (Scala, ZooKeeper-based) consumer's other keys that librdkafka does not know
+//!   ([`OLD_CONSUMER_KEYS`]: `consumer.id`, `consumer.timeout.ms`, `rebalance.*`, `offsets.*`,
+//!   ...) are removed with a warning naming each; its keys librdkafka knows too
+//!   (`socket.timeout.ms`, `fetch.message.max.bytes`, `auto.offset.reset`, ...) pass through.
 //!
 //! librdkafka checks every remaining key at start-up; a key it does not know fails with an
 //! error naming the property as written in the file.
@@ -15,84 +19,76 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 use rdkafka::ClientConfig;
+use tranquility::retry::RetryPolicy;
+use tranquility::source::{DriverOptions, ReportFlags};
 use tranquility::spec::properties::{KafkaDataSourceProperties, KafkaProperties};
 use tranquility::spec::{DataSourceConfig, TranquilityConfig};
 
 use crate::error::KafkaError;
 use crate::mapping::{TopicMapper, TopicRoute};
 
-/// What a dataSource does with drops and unparseable messages (`reportDropsAsExceptions`,
-/// `reportParseExceptions`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ReportFlags {
-    /// A dropped message stops the connector (its offset is not committed).
-    pub drops: bool,
-    /// An unparseable message stops the connector (its offset is not committed).
-    pub parse: bool,
-}
+/// Keys of the old Scala consumer (`kafka.consumer.ConsumerConfig`, Kafka 0.8 to 0.10) that
+/// librdkafka does not know: dropped with a warning, so an original `kafka.json` starts. The
+/// ZooKeeper keys (`zookeeper.*`) and `auto.commit.enable` are handled on their own.
+pub const OLD_CONSUMER_KEYS: &[(&str, &str)] = &[
+    ("consumer.id", "librdkafka names group members itself"),
+    (
+        "consumer.timeout.ms",
+        "the connector waits for messages without a timeout",
+    ),
+    (
+        "num.consumer.fetchers",
+        "set consumer.numThreads for the members this process runs",
+    ),
+    (
+        "queued.max.message.chunks",
+        "librdkafka bounds its prefetch with queued.max.messages.kbytes",
+    ),
+    (
+        "rebalance.max.retries",
+        "the broker's group coordinator runs rebalances",
+    ),
+    (
+        "rebalance.backoff.ms",
+        "the broker's group coordinator runs rebalances",
+    ),
+    (
+        "refresh.leader.backoff.ms",
+        "librdkafka refreshes leaders itself (topic.metadata.refresh.interval.ms)",
+    ),
+    (
+        "exclude.internal.topics",
+        "internal topics never match a topicPattern that names your topics",
+    ),
+    ("offsets.storage", "offsets are always stored in Kafka"),
+    (
+        "dual.commit.enabled",
+        "offsets are always stored in Kafka, never in ZooKeeper",
+    ),
+    (
+        "offsets.channel.backoff.ms",
+        "offsets are committed through the group coordinator",
+    ),
+    (
+        "offsets.channel.socket.timeout.ms",
+        "offsets are committed through the group coordinator",
+    ),
+    (
+        "offsets.commit.max.retries",
+        "a failed commit is retried at the next commit.periodMillis",
+    ),
+];
 
-/// How a failed send is retried. A failure that retrying cannot help, or one that ran out of
-/// attempts, stops the connector without committing past the message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Wait before the first retry; doubled (with jitter) each time.
-    pub initial_backoff: Duration,
-    /// Longest wait between retries.
-    pub max_backoff: Duration,
-    /// Attempts in all (the first send included); `None` = retry as long as the error is
-    /// retriable.
-    pub max_attempts: Option<u32>,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            initial_backoff: default_initial_backoff(),
-            max_backoff: default_max_backoff(),
-            max_attempts: None,
-        }
-    }
-}
-
-/// One second: long enough for a Druid task that is starting to come up.
-fn default_initial_backoff() -> Duration {
-    Duration::from_secs(1)
-}
-
-/// One minute, the original's `druidBeam.firehoseRetryPeriod` default.
-fn default_max_backoff() -> Duration {
-    Duration::from_secs(60)
-}
-
-impl RetryPolicy {
-    /// The wait before attempt `attempt + 1`, after `attempt` failures (`attempt >= 1`),
-    /// with up to 25% random jitter so that retries of many messages spread out.
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let exp = attempt.saturating_sub(1).min(20);
-        let base = self
-            .initial_backoff
-            .saturating_mul(1u32 << exp)
-            .min(self.max_backoff);
-        let jitter = rand::random::<f64>() * 0.25;
-        base.mul_f64(1.0 + jitter).min(self.max_backoff.max(base))
-    }
-
-    /// Whether another attempt is allowed after `attempts` attempts.
-    pub fn allows(&self, attempts: u32) -> bool {
-        self.max_attempts.is_none_or(|max| attempts < max)
-    }
-}
-
-/// Options not in the original's property table, settable from code.
+/// Options not in the original's property table, settable from code. The first four are the
+/// source driver's ([`DriverOptions`], whose docs say what each does).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectorOptions {
     /// Messages larger than this are dropped as `too_large` (counted and committed).
     pub max_message_bytes: usize,
-    /// Messages in flight (handed out, outcome unknown) per consumer before it stops taking
-    /// messages from the client (librdkafka's bounded prefetch queue then stops fetching).
+    /// Messages in flight per consumer before it stops taking messages from the client
+    /// (librdkafka's bounded prefetch queue then stops fetching).
     pub max_in_flight: usize,
-    /// How long a consumer may stay at `max_in_flight` before it pauses its partitions, so it
-    /// can keep polling (within librdkafka's `max.poll.interval.ms`) without taking messages.
+    /// How long a consumer may stay at `max_in_flight` before it pauses its partitions.
     /// Pausing discards librdkafka's prefetched messages (fetched again on resume), so it is
     /// kept for long stalls.
     pub pause_after: Duration,
@@ -104,31 +100,15 @@ pub struct ConnectorOptions {
 
 impl Default for ConnectorOptions {
     fn default() -> Self {
+        let driver = DriverOptions::default();
         Self {
-            max_message_bytes: default_max_message_bytes(),
-            max_in_flight: default_max_in_flight(),
-            pause_after: default_pause_after(),
-            retry: RetryPolicy::default(),
+            max_message_bytes: driver.max_message_bytes,
+            max_in_flight: driver.max_in_flight,
+            pause_after: driver.pause_after,
+            retry: driver.retry,
             topic_refresh: default_topic_refresh(),
         }
     }
-}
-
-/// Kafka's default `message.max.bytes` (1 MiB plus record overhead): larger events almost
-/// always come from a producer bug, and Druid would receive them whole.
-fn default_max_message_bytes() -> usize {
-    1_048_588
-}
-
-/// Five Tranquilizer batches of the default 2000: enough to keep the pipeline busy.
-fn default_max_in_flight() -> usize {
-    10_000
-}
-
-/// Well inside librdkafka's default `max.poll.interval.ms` (5 minutes), and long enough that a
-/// short slowdown never costs a refetch.
-fn default_pause_after() -> Duration {
-    Duration::from_secs(10)
 }
 
 /// Ten seconds: a new topic is picked up soon, and metadata requests stay rare.
@@ -181,6 +161,12 @@ impl KafkaConfig {
 
         let mut client = IndexMap::new();
         for (key, value) in &kafka.consumer_properties {
+            if let Some(why) = old_consumer_key(key) {
+                warn(format!(
+                    "kafka.{key} belongs to the old ZooKeeper-based consumer and is ignored: {why}"
+                ));
+                continue;
+            }
             match key.as_str() {
                 "group.id" | "enable.auto.commit" | "enable.auto.offset.store" => {}
                 "auto.commit.enable" => warn(format!(
@@ -255,6 +241,17 @@ impl KafkaConfig {
         self
     }
 
+    /// What each member's source driver runs with.
+    pub fn driver_options(&self) -> DriverOptions {
+        DriverOptions {
+            commit_period: self.commit_period,
+            max_in_flight: self.options.max_in_flight,
+            pause_after: self.options.pause_after,
+            max_message_bytes: self.options.max_message_bytes,
+            retry: self.options.retry,
+        }
+    }
+
     /// The librdkafka configuration of one group member.
     pub fn client_config(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
@@ -265,13 +262,22 @@ impl KafkaConfig {
     }
 }
 
-/// Lets librdkafka check every key and value now, so a typo fails at start-up by name.
+/// Why an old-consumer key is ignored, if `key` is one.
+fn old_consumer_key(key: &str) -> Option<&'static str> {
+    OLD_CONSUMER_KEYS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, why)| *why)
+}
+
+/// Lets librdkafka check every key and value now, so a typo fails at start-up by name; a
+/// SASL mechanism this build lacks (Kerberos) fails here too, not at the first connection.
 fn check_client_properties(props: &IndexMap<String, String>) -> Result<(), KafkaError> {
     let mut c = ClientConfig::new();
     for (k, v) in props {
         c.set(k, v);
     }
-    c.create_native_config().map(drop).map_err(|e| match e {
+    let native = c.create_native_config().map_err(|e| match e {
         rdkafka::error::KafkaError::ClientConfig(_, desc, key, value) => {
             KafkaError::ClientProperty {
                 key: format!("kafka.{key}"),
@@ -282,7 +288,26 @@ fn check_client_properties(props: &IndexMap<String, String>) -> Result<(), Kafka
             key: "kafka.*".into(),
             message: other.to_string(),
         },
-    })
+    })?;
+    let sasl = props
+        .get("security.protocol")
+        .is_some_and(|p| p.to_ascii_uppercase().starts_with("SASL"));
+    let builtin = native.get("builtin.features").unwrap_or_default();
+    let mechanisms = native.get("sasl.mechanisms").unwrap_or_default();
+    let kerberos = mechanisms
+        .split(',')
+        .any(|m| m.trim().eq_ignore_ascii_case("GSSAPI"));
+    if sasl && kerberos && !builtin.split(',').any(|f| f == "sasl_gssapi") {
+        return Err(KafkaError::ClientProperty {
+            key: "kafka.sasl.mechanisms".into(),
+            message: format!(
+                "{mechanisms:?} (librdkafka's default when unset): Kerberos (GSSAPI) is not \
+                 built in; set PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER, or build \
+                 with rdkafka's gssapi feature"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Only JSON objects can be decoded for now; other parser formats fail by name.
@@ -412,6 +437,115 @@ mod tests {
     }
 
     #[test]
+    fn old_consumer_keys_are_dropped_by_name_and_known_ones_pass() {
+        let old: Vec<String> = OLD_CONSUMER_KEYS
+            .iter()
+            .map(|(k, _)| format!(r#""kafka.{k}": "1""#))
+            .collect();
+        let c = load(&file(
+            &format!(
+                r#""kafka.bootstrap.servers": "b:9092", "kafka.socket.timeout.ms": "30000",
+                   "kafka.auto.offset.reset": "smallest", "kafka.fetch.message.max.bytes": "1048576",
+                   {}"#,
+                old.join(", ")
+            ),
+            "",
+            "json",
+        ))
+        .unwrap();
+        for (key, _) in OLD_CONSUMER_KEYS {
+            assert!(!c.client_properties.contains_key(*key), "{key} passed on");
+            assert!(
+                c.warnings
+                    .iter()
+                    .any(|w| w.contains(&format!("kafka.{key} "))),
+                "no warning names {key}: {:?}",
+                c.warnings
+            );
+        }
+        assert_eq!(c.client_properties["socket.timeout.ms"], "30000");
+        assert_eq!(c.client_properties["auto.offset.reset"], "smallest");
+        // A genuinely unknown key still stops start-up.
+        let e = load(&file(
+            r#""kafka.bootstrap.servers": "b:9092", "kafka.consumer.id": "c1",
+               "kafka.rebalance.max.retrys": "4""#,
+            "",
+            "json",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("kafka.rebalance.max.retrys"), "{e}");
+    }
+
+    #[test]
+    fn librdkafka_really_refuses_each_old_consumer_key() {
+        // If librdkafka ever learns one of these, it should pass through instead.
+        for (key, _) in OLD_CONSUMER_KEYS {
+            let mut props = IndexMap::new();
+            props.insert(key.to_string(), "1".to_string());
+            assert!(
+                check_client_properties(&props).is_err(),
+                "librdkafka knows {key}: remove it from OLD_CONSUMER_KEYS"
+            );
+        }
+    }
+
+    #[test]
+    fn tls_sasl_and_zstd_are_built_in() {
+        let features = ClientConfig::new()
+            .create_native_config()
+            .and_then(|c| c.get("builtin.features"))
+            .unwrap();
+        for needed in [
+            "ssl",
+            "sasl_plain",
+            "sasl_scram",
+            "sasl_oauthbearer",
+            "zstd",
+            "lz4",
+        ] {
+            assert!(
+                features.split(',').any(|f| f == needed),
+                "librdkafka lacks {needed}: {features}"
+            );
+        }
+        let c = load(&file(
+            r#""kafka.bootstrap.servers": "b:9093", "kafka.security.protocol": "SASL_SSL",
+               "kafka.sasl.mechanisms": "SCRAM-SHA-512", "kafka.sasl.username": "u",
+               "kafka.sasl.password": "p", "kafka.ssl.ca.location": "/etc/ssl/certs""#,
+            "",
+            "json",
+        ))
+        .unwrap();
+        assert_eq!(c.client_properties["security.protocol"], "SASL_SSL");
+    }
+
+    #[test]
+    fn kerberos_is_refused_by_name() {
+        let e = load(&file(
+            r#""kafka.bootstrap.servers": "b:9093", "kafka.security.protocol": "SASL_PLAINTEXT",
+               "kafka.sasl.mechanisms": "GSSAPI""#,
+            "",
+            "json",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("kafka.sasl.mechanisms") && e.contains("GSSAPI"),
+            "{e}"
+        );
+        // librdkafka's default mechanism is GSSAPI too.
+        let e = load(&file(
+            r#""kafka.bootstrap.servers": "b:9093", "kafka.security.protocol": "sasl_ssl""#,
+            "",
+            "json",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("Kerberos"), "{e}");
+    }
+
+    #[test]
     fn other_formats_fail_by_name() {
         let e = load(&file(r#""kafka.bootstrap.servers": "b:9092""#, "", "csv"))
             .unwrap_err()
@@ -439,20 +573,5 @@ mod tests {
             }
         );
         assert!(c.mapper.claims("wx"));
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let r = RetryPolicy {
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(1),
-            max_attempts: Some(3),
-        };
-        let first = r.backoff(1);
-        assert!(first >= Duration::from_millis(100) && first <= Duration::from_millis(125));
-        assert!(r.backoff(3) >= Duration::from_millis(400));
-        assert!(r.backoff(30) <= Duration::from_secs(1));
-        assert!(r.allows(2) && !r.allows(3));
-        assert!(RetryPolicy::default().allows(u32::MAX - 1));
     }
 }

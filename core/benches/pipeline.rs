@@ -2,7 +2,11 @@
 //! - `decode`: serde_json parsing into a map (the yardstick) vs the timestamp extraction the
 //!   pipeline does;
 //! - `pipeline`: `DataSourcePipeline::hand_in` through the Tranquilizer and a ClusteredBeam over
-//!   2 partitions x 2 replicas of discarding beams, outcomes awaited.
+//!   2 partitions x 2 replicas of discarding beams, outcomes awaited;
+//! - `encode`: a push body (JSON array) of the events as received, vs with each event's ISO
+//!   timestamp rewritten in epoch millis for a task of the original's shape: for events the
+//!   server parsed (extraction noted where the timestamp lies) and for unchecked bytes (a
+//!   second scan finds it).
 //!
 //! `cargo bench -p tranquility-core --bench pipeline`. The whole-system figures (server,
 //! overload, latency) are in the `tranquility-bench` crate.
@@ -18,10 +22,13 @@ use tranquility::beam::{
     SendError, SystemClock, TranquilizerConfig,
 };
 use tranquility::coord::{BeamDescriptor, LocalCoordinator};
+use tranquility::druid::event_shape::EventShape;
 use tranquility::druid::partitioner::dimension_hash_partitioner;
-use tranquility::event::{Event, TimestampExtractor};
+use tranquility::druid::receiver::encode_json_array;
+use tranquility::event::{Event, RawEvent, TimestampExtractor};
 use tranquility::metrics::Metrics;
 use tranquility::pipeline::DataSourcePipeline;
+use tranquility::spec::properties::SerializationFormat;
 use tranquility::spec::IngestionSpec;
 use tranquility::time::window::WindowRule;
 use tranquility::time::{format_iso_millis, Interval, Period};
@@ -175,5 +182,51 @@ fn through_pipeline(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode, through_pipeline);
+fn encode(c: &mut Criterion) {
+    let spec = spec();
+    let extractor = TimestampExtractor::new(&spec.data_schema.timestamp_spec()).expect("spec");
+    let unchecked: Vec<Event> = events()
+        .into_iter()
+        .map(|raw| Event::from_json(raw, &extractor).expect("event"))
+        .collect();
+    // As the server hands them in: sliced out of a parsed body, marked well-formed.
+    let body = Bytes::from(format!(
+        "[{}]",
+        unchecked
+            .iter()
+            .map(|e| String::from_utf8_lossy(e.raw()).into_owned())
+            .collect::<Vec<_>>()
+            .join(",")
+    ));
+    let values: Vec<&serde_json::value::RawValue> =
+        serde_json::from_slice(&body).expect("bench body");
+    let events: Vec<Event> = values
+        .iter()
+        .map(|v| Event::from_raw(RawEvent::from_raw_value(&body, v), &extractor).expect("event"))
+        .collect();
+    let millis = EventShape::created(&extractor);
+    assert_ne!(millis, EventShape::AsReceived);
+    let mut group = c.benchmark_group("encode");
+    group.throughput(Throughput::Elements(EVENTS as u64));
+    group.bench_function("json_array_as_received", |b| {
+        b.iter(|| encode_json_array(events.iter().map(Event::raw)).bytes.len())
+    });
+    group.bench_function("json_array_millis_rewrite", |b| {
+        b.iter(|| {
+            millis
+                .encode(&events, SerializationFormat::Json)
+                .map_or(0, |body| body.bytes.len())
+        })
+    });
+    group.bench_function("json_array_millis_rewrite_unchecked", |b| {
+        b.iter(|| {
+            millis
+                .encode(&unchecked, SerializationFormat::Json)
+                .map_or(0, |body| body.bytes.len())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode, through_pipeline, encode);
 criterion_main!(benches);

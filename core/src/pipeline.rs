@@ -33,11 +33,12 @@ use crate::druid::locator::{CuratorTaskLocator, OverlordTaskLocator, TaskLocator
 use crate::druid::overlord::{OverlordClient, OverlordConfig, OverlordEndpoint};
 use crate::druid::partitioner::dimension_hash_partitioner;
 use crate::druid::receiver::{ReceiverClient, ReceiverConfig};
-use crate::druid::retry::RetryPolicy;
+use crate::druid::tls::DruidTls;
 use crate::druid::{mangle_service_name, BasicAuth};
 use crate::event::{Event, RawEvent, TimestampExtractor};
 use crate::metrics::events::{record_outcomes, EventsReceived};
 use crate::metrics::{DataSourceMetrics, Metrics};
+use crate::retry::RetryPolicy;
 use crate::spec::properties::{CoreProperties, TaskLocator as TaskLocatorKind};
 use crate::spec::{IngestionSpec, TranquilityConfig};
 use crate::time::window::WindowRule;
@@ -53,6 +54,15 @@ pub enum PipelineError {
         data_source: String,
         /// What is wrong.
         message: String,
+    },
+    /// The metadata shared with other instances cannot be shared safely by this one.
+    #[error("dataSource '{data_source}': {source}")]
+    SharedMetadata {
+        /// The dataSource.
+        data_source: String,
+        /// Why.
+        #[source]
+        source: crate::coord::CoordError,
     },
 }
 
@@ -257,6 +267,8 @@ impl Default for PipelineOptions {
 pub struct Pipelines {
     pipelines: IndexMap<String, DataSourcePipeline>,
     metrics: Arc<Metrics>,
+    /// Each dataSource's coordinator and identity, for [`Pipelines::check_shared_metadata`].
+    shared: Vec<(String, Arc<dyn Coordinator>, String)>,
 }
 
 impl Pipelines {
@@ -267,6 +279,7 @@ impl Pipelines {
     ) -> Result<Self, PipelineError> {
         let mut zk: HashMap<String, Arc<ZkConnection>> = HashMap::new();
         let mut pipelines = IndexMap::new();
+        let mut shared = Vec::new();
         for ds in config.data_sources() {
             let fail = |message: String| PipelineError::Config {
                 data_source: ds.name.clone(),
@@ -275,7 +288,9 @@ impl Pipelines {
             let props =
                 CoreProperties::from_properties(&ds.properties).map_err(|e| fail(e.to_string()))?;
             ds.spec.validate().map_err(|e| fail(e.to_string()))?;
-            let pipeline = build(&ds.name, &ds.spec, &props, &options, &mut zk)?;
+            let (pipeline, coordinator, identity) =
+                build(&ds.name, &ds.spec, &props, &options, &mut zk)?;
+            shared.push((ds.name.clone(), coordinator, identity));
             info!(
                 dataSource = %ds.name,
                 partitions = props.task_partitions,
@@ -287,7 +302,34 @@ impl Pipelines {
         Ok(Self {
             pipelines,
             metrics: options.metrics,
+            shared,
         })
+    }
+
+    /// Checks, before serving, that every dataSource's metadata shared with other instances
+    /// (in ZooKeeper) can be shared safely: an error names the cause and the fix. Failing to
+    /// reach ZooKeeper is only logged (each update checks again).
+    pub async fn check_shared_metadata(&self) -> Result<(), PipelineError> {
+        for (data_source, coordinator, identity) in &self.shared {
+            let check = coordinator.check_shared(identity);
+            match tokio::time::timeout(Duration::from_secs(5), check).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) if e.is_retriable() => {
+                    tracing::warn!(dataSource = %data_source, error = %e, "could not check the shared beam metadata")
+                }
+                Ok(Err(source)) => {
+                    return Err(PipelineError::SharedMetadata {
+                        data_source: data_source.clone(),
+                        source,
+                    })
+                }
+                Err(_) => tracing::warn!(
+                    dataSource = %data_source,
+                    "could not check the shared beam metadata: ZooKeeper did not answer in 5 s"
+                ),
+            }
+        }
+        Ok(())
     }
 
     /// The pipeline of a dataSource.
@@ -334,7 +376,7 @@ fn build(
     props: &CoreProperties,
     options: &PipelineOptions,
     zk: &mut HashMap<String, Arc<ZkConnection>>,
-) -> Result<DataSourcePipeline, PipelineError> {
+) -> Result<(DataSourcePipeline, Arc<dyn Coordinator>, String), PipelineError> {
     let mut zk_connection = || {
         zk.entry(props.zookeeper_connect.clone())
             .or_insert_with(|| {
@@ -346,7 +388,18 @@ fn build(
             .clone()
     };
     let auth = BasicAuth::from_properties(&props.basic_auth_user, &props.basic_auth_pass);
+    let config_error = |message: String| PipelineError::Config {
+        data_source: name.to_string(),
+        message,
+    };
+    let tls = DruidTls::from_properties(props).map_err(|e| config_error(e.to_string()))?;
     let overlord_endpoint = match options.overlord_url.clone().or(props.overlord_url.clone()) {
+        Some(url) if !tls.is_enabled() && url.trim().to_ascii_lowercase().starts_with("https:") => {
+            return Err(config_error(format!(
+                "the Overlord URL {url} is HTTPS: set druid.tls.enable=true (and \
+                 druid.tls.trustStorePath to the PEM file of Druid's CA)"
+            )))
+        }
         Some(url) => OverlordEndpoint::Url(url),
         None => OverlordEndpoint::Discovery {
             discovery: Arc::new(CuratorDiscovery::new(
@@ -356,27 +409,29 @@ fn build(
             service_name: props.indexing_service_name.clone(),
         },
     };
-    let overlord = OverlordClient::new(
+    let overlord = OverlordClient::with_tls(
         overlord_endpoint,
         OverlordConfig {
             retry: RetryPolicy {
-                period: duration(&props.index_retry_period),
-                ..RetryPolicy::overlord_default()
+                period: Some(duration(&props.index_retry_period)),
+                ..RetryPolicy::overlord()
             },
             auth: auth.clone(),
             ..OverlordConfig::default()
         },
+        &tls,
     );
     let locator: Arc<dyn TaskLocator> = match props.task_locator {
-        TaskLocatorKind::Curator => Arc::new(CuratorTaskLocator::new(Arc::new(
-            CuratorDiscovery::new(zk_connection(), &props.discovery_path),
-        ))),
+        TaskLocatorKind::Curator => Arc::new(
+            CuratorTaskLocator::new(Arc::new(CuratorDiscovery::new(
+                zk_connection(),
+                &props.discovery_path,
+            )))
+            .with_tls(tls.is_enabled()),
+        ),
         // One attempt per poll: a push must not wait out the Overlord's long retries.
         TaskLocatorKind::Overlord => Arc::new(OverlordTaskLocator::new(
-            overlord.with_retry(RetryPolicy {
-                period: Duration::ZERO,
-                ..RetryPolicy::overlord_default()
-            }),
+            overlord.with_retry(RetryPolicy::overlord().once()),
             duration(&props.overlord_poll_period),
         )),
     };
@@ -393,15 +448,18 @@ fn build(
     let metrics = options.metrics.data_source(name);
     let context = Arc::new(DruidBeamContext {
         data_source: name.to_string(),
-        receiver: ReceiverClient::new(ReceiverConfig {
-            retry: RetryPolicy {
-                period: duration(&props.firehose_retry_period),
-                ..RetryPolicy::receiver_default()
+        receiver: ReceiverClient::with_tls(
+            ReceiverConfig {
+                retry: RetryPolicy {
+                    period: Some(duration(&props.firehose_retry_period)),
+                    ..RetryPolicy::receiver()
+                },
+                quiet_period: duration(&props.firehose_quiet_period),
+                auth,
+                ..ReceiverConfig::default()
             },
-            quiet_period: duration(&props.firehose_quiet_period),
-            auth,
-            ..ReceiverConfig::default()
-        }),
+            &tls,
+        ),
         locator,
         overlord,
         chunk_size: props.firehose_chunk_size,
@@ -410,13 +468,14 @@ fn build(
         metrics,
     });
     let maker = Arc::new(DruidBeamMaker::new(spec.clone(), props.clone(), context));
+    let identity = format!(
+        "{}/{}",
+        mangle_service_name(&props.indexing_service_name),
+        name
+    );
     let clustered = ClusteredBeam::new(
         ClusteredBeamConfig {
-            identity: format!(
-                "{}/{}",
-                mangle_service_name(&props.indexing_service_name),
-                name
-            ),
+            identity: identity.clone(),
             rule: WindowRule {
                 segment_granularity: spec.data_schema.granularity_spec.segment_granularity,
                 window_period: spec.tuning_config.window_period(),
@@ -427,7 +486,7 @@ fn build(
             clock: options.clock.clone(),
         },
         maker,
-        coordinator,
+        coordinator.clone(),
     );
     let tranquilizer = TranquilizerConfig::builder()
         .max_batch_size(props.max_batch_size)
@@ -439,13 +498,14 @@ fn build(
             data_source: name.to_string(),
             message: e.to_string(),
         })?;
-    DataSourcePipeline::with_beam(
+    let pipeline = DataSourcePipeline::with_beam(
         name,
         spec,
         Arc::new(clustered),
         tranquilizer,
         &options.metrics,
-    )
+    )?;
+    Ok((pipeline, coordinator, identity))
 }
 
 #[cfg(test)]

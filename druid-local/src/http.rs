@@ -1,6 +1,6 @@
 //! The HTTP surface: one router for the Overlord, worker chat and query APIs.
 
-use crate::{overlord, query, Shared};
+use crate::{overlord, query, sql, Shared};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -48,8 +48,8 @@ pub fn app(shared: Arc<Shared>) -> Router {
         .merge(chat)
         .route("/druid/v2", post(query::handle))
         .route("/druid/v2/", post(query::handle))
-        .route("/druid/v2/sql", post(query::sql))
-        .route("/druid/v2/sql/", post(query::sql))
+        .route("/druid/v2/sql", post(sql::handle))
+        .route("/druid/v2/sql/", post(sql::handle))
         .route("/druid/v2/datasources", get(query::data_sources))
         .route("/druid/v2/datasources/{ds}", get(query::data_source))
         .merge(crate::supervisor::api::routes())
@@ -98,13 +98,46 @@ pub fn media(headers: &HeaderMap) -> Option<Media> {
     }
 }
 
-/// Jersey's 415 answer.
+/// Jersey's 415 answer: no body (the accepted types are `application/json` and
+/// `application/x-jackson-smile`).
 pub fn unsupported_media() -> Response {
-    (
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "Unsupported Media Type: use application/json or application/x-jackson-smile",
-    )
-        .into_response()
+    StatusCode::UNSUPPORTED_MEDIA_TYPE.into_response()
+}
+
+/// A `text/plain` answer, as Druid's resources give for some errors.
+pub fn text(status: StatusCode, msg: impl Into<String>) -> Response {
+    let mut r = (status, msg.into()).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r
+}
+
+/// Jetty's error page, which Druid sends for an exception no resource maps (a malformed task
+/// body, an unparseable event): HTML naming the URI, the status and the Java exception, here
+/// without Jetty's stack trace.
+pub fn jetty_error(status: StatusCode, uri: &str, exception: &str) -> Response {
+    let code = status.as_u16();
+    let message = escape_html(exception);
+    let uri = escape_html(uri);
+    let body = format!(
+        "<html>\n<head>\n<meta http-equiv=\"Content-Type\" content=\"text/html;charset=ISO-8859-1\"/>\n\
+         <title>Error {code} {message}</title>\n</head>\n<body><h2>HTTP ERROR {code} {message}</h2>\n\
+         <table>\n<tr><th>URI:</th><td>{uri}</td></tr>\n<tr><th>STATUS:</th><td>{code}</td></tr>\n\
+         <tr><th>MESSAGE:</th><td>{message}</td></tr>\n</table>\n\n</body>\n</html>\n"
+    );
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html;charset=iso-8859-1"),
+    );
+    r
+}
+
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Parses a JSON or Smile body into a JSON value.

@@ -5,8 +5,8 @@
 //! `clipped`/`timed`/`receiver` firehose chain and their push-events chat handler (up to 30),
 //! Kafka supervisors (`supervisor`) and inline batch tasks (`batch`) with time-chunk locks
 //! (`locks`) and a metadata log (`metadata`), rollup into segments, local "deep storage",
-//! Curator service announcements in ZooKeeper, and native queries. One HTTP port serves all
-//! of it.
+//! Curator service announcements in ZooKeeper, native queries and Druid SQL. One HTTP port
+//! serves all of it.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), druid_local::Error> {
@@ -27,15 +27,17 @@ pub mod metadata;
 pub mod overlord;
 pub mod query;
 pub mod spec;
+pub mod sql;
 pub mod storage;
 pub mod supervisor;
 pub mod task;
 pub mod tasks;
 pub mod time;
+pub mod tls;
 pub mod version;
 pub mod zk;
 
-pub use config::{BasicCredentials, DruidLocalConfig};
+pub use config::{BasicCredentials, DruidLocalConfig, NullHandling, TlsFiles};
 
 use indexmap::IndexMap;
 use parking_lot::RwLock;
@@ -75,6 +77,8 @@ pub struct Shared {
     pub host: String,
     /// Port actually bound.
     pub port: u16,
+    /// Whether the port speaks HTTPS (then it is reported as the TLS port).
+    pub tls: bool,
     /// Segments.
     pub store: storage::Store,
     /// Tasks in submission order.
@@ -83,6 +87,8 @@ pub struct Shared {
     next_reg: AtomicU64,
     zk: Option<zk::Announcer>,
     data_dir: Option<PathBuf>,
+    /// How missing numbers are stored and aggregated (as the Druid version played: 28+).
+    pub null_handling: NullHandling,
     /// The Druid release played.
     pub version: version::DruidVersion,
     /// The Overlord's `druid.service`, which Druid names in unknown-type errors.
@@ -158,6 +164,12 @@ impl Shared {
         v.last().map(|(_, r)| r.clone())
     }
 
+    /// Base URL, `http://host:port` or `https://host:port`.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}:{}", self.host, self.port)
+    }
+
     /// Persists a task record when a data dir is configured.
     pub fn save_task(&self, task: &Task) {
         if let Some(dir) = &self.data_dir {
@@ -197,7 +209,9 @@ impl DruidLocal {
         }
         let zk = match &config.zk {
             Some(connect) => Some(
-                zk::Announcer::connect(connect, &config.discovery_path, &config.host, port).await?,
+                zk::Announcer::connect(connect, &config.discovery_path, &config.host, port)
+                    .await?
+                    .tls(config.tls.is_some()),
             ),
             None => None,
         };
@@ -210,12 +224,18 @@ impl DruidLocal {
         let shared = Arc::new(Shared {
             host: config.host.clone(),
             port,
+            tls: config.tls.is_some(),
             store,
             tasks: RwLock::new(tasks),
             chat: RwLock::default(),
             next_reg: AtomicU64::new(0),
             zk,
             data_dir: config.data_dir.clone(),
+            null_handling: if config.druid_version.major() >= 28 {
+                NullHandling::SqlCompatible
+            } else {
+                NullHandling::Legacy
+            },
             version: config.druid_version.clone(),
             service_name: config.overlord_service_name.clone(),
             metadata,
@@ -233,6 +253,10 @@ impl DruidLocal {
             Some(a) => Some(a.announce(&config.overlord_service_name).await?),
             None => None,
         };
+        let tls = match &config.tls {
+            Some(files) => Some(tls::server_config(files)?),
+            None => None,
+        };
         let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
         let mut app = http::app(shared.clone());
         if let Some(creds) = config.basic_auth.clone() {
@@ -246,14 +270,26 @@ impl DruidLocal {
             let shutdown = async move {
                 let _ = stop_rx.wait_for(|s| *s).await;
             };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
+            let served = match tls {
+                Some(tls) => match tls::TlsListener::new(listener, tls) {
+                    Ok(listener) => {
+                        axum::serve(listener, app)
+                            .with_graceful_shutdown(shutdown)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                },
+                None => {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                }
+            };
+            if let Err(e) = served {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         });
-        tracing::info!(port, "druid-local listening");
+        tracing::info!(port, tls = shared.tls, "druid-local listening");
         Ok(DruidLocal {
             shared,
             stop,
@@ -262,9 +298,9 @@ impl DruidLocal {
         })
     }
 
-    /// Base URL, e.g. `http://127.0.0.1:8090`.
+    /// Base URL, e.g. `http://127.0.0.1:8090` (`https://` when serving TLS).
     pub fn url(&self) -> String {
-        format!("http://{}:{}", self.shared.host, self.shared.port)
+        self.shared.url()
     }
 
     /// Port bound.

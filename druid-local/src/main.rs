@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use druid_local::version::DruidVersion;
-use druid_local::{BasicCredentials, DruidLocal, DruidLocalConfig};
+use druid_local::{BasicCredentials, DruidLocal, DruidLocalConfig, TlsFiles};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -53,6 +53,16 @@ struct Args {
     /// Druid's `druid.indexer.queue.maxTaskPayloadSize` in bytes (31+): larger tasks are refused.
     #[arg(long, value_name = "BYTES")]
     max_task_payload_size: Option<usize>,
+    /// Serve HTTPS only, with this PEM certificate chain (leaf first); needs --tls-key.
+    /// Locations then report `tlsPort` and announcements `sslPort`, as Druid's TLS port.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates signed by a CA in this PEM file (needs --tls-cert).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -74,6 +84,14 @@ async fn main() -> anyhow::Result<()> {
         druid_version: args.druid_version,
         segment_load_delay: Duration::from_millis(args.segment_load_delay_ms),
         max_task_payload_size: args.max_task_payload_size,
+        tls: match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert,
+                key,
+                client_ca: args.tls_client_ca,
+            }),
+            _ => None,
+        },
     };
     let druid = DruidLocal::start(config)
         .await

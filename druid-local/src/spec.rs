@@ -521,13 +521,25 @@ pub fn parse_task(v: &Value) -> Result<TaskSpec, SpecError> {
         Some(other) => return Err(format!("Task id must be a string, got {other}")),
     };
     validate_name("id", &id)?;
+    let group_id = format!("{}_{data_source}", kind.name());
     let mut payload = v.clone();
     if let Some(p) = payload.as_object_mut() {
         p.insert("id".into(), Value::String(id.clone()));
+        p.insert("groupId".into(), Value::String(group_id.clone()));
+        p.insert("dataSource".into(), Value::String(data_source.to_owned()));
+        // The Overlord adds its default lock settings to the task's context.
+        let mut context = match p.remove("context") {
+            Some(Value::Object(c)) => c,
+            _ => Map::new(),
+        };
+        for key in ["forceTimeChunkLock", "useLineageBasedSegmentAllocation"] {
+            context.entry(key).or_insert(Value::Bool(true));
+        }
+        p.insert("context".into(), Value::Object(context));
     }
     let schema = parse_schema(ds_schema, &metrics);
     Ok(TaskSpec {
-        group_id: format!("{}_{data_source}", kind.name()),
+        group_id,
         kind,
         id,
         data_source: data_source.to_owned(),

@@ -94,12 +94,13 @@ impl Store {
                         format!("segment file {}: {e}", path.display()),
                     )
                 })?;
-                let index = Index::from_snapshot(file.index).map_err(|e| {
+                let mut index = Index::from_snapshot(file.index).map_err(|e| {
                     std::io::Error::new(
                         std::io::ErrorKind::InvalidData,
                         format!("segment file {}: {e}", path.display()),
                     )
                 })?;
+                index.handed_off = true;
                 let interval = Interval {
                     start: file.start,
                     end: file.end,
@@ -202,6 +203,11 @@ impl Store {
             .and_then(|m| m.get(&key))
             .is_some_and(|e| e.handed_off.is_some());
         if !already && !seg.index.read().is_empty() {
+            {
+                let mut idx = seg.index.write();
+                idx.sort_metrics_by_name();
+                idx.handed_off = true;
+            }
             if let Some(dir) = self.segment_dir() {
                 let file = SegmentFile {
                     data_source: seg.data_source.clone(),
@@ -294,6 +300,16 @@ impl Store {
             .get(data_source)
             .map(|m| m.values().filter_map(|e| e.handed_off.clone()).collect())
             .unwrap_or_default()
+    }
+
+    /// Whether `seg` is served from deep storage (handed off) rather than by a running task.
+    pub fn is_handed_off(&self, seg: &Segment) -> bool {
+        let key = (seg.interval, seg.version.clone(), seg.partition);
+        self.segments
+            .read()
+            .get(&seg.data_source)
+            .and_then(|m| m.get(&key))
+            .is_some_and(|e| e.handed_off.is_some())
     }
 
     /// Names of data sources with at least one segment holding rows.

@@ -21,6 +21,7 @@ pub struct Announcer {
     base: String,
     address: String,
     port: u16,
+    tls: bool,
 }
 
 /// Druid's service-name canonicalisation: every `/` becomes `:`.
@@ -45,7 +46,14 @@ impl Announcer {
             base,
             address: address.to_owned(),
             port,
+            tls: false,
         })
+    }
+
+    /// Announces the port as Druid's TLS port (`sslPort`, with `port` -1) when `tls`.
+    pub fn tls(mut self, tls: bool) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// Announces `name` and returns the node path to remove later.
@@ -62,8 +70,8 @@ impl Announcer {
             "name": name,
             "id": id,
             "address": self.address,
-            "port": self.port,
-            "sslPort": -1,
+            "port": if self.tls { -1 } else { i32::from(self.port) },
+            "sslPort": if self.tls { i32::from(self.port) } else { -1 },
             "payload": null,
             "registrationTimeUTC": crate::time::now_millis(),
             "serviceType": "DYNAMIC",

@@ -214,7 +214,7 @@ async fn lifecycle_with_zookeeper_handoff_and_restart() {
     assert_eq!(m["handOffCount"], 1);
     assert_eq!(query(&c, &base, &q).await, expected, "handed-off rows");
     let (status, _) = post(&c, &push, &json!([])).await;
-    assert_eq!(status, 503, "the receiver is gone after the task ends");
+    assert_eq!(status, 400, "the receiver is gone after the task ends");
 
     // A second task left running is failed clearly by the restart.
     post(

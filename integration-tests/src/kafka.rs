@@ -1,5 +1,7 @@
 //! Kafka through an independent client (Python confluent-kafka, from [`crate::python`]):
-//! creating topics, producing and reading a group's committed offsets.
+//! creating topics, producing and reading a group's committed offsets, in plaintext or with
+//! any extra client settings (TLS, SASL, compression) through
+//! [`KafkaClient`](crate::kafka::KafkaClient).
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -7,20 +9,23 @@ use std::process::{Command, Stdio};
 use crate::{python, Tansu};
 
 const KAFKA_PY: &str = r#"
-import json, sys
+import json, os, sys
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 cmd, bootstrap = sys.argv[1], sys.argv[2]
+extra = json.loads(os.environ.get("TRANQUILITY_KAFKA_CONF") or "{}")
+def conf(**more):
+    return {"bootstrap.servers": bootstrap, **more, **extra}
 if cmd == "create":
     topic, parts = sys.argv[3], int(sys.argv[4])
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(conf())
     for f in admin.create_topics([NewTopic(topic, num_partitions=parts, replication_factor=1)]).values():
         f.result(30)
 elif cmd == "produce":
     topic, parts = sys.argv[3], int(sys.argv[4])
     # One message per batch: tansu 0.6's memory storage answers a fetch from an offset inside
     # a batch with the NEXT batch, skipping the rest of the one holding that offset.
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "batch.num.messages": 1})
+    p = Producer(conf(**{"linger.ms": 5, "batch.num.messages": 1}))
     for i, line in enumerate(sys.stdin.buffer.read().split(b"\n")):
         if line:
             p.produce(topic, line, partition=i % parts)
@@ -28,7 +33,7 @@ elif cmd == "produce":
     assert p.flush(60) == 0, "messages left undelivered"
 elif cmd == "committed":
     group, topic, parts = sys.argv[3], sys.argv[4], int(sys.argv[5])
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    c = Consumer(conf(**{"group.id": group, "enable.auto.commit": False}))
     tps = c.committed([TopicPartition(topic, i) for i in range(parts)], timeout=30)
     print(json.dumps([max(tp.offset, 0) for tp in tps]))
     c.close()
@@ -36,10 +41,21 @@ elif cmd == "committed":
 
 /// Runs one command of the Python helper and returns its stdout; panics on failure.
 pub fn kafka_py(args: &[&str], stdin: &[u8]) -> String {
+    kafka_py_with(&serde_json::Value::Null, args, stdin)
+}
+
+/// [`kafka_py`] with `extra` librdkafka settings (a JSON object) for every client it makes.
+pub fn kafka_py_with(extra: &serde_json::Value, args: &[&str], stdin: &[u8]) -> String {
+    let extra = if extra.is_null() {
+        String::new()
+    } else {
+        extra.to_string()
+    };
     let mut child = Command::new(python())
         .arg("-c")
         .arg(KAFKA_PY)
         .args(args)
+        .env("TRANQUILITY_KAFKA_CONF", extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -99,4 +115,47 @@ pub fn committed(broker: &Tansu, group: &str, topic: &str, partitions: usize) ->
         b"",
     );
     serde_json::from_str(out.trim()).expect("committed offsets as JSON")
+}
+
+/// The independent client towards any bootstrap address, with extra settings (a JSON object
+/// of librdkafka properties such as `security.protocol` or `compression.type`).
+#[derive(Debug, Clone)]
+pub struct KafkaClient {
+    /// `host:port,...`.
+    pub bootstrap: String,
+    /// Extra librdkafka properties for every client.
+    pub extra: serde_json::Value,
+}
+
+impl KafkaClient {
+    /// Creates `topic` with `partitions` partitions.
+    pub fn create_topic(&self, topic: &str, partitions: usize) {
+        let parts = partitions.to_string();
+        kafka_py_with(
+            &self.extra,
+            &["create", &self.bootstrap, topic, &parts],
+            b"",
+        );
+    }
+
+    /// Produces the lines (round-robin over the partitions).
+    pub fn produce(&self, topic: &str, partitions: usize, lines: &[String]) {
+        let parts = partitions.to_string();
+        kafka_py_with(
+            &self.extra,
+            &["produce", &self.bootstrap, topic, &parts],
+            lines.join("\n").as_bytes(),
+        );
+    }
+
+    /// The committed offset of each partition of `topic` for `group` (0 when none).
+    pub fn committed(&self, group: &str, topic: &str, partitions: usize) -> Vec<i64> {
+        let parts = partitions.to_string();
+        let out = kafka_py_with(
+            &self.extra,
+            &["committed", &self.bootstrap, group, topic, &parts],
+            b"",
+        );
+        serde_json::from_str(out.trim()).expect("committed offsets as JSON")
+    }
 }

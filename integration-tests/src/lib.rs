@@ -7,7 +7,9 @@
 //! | variable | default |
 //! | --- | --- |
 //! | `ZOOKEEPER_CLASSPATH` | `/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar` (Debian's `zookeeper`) |
+//! | (none) | Curator's jars from Debian under `/usr/share/java` for the mixed-fleet tests ([`java`]); they skip, saying so, without them |
 //! | `TANSU_BIN` | `tansu` on `PATH`, else `$CARGO_HOME/bin/tansu` |
+//! | `STUNNEL_BIN` | `stunnel4` (Debian's `stunnel4`), the TLS proxy in front of tansu |
 //! | `TRANQUILITY_PYTHON` | none: tests that need Python fail and say to run `scripts/test.sh` |
 //! | `TRANQUILITY_REAL_DRUID` | unset: tests against a real Druid ([`real_druid`]) skip, saying so, when it is not installed; `require` fails them |
 
@@ -204,6 +206,20 @@ pub struct Tansu {
     dir: tempfile::TempDir,
     persistent: bool,
     child: Option<Child>,
+    advertised_port: u16,
+    authentication: bool,
+}
+
+/// How a [`Tansu`] broker runs beyond the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct TansuOptions {
+    /// The port announced to clients in metadata, when it differs from the one the broker
+    /// listens on (a TLS proxy in front of it: [`Stunnel`]).
+    pub advertised_port: Option<u16>,
+    /// SCRAM-SHA-512 users `(name, password)`: the broker then requires SASL authentication.
+    /// tansu creates users only while authentication is off, so they are made first and the
+    /// broker restarted (its data kept in SQLite).
+    pub scram_users: Vec<(String, String)>,
 }
 
 impl Tansu {
@@ -219,15 +235,53 @@ impl Tansu {
     }
 
     fn start_with(persistent: bool) -> Self {
+        Self::start_with_options(persistent, TansuOptions::default())
+    }
+
+    /// Starts a broker with `options` (kept across [`Tansu::restart`]).
+    pub fn start_with_options(persistent: bool, options: TansuOptions) -> Self {
         let dir = tempfile::tempdir().expect("temp dir for tansu");
+        let port = free_port();
+        let users = !options.scram_users.is_empty();
         let mut broker = Tansu {
-            port: free_port(),
+            port,
             dir,
-            persistent,
+            persistent: persistent || users,
             child: None,
+            advertised_port: port,
+            authentication: false,
         };
+        if users {
+            broker.spawn();
+            for (name, password) in &options.scram_users {
+                broker.create_user(name, password);
+            }
+            broker.stop();
+        }
+        broker.advertised_port = options.advertised_port.unwrap_or(port);
+        broker.authentication = users;
         broker.spawn();
         broker
+    }
+
+    fn create_user(&self, name: &str, password: &str) {
+        let out = Command::new(tansu_bin())
+            .args(["user", "create", "--broker"])
+            .arg(format!("tcp://127.0.0.1:{}", self.port))
+            .args([name, password, "--mechanism", "scram512"])
+            .current_dir(self.dir.path())
+            .output()
+            .expect("run tansu user create");
+        assert!(
+            out.status.success(),
+            "tansu user create {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The port the broker itself listens on (plaintext).
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// `127.0.0.1:<port>`, for `bootstrap.servers`.
@@ -248,6 +302,7 @@ impl Tansu {
 
     fn spawn(&mut self) {
         let url = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = format!("tcp://127.0.0.1:{}", self.advertised_port);
         let log_path = self.dir.path().join("broker.log");
         let log = std::fs::File::create(&log_path).expect("tansu log file");
         // tansu reads a `.env` from its working directory, so it runs in its own empty folder.
@@ -257,8 +312,9 @@ impl Tansu {
                 "--listener-url",
                 &url,
                 "--advertised-listener-url",
-                &url,
+                &advertised,
             ])
+            .args(self.authentication.then_some("--authentication"))
             .args([
                 "--storage-engine",
                 // A path relative to the broker's folder (its working directory).
@@ -294,6 +350,89 @@ impl Drop for Tansu {
     }
 }
 
+/// A TLS-terminating proxy (Debian's `stunnel4`) on a free loopback port, in front of a
+/// plaintext port: what gives the test broker, which has no TLS listener, one.
+#[derive(Debug)]
+pub struct Stunnel {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Stunnel {
+    /// Serves TLS on a free port with the PEM certificate chain and key, forwarding each
+    /// connection to `127.0.0.1:<upstream>`; waits until it accepts connections.
+    pub fn start(upstream: u16, cert: &Path, key: &Path) -> Self {
+        Self::start_on(free_port(), upstream, cert, key)
+    }
+
+    /// Like [`Stunnel::start`] on a chosen port (one a broker already advertises).
+    pub fn start_on(port: u16, upstream: u16, cert: &Path, key: &Path) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir for stunnel");
+        let conf = dir.path().join("stunnel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "foreground = yes\npid =\nsyslog = no\ndebug = 4\n\n[kafka]\n\
+                 accept = 127.0.0.1:{port}\nconnect = 127.0.0.1:{upstream}\n\
+                 cert = {}\nkey = {}\n",
+                cert.display(),
+                key.display()
+            ),
+        )
+        .expect("write stunnel.conf");
+        let log_path = dir.path().join("stunnel.log");
+        let log = std::fs::File::create(&log_path).expect("stunnel log file");
+        let bin = std::env::var_os("STUNNEL_BIN").unwrap_or_else(|| "stunnel4".into());
+        let child = Command::new(&bin)
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("start stunnel4 (Debian package stunnel4; scripts/test.sh installs it)");
+        let mut proxy = Stunnel {
+            port,
+            dir,
+            child: Some(child),
+        };
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if let Some(status) = proxy
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("stunnel exited ({status}): {}", log_tail(&log_path));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "stunnel not listening after 30 s: {}",
+                log_tail(&log_path)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        proxy
+    }
+
+    /// `127.0.0.1:<port>`, for `bootstrap.servers`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Its log so far (for a failing test's message).
+    pub fn log(&self) -> String {
+        log_tail(&self.dir.path().join("stunnel.log"))
+    }
+}
+
+impl Drop for Stunnel {
+    fn drop(&mut self) {
+        kill(&mut self.child);
+    }
+}
+
 fn tansu_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("TANSU_BIN") {
         return PathBuf::from(bin);
@@ -315,11 +454,13 @@ fn tansu_bin() -> PathBuf {
     cargo_home.join("bin").join("tansu")
 }
 
+pub mod java;
 /// Native queries against druid-local (or any Druid broker), for checking what arrived.
 pub mod kafka;
 pub mod modern;
 pub mod partition;
 pub mod real_druid;
+pub mod target;
 
 pub mod druid {
     use std::time::{Duration, Instant};

@@ -175,20 +175,21 @@ async fn a_zookeeper_restart_mid_way_loses_nothing_and_counts_nothing_twice() {
         panic!(
             "the increments stalled after the restart: {} of 100 done; lock contenders: {}",
             done.load(Ordering::SeqCst),
-            contenders(&zk, &format!("{base}/{identity}/mutex")).await
+            contenders(&zk, &format!("{base}/{identity}/mutex/locks")).await
+                + &contenders(&zk, &format!("{base}/{identity}/mutex/leases")).await
         );
     }
     assert_eq!(counter(&b.read(&identity).await.expect("read")), 100);
     drop(zk);
 }
 
-/// Whether `session` owns a node under `mutex`.
+/// Whether `session` owns a node under `mutex` (a folder of lock nodes).
 async fn holds_a_node(client: &zk::Client, mutex: &str, session: zk::SessionId) -> bool {
     let owners = owners(client, mutex).await.unwrap_or_default();
     owners.iter().any(|(_, owner)| *owner == Some(session.0))
 }
 
-/// The lock's contender nodes and their sessions, for a stalled test's message.
+/// The lock nodes under `mutex` and their sessions, for a stalled test's message.
 async fn contenders(zk: &ZooKeeper, mutex: &str) -> String {
     let Ok(client) = zk::Client::connect(&zk.connect_string()).await else {
         return "(ZooKeeper unreachable)".into();
@@ -241,7 +242,8 @@ async fn a_session_expiring_under_the_lock_writes_nothing_then_reconnects() {
     let watcher = zk::Client::connect(&zk.connect_string())
         .await
         .expect("connect");
-    let mutex = format!("{base}/{identity}/mutex");
+    // The lock is held through a lease node (Curator's InterProcessSemaphoreMutex layout).
+    let mutex = format!("{base}/{identity}/mutex/leases");
     let partition = relay.clone();
     let err = update_with(a.as_ref(), &identity, move |mut meta| async move {
         // Cut `a` off while it holds the lock, until ZooKeeper has expired its session (its

@@ -1,6 +1,7 @@
 //! A slow Druid: druid-local behind a proxy that lets one push through at a time and holds
 //! each one. Producers posting to the Tranquility Server at full speed are held back (the
-//! default `blockOnFull`) or told at once that the buffer is full; either way the events
+//! default `blockOnFull`, and `blockOnFull=false` alone, which the original never read) or,
+//! with `tranquility.blockOnFull.honour=true`, told at once that the buffer is full; either way the events
 //! waiting in the server stay within `(maxPendingBatches + 1) x maxBatchSize`, and every
 //! event is accounted for against a druid-local query.
 
@@ -32,29 +33,23 @@ struct Seen {
     other: Vec<String>,
 }
 
-/// Runs the server over `slow` with `block_on_full`, posts from every producer at once while
+/// Runs the server over `slow` with the blockOnFull properties `block`, posts from every producer at once while
 /// sampling the events pending in the pipeline; returns what the producers saw, the largest
 /// pending count, the final report and druid-local's row count.
-async fn overload(block_on_full: bool, data_source: &str) -> (Seen, i64, DataSourceReport, u64) {
+async fn overload(block: &[(&str, &str)], data_source: &str) -> (Seen, i64, DataSourceReport, u64) {
     let druid = DruidLocal::start(DruidLocalConfig::ephemeral())
         .await
         .unwrap();
     let upstream = ([127, 0, 0, 1], druid.port()).into();
     let slow = LossyProxy::start(upstream).await;
-    let block = block_on_full.to_string();
-    let config = config(
-        data_source,
-        "hour",
-        &[
-            ("druidBeam.taskLocator", "overlord"),
-            ("tranquility.maxBatchSize", &BATCH.to_string()),
-            (
-                "tranquility.maxPendingBatches",
-                &PENDING_BATCHES.to_string(),
-            ),
-            ("tranquility.blockOnFull", &block),
-        ],
-    );
+    let (batch, pending) = (BATCH.to_string(), PENDING_BATCHES.to_string());
+    let mut properties = vec![
+        ("druidBeam.taskLocator", "overlord"),
+        ("tranquility.maxBatchSize", batch.as_str()),
+        ("tranquility.maxPendingBatches", pending.as_str()),
+    ];
+    properties.extend_from_slice(block);
+    let config = config(data_source, "hour", &properties);
     let pipelines = local_pipelines(&config, &slow.url());
     let pipeline: DataSourcePipeline = pipelines.iter().next().unwrap().clone();
     let state = AppState::from_pipelines(
@@ -153,7 +148,9 @@ fn assert_balanced(t: &Tally) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_druid_holds_producers_back_with_bounded_pending_and_nothing_lost() {
-    let (seen, most_pending, report, rows) = overload(true, "slow_block").await;
+    // blockOnFull=false alone blocks, as the original (which never read the key) did.
+    let (seen, most_pending, report, rows) =
+        overload(&[("tranquility.blockOnFull", "false")], "slow_block").await;
     let total = (PRODUCERS * POSTS_EACH * EVENTS_PER_POST) as u64;
 
     // Every post waited for its events and got them all sent.
@@ -188,7 +185,14 @@ async fn a_slow_druid_holds_producers_back_with_bounded_pending_and_nothing_lost
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_druid_without_block_on_full_answers_buffer_full_and_loses_nothing_silently() {
-    let (seen, most_pending, report, rows) = overload(false, "slow_refuse").await;
+    let (seen, most_pending, report, rows) = overload(
+        &[
+            ("tranquility.blockOnFull", "false"),
+            ("tranquility.blockOnFull.honour", "true"),
+        ],
+        "slow_refuse",
+    )
+    .await;
     let total = (PRODUCERS * POSTS_EACH * EVENTS_PER_POST) as u64;
 
     assert!(seen.other.is_empty(), "{:?}", seen.other);

@@ -12,6 +12,7 @@
 //! | `https.port.enable` | false | serve HTTPS on `https.port` (8400) too |
 //! | `https.certPath`, `https.keyPath` | none | PEM certificate chain and private key (new; required with HTTPS) |
 //! | `https.keyStorePath` | none | refused: Java keystores are not read, convert to PEM |
+//! | `http.responseShape` | full | `full` answers `received`, `sent`, `dropped`, `failed` and `droppedReasons`; `original` answers exactly the original's `{"result":{"received":N,"sent":M}}`, for clients that refuse unknown fields (new) |
 //! | `http.basicAuth.user`, `http.basicAuth.pass` | none | HTTP Basic credentials required on every route but `GET /` and `GET /health` (new) |
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -44,6 +45,16 @@ pub fn default_drain_timeout() -> Duration {
     Duration::from_secs(60)
 }
 
+/// The fields of a successful post's answer (`http.responseShape`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ResponseShape {
+    /// `received`, `sent`, `dropped`, `failed` and `droppedReasons` (the default).
+    #[default]
+    Full,
+    /// Exactly the original's `{"result":{"received":N,"sent":M}}`.
+    Original,
+}
+
 /// The server's options, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
@@ -63,6 +74,8 @@ pub struct ServerConfig {
     pub tls: Option<TlsSettings>,
     /// Credentials clients must present (`http.basicAuth.*`); `None` = open.
     pub basic_auth: Option<Credentials>,
+    /// The fields of a successful post's answer (`http.responseShape`).
+    pub response_shape: ResponseShape,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +89,7 @@ impl Default for ServerConfig {
             http_enabled: true,
             tls: None,
             basic_auth: None,
+            response_shape: ResponseShape::Full,
         }
     }
 }
@@ -211,7 +225,15 @@ impl ServerConfig {
         } else {
             None
         };
+        let response_shape = match p
+            .one_of("http.responseShape", &["full", "original"])?
+            .as_str()
+        {
+            "original" => ResponseShape::Original,
+            _ => ResponseShape::Full,
+        };
         Ok(Self {
+            response_shape,
             http_enabled: server.http_port_enable,
             tls,
             basic_auth,
@@ -292,10 +314,12 @@ mod tests {
                 ("http.idleTimeout", "PT10S"),
                 ("http.bindAddress", "127.0.0.1"),
                 ("http.maxBodyBytes", "1000"),
+                ("http.responseShape", "Original"),
             ]),
             "t",
         )
         .unwrap();
+        assert_eq!(c.response_shape, ResponseShape::Original);
         assert_eq!(c.listen, "127.0.0.1:0".parse().unwrap());
         assert_eq!(c.max_concurrent_requests, 3);
         assert_eq!(c.idle_timeout, Duration::from_secs(10));
@@ -311,6 +335,7 @@ mod tests {
             ("http.bindAddress", "localhost:80", "IP address"),
             ("http.maxBodyBytes", "0", "positive"),
             ("http.maxBodyBytes", "lots", "positive"),
+            ("http.responseShape", "lean", "full, original"),
             ("http.port", "70000", "http.port"),
             ("http.idleTimeout", "P1M", "fixed period"),
             ("https.port.enable", "true", "TLS"),

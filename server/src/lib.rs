@@ -38,7 +38,7 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use tracing::{info, warn};
 use tranquility::metrics::Tally;
 
-pub use config::ServerConfig;
+pub use config::{ResponseShape, ServerConfig};
 pub use error::RequestError;
 pub use routes::PostResult;
 pub use state::{AppState, DataSourceEntry, Ingest, OutcomesFuture};

@@ -20,6 +20,7 @@ use tranquility::beam::{Outcome, SendError};
 use tranquility::event::RawEvent;
 use tranquility::metrics::Tally;
 
+use crate::config::ResponseShape;
 use crate::decode::{self, BodyFormat, Item};
 use crate::error::RequestError;
 use crate::state::{AppState, Ingest, OutcomesFuture};
@@ -53,8 +54,15 @@ pub struct PostResult {
 }
 
 #[derive(Debug, Serialize)]
-struct Envelope<'a> {
-    result: &'a PostResult,
+struct Envelope<T> {
+    result: T,
+}
+
+/// The original's success body, field for field (`http.responseShape=original`).
+#[derive(Debug, Serialize)]
+struct OriginalResult {
+    received: u64,
+    sent: u64,
 }
 
 /// `POST /v1/post`: each object goes to the dataSource named by its `dataSource` or `feed`.
@@ -145,7 +153,7 @@ async fn post(
             state.spawn_background(outcomes);
         }
         tracing::debug!(received = result.received, "events handed in (async)");
-        return Ok(respond(format, &result));
+        return Ok(respond(format, state.config().response_shape, &result));
     }
 
     let ingests: Vec<Arc<dyn Ingest>> = pending.iter().map(|(_, i, _)| i.clone()).collect();
@@ -186,7 +194,7 @@ async fn post(
             first_error: error.to_string(),
         });
     }
-    Ok(respond(format, &result))
+    Ok(respond(format, state.config().response_shape, &result))
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, RequestError> {
@@ -298,10 +306,25 @@ fn routed_batches(state: &AppState, items: Vec<Item>) -> Result<Vec<Batch>, Requ
 }
 
 /// The success response, in Smile for Smile requests and JSON otherwise.
-fn respond(format: BodyFormat, result: &PostResult) -> Response {
-    let envelope = Envelope { result };
+fn respond(format: BodyFormat, shape: ResponseShape, result: &PostResult) -> Response {
+    match shape {
+        ResponseShape::Full => encode(format, &Envelope { result }),
+        ResponseShape::Original => encode(
+            format,
+            &Envelope {
+                result: OriginalResult {
+                    received: result.received,
+                    sent: result.sent,
+                },
+            },
+        ),
+    }
+}
+
+/// The body in Smile when the request was Smile, else JSON.
+fn encode(format: BodyFormat, envelope: &impl Serialize) -> Response {
     if format == BodyFormat::Smile {
-        if let Ok(body) = serde_smile::to_vec(&envelope) {
+        if let Ok(body) = serde_smile::to_vec(envelope) {
             return (
                 [(header::CONTENT_TYPE, "application/x-jackson-smile")],
                 body,
@@ -309,7 +332,7 @@ fn respond(format: BodyFormat, result: &PostResult) -> Response {
                 .into_response();
         }
     }
-    Json(&envelope).into_response()
+    Json(envelope).into_response()
 }
 
 /// `GET /`: liveness, as the original answered.

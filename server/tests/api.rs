@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
-use tranquility_server::{app, AppState, ServerConfig};
+use tranquility_server::{app, AppState, ResponseShape, ServerConfig};
 
 async fn call(state: &AppState, req: Request<Body>) -> (StatusCode, String, Bytes) {
     let res = app(state.clone()).oneshot(req).await.unwrap();
@@ -217,6 +217,42 @@ async fn bad_events_are_dropped_with_a_reason_and_the_rest_sent() {
                "droppedReasons": {"unparseable": 4, "outside_window": 1}})
     );
     assert_eq!(wiki.sent_count(), 2);
+}
+
+#[tokio::test]
+async fn the_original_response_shape_answers_received_and_sent_only() {
+    let (state, wiki, _) = common::state(ServerConfig {
+        response_shape: ResponseShape::Original,
+        ..ServerConfig::default()
+    });
+    let body = format!(r#"[{}, 7, {}]"#, ev("good"), ev("OLD"));
+    let (status, ct, body) = call(&state, post("/v1/post/wiki", "application/json", body)).await;
+    assert_eq!((status, ct.as_str()), (StatusCode::OK, "application/json"));
+    // Byte for byte what the original answered, so a strict client (a Jackson POJO that fails
+    // on unknown properties) reads it.
+    assert_eq!(
+        std::str::from_utf8(&body).unwrap(),
+        r#"{"result":{"received":3,"sent":1}}"#
+    );
+    assert_eq!(wiki.sent_count(), 1);
+    let smile = serde_smile::to_vec(&json!([{"timestamp": now(), "page": "s"}])).unwrap();
+    let (_, ct, body) = call(
+        &state,
+        post("/v1/post/wiki", "application/x-jackson-smile", smile),
+    )
+    .await;
+    assert_eq!(ct, "application/x-jackson-smile");
+    let answer: Value = serde_smile::from_slice(&body).unwrap();
+    assert_eq!(answer, json!({"result": {"received": 1, "sent": 1}}));
+    let (_, _, body) = call(
+        &state,
+        post("/v1/post/wiki?async=true", "application/json", ev("a")),
+    )
+    .await;
+    assert_eq!(
+        std::str::from_utf8(&body).unwrap(),
+        r#"{"result":{"received":1,"sent":0}}"#
+    );
 }
 
 #[tokio::test]

@@ -5,6 +5,8 @@
 //! repository: a test that replays them skips visibly when they are absent, and a plain clone
 //! covers the same ground with the files under `examples/configs/`.
 
+pub mod certs;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -78,6 +80,11 @@ fn report_skip(rel: &str) {
 /// stderr, and as a line of the skip log when `$TRANQUILITY_SKIPPED_LOG` names one, so the
 /// test script lists every skip at the end of a run.
 pub fn record_skip(test: &str, needs: &str, remedy: &str) {
+    // Cargo and nextest name the package being tested; the thread names only the test.
+    let test = match std::env::var("CARGO_PKG_NAME") {
+        Ok(package) if !test.starts_with(&package) => format!("{package}::{test}"),
+        _ => test.to_string(),
+    };
     eprintln!("SKIPPED {test}: {needs} not found ({remedy})");
     if let Some(log) = std::env::var_os(SKIPPED_LOG_ENV) {
         // Appends of one short line are atomic enough for tests running in parallel.

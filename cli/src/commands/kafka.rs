@@ -2,9 +2,11 @@
 //! configuration file, until SIGTERM or CTRL-C; then a graceful stop (wait for outcomes,
 //! commit, leave the group) and the final counts.
 //!
-//! With `http.port` set in the file's global properties (or `--http-port`), it also serves
-//! `GET /metrics` (Prometheus text) and `GET /health` on `http.bindAddress` (default
-//! `0.0.0.0`). Without, there is no HTTP listener.
+//! With `kafka.http.port` set in the file's global properties (or `--http-port`), it also
+//! serves `GET /metrics` (Prometheus text) and `GET /health` on `http.bindAddress` (default
+//! `0.0.0.0`). Without, there is no HTTP listener, as in the original Kafka process.
+//! `http.port` is the Server's port: in a kafka file it is ignored with a warning, so a Kafka
+//! process and a Server sharing properties on one host do not fight over the port.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,6 +16,7 @@ use anyhow::Context;
 use axum::routing::get;
 use tranquility::metrics::Metrics;
 use tranquility::pipeline::PipelineOptions;
+use tranquility::spec::properties::KafkaProperties;
 use tranquility::spec::TranquilityConfig;
 use tranquility_kafka::{KafkaConfig, KafkaConnector, KafkaHealth, PipelineSinks};
 
@@ -23,14 +26,14 @@ use tranquility_kafka::{KafkaConfig, KafkaConnector, KafkaHealth, PipelineSinks}
     after_help = "The configuration file is the original Tranquility Kafka's `kafka.json` \
     (JSON or YAML): `dataSources` with their specs and properties (topicPattern, \
     useTopicAsDataSource, ...), and global properties such as kafka.bootstrap.servers, \
-    kafka.group.id, consumer.numThreads and commit.periodMillis. Set http.port to serve \
-    /metrics and /health."
+    kafka.group.id, consumer.numThreads and commit.periodMillis. Set kafka.http.port to \
+    serve /metrics and /health."
 )]
 pub struct Args {
     /// Configuration file (JSON or YAML); also `-configFile FILE`.
     #[arg(long = "config-file", value_name = "FILE")]
     pub config_file: PathBuf,
-    /// Serve /metrics and /health on this port (over the file's `http.port`).
+    /// Serve /metrics and /health on this port (over the file's `kafka.http.port`).
     #[arg(long = "http-port", value_name = "PORT")]
     pub http_port: Option<u16>,
 }
@@ -77,21 +80,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     result.context("the Kafka connector stopped on an error")
 }
 
-/// The listener's address: `--http-port`, else the file's `http.port`; none when neither.
+/// The listener's address: `--http-port`, else the file's `kafka.http.port`; none when
+/// neither. A `http.port` in the file is the Server's and is ignored with a warning.
 fn http_address(
     config: &TranquilityConfig,
     flag: Option<u16>,
 ) -> anyhow::Result<Option<SocketAddr>> {
     let props = config.global_properties();
-    let port = match (flag, props.get("http.port")) {
-        (Some(p), _) => p,
-        (None, Some(text)) => text.trim().parse::<u16>().with_context(|| {
-            format!(
-                "{}: properties[\"http.port\"] must be a port number, found '{text}'",
-                config.source()
-            )
-        })?,
-        (None, None) => return Ok(None),
+    let own = KafkaProperties::from_properties(props)?.http_port;
+    if let Some(server_port) = props.get("http.port") {
+        tracing::warn!(
+            "{}: http.port ({server_port}) is the Tranquility Server's port and is not used by \
+             the kafka command (the original Kafka process served no HTTP); set \
+             kafka.http.port to serve /metrics and /health",
+            config.source()
+        );
+    }
+    let Some(port) = flag.or(own) else {
+        return Ok(None);
     };
     let host = props.get("http.bindAddress").unwrap_or("0.0.0.0");
     let addr = format!("{host}:{port}");
@@ -161,4 +167,46 @@ async fn stop_signal() {
         () = term => {}
     }
     tracing::info!("stop signal received: stopping gracefully");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(properties: &str) -> TranquilityConfig {
+        TranquilityConfig::from_str(&format!(r#"{{"properties": {{{properties}}}}}"#), "k.json")
+            .unwrap()
+    }
+
+    #[test]
+    fn the_kafka_command_listens_on_its_own_port_not_the_servers() {
+        let addr = |props: &str, flag| http_address(&file(props), flag).unwrap();
+        assert_eq!(addr("", None), None);
+        // The Server's key alone opens nothing (it is only warned about).
+        assert_eq!(addr(r#""http.port": "8200""#, None), None);
+        assert_eq!(
+            addr(r#""http.port": "8200", "kafka.http.port": "9100""#, None),
+            Some("0.0.0.0:9100".parse().unwrap())
+        );
+        assert_eq!(
+            addr(
+                r#""kafka.http.port": "9100", "http.bindAddress": "127.0.0.1""#,
+                Some(9200)
+            ),
+            Some("127.0.0.1:9200".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn a_bad_kafka_http_port_names_the_key() {
+        let err =
+            TranquilityConfig::from_str(r#"{"properties": {"kafka.http.port": "nine"}}"#, "k.json")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("kafka.http.port"), "{err}");
+        let err = http_address(&file(r#""kafka.http.port": "70000""#), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("kafka.http.port"), "{err}");
+    }
 }

@@ -57,6 +57,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         discovery_path: args.discovery_path,
         overlord_service_name: args.overlord_service_name,
         basic_auth: args.basic_auth,
+        tls: None,
         druid_version: args.druid_version,
         segment_load_delay: std::time::Duration::from_millis(args.segment_load_delay_ms),
         ..DruidLocalConfig::ephemeral()

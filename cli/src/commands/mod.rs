@@ -2,12 +2,14 @@
 //! variant below and one arm in [`Command::run`].
 
 pub mod bench;
+pub mod console;
 pub mod fluvio;
 pub mod kafka;
 pub mod local;
 pub mod push;
 pub mod quickstart;
 pub mod server;
+pub mod spec;
 
 /// What `tranquility` can do.
 #[derive(Debug, clap::Subcommand)]
@@ -21,11 +23,16 @@ pub enum Command {
     Quickstart(quickstart::Args),
     /// Send newline-delimited JSON events from a file or stdin to configured dataSources.
     Push(push::Args),
+    /// The original's console command: JSON objects from stdin to one dataSource (`push -`).
+    Console(console::Args),
     /// Tranquility Kafka: load Kafka topics into Druid as a kafka.json says.
     Kafka(kafka::Args),
     /// Tranquility Fluvio: consume Fluvio topics into Druid as a fluvio.json says (needs the
     /// `fluvio` build feature).
     Fluvio(fluvio::Args),
+    /// Print the JSON Tranquility would submit to Druid for each dataSource (realtime task,
+    /// Kafka supervisor or batch task).
+    Spec(spec::Args),
     /// Measure speed and memory against their limits in one run; print and write a report.
     Bench(bench::Args),
 }
@@ -38,8 +45,10 @@ impl Command {
             Command::Local(args) => local::run(args).await,
             Command::Quickstart(args) => quickstart::run(args).await,
             Command::Push(args) => push::run(args).await,
+            Command::Console(args) => console::run(args).await,
             Command::Kafka(args) => kafka::run(args).await,
             Command::Fluvio(args) => fluvio::run(args).await,
+            Command::Spec(args) => spec::run(args).await,
             Command::Bench(args) => bench::run(args).await,
         }
     }

@@ -167,6 +167,7 @@ fn banner(server: SocketAddr, druid_url: &str, data_sources: &[&str]) -> String 
         "intervals": ["1970-01-01/2100-01-01"],
         "aggregations": [{"type": "longSum", "name": "count", "fieldName": "count"}]
     });
+    let sql = serde_json::json!({ "query": format!("SELECT SUM(\"count\") AS \"count\" FROM \"{first}\"") });
     format!(
         "\nTranquility quickstart is running.\n\
          \n  druid-local:  {druid_url}\
@@ -181,6 +182,10 @@ fn banner(server: SocketAddr, druid_url: &str, data_sources: &[&str]) -> String 
          \n  curl -X POST -H 'Content-Type: application/json' \\\
          \n    --data '{query}' \\\
          \n    {druid_url}/druid/v2\
+         \n\nor with SQL:\n\
+         \n  curl -X POST -H 'Content-Type: application/json' \\\
+         \n    --data '{sql}' \\\
+         \n    {druid_url}/druid/v2/sql\
          \n\nStop with CTRL-C.\n\n",
         sources = data_sources.join(", "),
     )
@@ -219,6 +224,10 @@ mod tests {
         assert!(text.contains("push URL:     http://127.0.0.1:8200/v1/post/qs"));
         assert!(text.contains("query URL:    http://127.0.0.1:8090/druid/v2"));
         assert!(text.contains(r#""dataSource":"qs""#));
+        assert!(
+            text.contains(r#"--data '{"query":"SELECT SUM(\"count\") AS \"count\" FROM \"qs\""}'"#)
+        );
+        assert!(text.contains("http://127.0.0.1:8090/druid/v2/sql"));
         assert!(text.contains("$(date -u +%Y-%m-%dT%H:%M:%SZ)"));
     }
 }

@@ -27,6 +27,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let config = setup::load_config(&args.config_file)?;
     let server_config = ServerConfig::from_config(&config)?;
     let pipelines = setup::build_pipelines(&config, PipelineOptions::default())?;
+    // Refuse to start against shared metadata this version cannot share safely.
+    pipelines
+        .check_shared_metadata()
+        .await
+        .map_err(|e| setup::ConfigProblem(format!("{}: {e}", config.source())))?;
     let listen = server_config.listen;
     let state = AppState::from_pipelines(server_config, &config, &pipelines);
     let server = Server::bind(state)

@@ -211,10 +211,16 @@ impl BeamMetadata {
 
     /// Parses stored bytes; the empty value (a freshly created node) is the empty metadata.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, MetaError> {
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        if Self::is_unwritten(bytes) {
             return Ok(BeamMetadata::default());
         }
         Ok(serde_json::from_slice(bytes)?)
+    }
+
+    /// Whether stored bytes are a node nobody has written the metadata JSON into yet (earlier
+    /// versions of Tranquility-RS created it with no bytes, which the original cannot read).
+    pub fn is_unwritten(bytes: &[u8]) -> bool {
+        bytes.iter().all(u8::is_ascii_whitespace)
     }
 
     /// Serializes to the stored JSON.
@@ -253,10 +259,11 @@ impl<'de> Deserialize<'de> for BeamMetadata {
         let mut map = Map::deserialize(d)?;
         // Derived on write; not worth keeping.
         map.remove("latestTime");
+        // The epoch is how writers spell "never" (the original's empty metadata has it).
         let latest_close_time = match map.remove("latestCloseTime") {
-            Some(v) => {
-                time_value(&v).map_err(|e| D::Error::custom(format!("bad latestCloseTime: {e}")))?
-            }
+            Some(v) => time_value(&v)
+                .map_err(|e| D::Error::custom(format!("bad latestCloseTime: {e}")))?
+                .filter(|t| *t != DateTime::UNIX_EPOCH),
             None => None,
         };
         let mut beams = BTreeMap::new();
@@ -361,12 +368,15 @@ mod tests {
     fn empty_value_is_empty_metadata_with_epoch_times() {
         let meta = BeamMetadata::from_bytes(b"").expect("empty parses");
         assert!(meta.beams.is_empty());
-        let json: Value = serde_json::from_slice(&meta.to_bytes()).expect("json");
+        // What the original writes into a node it creates, byte for byte.
+        let original = r#"{"latestTime":"1970-01-01T00:00:00.000Z","latestCloseTime":"1970-01-01T00:00:00.000Z","beams":{}}"#;
+        assert_eq!(String::from_utf8(meta.to_bytes()).expect("utf8"), original);
         assert_eq!(
-            json,
-            serde_json::json!({"latestTime":"1970-01-01T00:00:00.000Z",
-                "latestCloseTime":"1970-01-01T00:00:00.000Z","beams":{}})
+            BeamMetadata::from_bytes(original.as_bytes()).expect("parses"),
+            BeamMetadata::default()
         );
+        assert!(BeamMetadata::is_unwritten(b" \n"));
+        assert!(!BeamMetadata::is_unwritten(original.as_bytes()));
     }
 
     #[test]

@@ -8,11 +8,13 @@
 //!
 //! - [`LocalCoordinator`]: one process (a map and an async mutex per identity).
 //! - [`ZkCoordinator`]: ZooKeeper, at `<zookeeper.path>/<identity>/data` with the lock under
-//!   `<zookeeper.path>/<identity>/mutex`.
+//!   `<zookeeper.path>/<identity>/mutex`: the original's layout and Curator's lock recipe, so
+//!   instances of the original and of Tranquility-RS can share a dataSource.
 
 mod connection;
 mod local;
 pub mod meta;
+mod semaphore;
 mod zk;
 
 use std::fmt;
@@ -58,6 +60,30 @@ pub enum CoordError {
         /// How long it waited.
         waited: std::time::Duration,
     },
+    /// The lock could not be taken, for a reason waiting does not cure.
+    #[error("could not take the lock {path}: {reason}")]
+    LockFailed {
+        /// The lock's path.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Lock contenders of a layout this version does not share are at the lock's path: an
+    /// instance of an earlier Tranquility-RS, whose lock neither the original nor this version
+    /// sees, works on the same dataSource.
+    #[error(
+        "lock nodes {nodes:?} directly under {path} belong to an instance of an earlier \
+         Tranquility-RS (before it used Curator's InterProcessSemaphoreMutex layout, \
+         <path>/locks and <path>/leases); that instance and this one would not exclude each \
+         other. Stop every Tranquility-RS instance older than this version that writes to this \
+         dataSource, then start this one again (docs/migrating.md, \"The lock\")"
+    )]
+    ForeignLock {
+        /// The lock's path.
+        path: String,
+        /// The foreign contender nodes found there.
+        nodes: Vec<String>,
+    },
     /// The lock was lost (session expired) before the new metadata was written; nothing was
     /// written.
     #[error(
@@ -70,7 +96,10 @@ pub enum CoordError {
         reason: String,
     },
     /// The stored metadata cannot be read.
-    #[error("beam metadata at {path}: {source}")]
+    #[error(
+        "beam metadata at {path}: {source}; every instance sharing this dataSource must read \
+         it: stop them, then repair or delete the node"
+    )]
     Metadata {
         /// Where it is stored.
         path: String,
@@ -95,7 +124,9 @@ impl CoordError {
         match self {
             CoordError::InvalidIdentity { .. }
             | CoordError::Metadata { .. }
-            | CoordError::Modify { .. } => false,
+            | CoordError::Modify { .. }
+            | CoordError::LockFailed { .. }
+            | CoordError::ForeignLock { .. } => false,
             CoordError::ZooKeeper(e) => e.is_retriable(),
             CoordError::LockTimeout { .. } | CoordError::LockLost { .. } => true,
         }
@@ -111,6 +142,13 @@ pub trait Coordinator: Send + Sync + fmt::Debug {
 
     /// Reads `identity`'s metadata without locking.
     async fn read(&self, identity: &str) -> Result<BeamMetadata, CoordError>;
+
+    /// Checks, before serving, that `identity`'s shared metadata can be shared safely with
+    /// the other instances there: readable, and no lock contender of a layout this version
+    /// does not exclude. Nothing is written.
+    async fn check_shared(&self, identity: &str) -> Result<(), CoordError> {
+        self.read(identity).await.map(|_| ())
+    }
 }
 
 /// Calls [`Coordinator::update`] with a closure returning a future, boxing both.

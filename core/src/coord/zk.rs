@@ -1,22 +1,19 @@
 //! [`Coordinator`] on ZooKeeper.
 //!
-//! Layout (as the original Tranquility): metadata JSON at `<base>/<identity>/data`, created empty
-//! when missing; the lock's ephemeral-sequential contenders under `<base>/<identity>/mutex`
-//! (Curator's naming, `_c_<uuid>-lock-<seq>`). Each update: take the lock, `sync`, read the data
-//! and its version, run the modify step, then write in one transaction that checks the lock node
-//! still exists and the data version is unchanged. If the session expired meanwhile, the lock node
-//! is gone and the write is refused, so two processes never both write while thinking they hold
-//! the lock.
+//! Layout (as the original Tranquility): metadata JSON at `<base>/<identity>/data`, created
+//! holding the empty metadata when missing (what the original writes, so either can read a node
+//! the other created); the lock is Curator's `InterProcessSemaphoreMutex` at
+//! `<base>/<identity>/mutex` (see [`super::semaphore`]), so an instance of the original and
+//! this one exclude each other. Each update: take the lease, `sync`, read the data and its
+//! version, run the modify step, then write in one transaction that checks the lease node
+//! still exists and the data version is unchanged. If the session expired meanwhile, the lease
+//! is gone and the write is refused, so two processes never both write while thinking they
+//! hold the lock.
 //!
-//! The lock is released by an awaited delete (see `release`), and every request is bounded by
+//! The lease is released by an awaited delete (see `release`), and every request is bounded by
 //! an attempt timeout: around a reconnect, zookeeper-client (0.11.2) can leave a request
-//! unanswered or lose its background delete of a dropped lock, and a contender node left
-//! behind by our live session would block every later update until the session ends.
-//! Two more of its lock bugs, read in its source and left alone: cleaning up after a failed or
-//! cancelled create deletes a Curator-prefixed node by its bare name (so the node stays), and
-//! finding a node created across a connection loss fails for custom prefixes (so the Curator
-//! prefix stays). An attempt is only cancelled at `lock_timeout`, when a session that lost its
-//! connection that long has expired and its nodes with it.
+//! unanswered, and a node left behind by our live session would block every later update
+//! until the session ends.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +23,9 @@ use tokio::time::Instant;
 use zookeeper_client as zk;
 
 use super::connection::{bounded, is_connection_loss, retry_connection_loss, ZkConnection};
+use super::semaphore::{self, AcquireError, Lease};
 use super::{validate_identity, BeamMetadata, CoordError, Coordinator, Modify};
+use crate::retry::RetryPolicy;
 
 /// Settings of a [`ZkCoordinator`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,14 +84,16 @@ impl ZkCoordinator {
 
     async fn ensure_data(&self, data: &str) -> Result<(), CoordError> {
         let op = format!("create {data}");
+        let empty = BeamMetadata::default().to_bytes();
+        let empty = empty.as_slice();
         self.conn
             .run(&op, |client| async move {
-                match client.create(data, b"", &persistent()).await {
+                match client.create(data, empty, &persistent()).await {
                     Ok(_) | Err(zk::Error::NodeExists) => Ok(()),
                     Err(zk::Error::NoNode) => {
                         let parent = data.rsplit_once('/').map_or("/", |(p, _)| p);
                         client.mkdir(parent, &persistent()).await?;
-                        match client.create(data, b"", &persistent()).await {
+                        match client.create(data, empty, &persistent()).await {
                             Ok(_) | Err(zk::Error::NodeExists) => Ok(()),
                             Err(e) => Err(e),
                         }
@@ -107,20 +108,24 @@ impl ZkCoordinator {
     /// The update's work while `lock` is held: read, modify, write if changed.
     async fn update_holding(
         &self,
-        lock: &zk::OwnedLockClient,
+        lock: &Lease,
         identity: &str,
         paths: &Paths,
         modify: Modify,
     ) -> Result<BeamMetadata, CoordError> {
-        let (current, _, version) = self.read_with(lock.client(), &paths.data).await?;
+        let (current, stored, version) = self.read_with(lock.client(), &paths.data).await?;
         let next = modify(current.clone())
             .await
             .map_err(|source| CoordError::Modify {
                 identity: identity.to_owned(),
                 source,
             })?;
-        let Some(next) = next.filter(|n| *n != current) else {
-            return Ok(current);
+        let next = match next.filter(|n| *n != current) {
+            Some(next) => next,
+            // A node an earlier version created with no bytes: the original cannot read it,
+            // so it gets the empty metadata's JSON.
+            None if BeamMetadata::is_unwritten(&stored) => current.clone(),
+            None => return Ok(current),
         };
         let bytes = next.to_bytes();
         tracing::info!(
@@ -132,53 +137,57 @@ impl ZkCoordinator {
         Ok(next)
     }
 
-    /// Deletes our contender node and waits for the answer. zookeeper-client's own delete on
-    /// drop runs in the background and can be lost around a reconnect; the node would then
-    /// stay, held by our live session, and every later contender would queue behind it.
-    async fn release(&self, lock: zk::OwnedLockClient) {
-        let path = lock.lock_path().to_owned();
-        let client = lock.client().clone();
-        drop(lock);
+    /// Deletes our lease and waits for the answer: a lease left behind by our live session
+    /// would make every later contender wait until the session ends.
+    async fn release(&self, lock: Lease) {
+        let path = lock.path().to_owned();
         let deadline = Instant::now() + self.conn.op_timeout();
-        match retry_connection_loss(deadline, || client.delete(&path, None)).await {
-            Ok(()) | Err(zk::Error::NoNode | zk::Error::SessionExpired) => {}
-            Err(error) => tracing::warn!(
+        if let Err(error) = lock.release(deadline).await {
+            tracing::warn!(
                 %path,
                 %error,
                 "could not release the lock; it goes when this session ends"
-            ),
+            );
         }
     }
 
     /// Takes the lock, retrying with a new session if the old one expired while waiting.
-    async fn lock(&self, mutex: &str) -> Result<zk::OwnedLockClient, CoordError> {
+    async fn lock(&self, mutex: &str) -> Result<Lease, CoordError> {
         let started = Instant::now();
         let deadline = started + self.config.lock_timeout;
-        let mut delay = Duration::from_millis(50);
+        let mut retry = RetryPolicy::zookeeper(self.config.lock_timeout).start();
         loop {
-            let attempt = async {
-                let client = self.conn.client().await?;
-                let prefix = zk::LockPrefix::new_curator(mutex, "lock-")
-                    .map_err(|e| self.conn.error(&format!("lock {mutex}"), e))?;
-                let options = zk::LockOptions::new(zk::Acls::anyone_all())
-                    .with_ancestor_options(persistent())
-                    .map_err(|e| self.conn.error(&format!("lock {mutex}"), e))?;
-                client
-                    .lock(prefix, b"", options)
-                    .await
-                    .map(zk::LockClient::into_owned)
-                    .map_err(|e| self.conn.error(&format!("lock {mutex}"), e))
+            let error = match self.conn.client().await {
+                Ok(client) => match semaphore::acquire(&client, mutex, deadline).await {
+                    Ok(lease) => return Ok(lease),
+                    Err(AcquireError::ForeignContenders(nodes)) => {
+                        return Err(CoordError::ForeignLock {
+                            path: mutex.to_owned(),
+                            nodes,
+                        })
+                    }
+                    Err(AcquireError::TimedOut) => None,
+                    Err(e) => Some((e.is_retriable(), e.to_string())),
+                },
+                Err(e) => Some((e.is_retriable(), e.source.to_string())),
             };
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(remaining, attempt).await {
-                Ok(Ok(lock)) => return Ok(lock),
-                Ok(Err(e)) if e.is_retriable() && Instant::now() + delay < deadline => {
+            // A retriable failure waits while the policy allows; past it, the lock timed out.
+            let wait = match &error {
+                Some((true, _)) => retry.failed(),
+                _ => None,
+            };
+            match (error, wait) {
+                (Some((true, e)), Some(wait)) => {
                     tracing::debug!(error = %e, "taking the lock failed, retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(1));
+                    tokio::time::sleep(wait).await;
                 }
-                Ok(Err(e)) => return Err(e.into()),
-                Err(_) => {
+                (Some((false, e)), _) => {
+                    return Err(CoordError::LockFailed {
+                        path: mutex.to_owned(),
+                        reason: e,
+                    })
+                }
+                _ => {
                     return Err(CoordError::LockTimeout {
                         path: mutex.to_owned(),
                         waited: started.elapsed(),
@@ -211,18 +220,22 @@ impl ZkCoordinator {
     /// Writes `bytes` if the lock is still ours and the version is still `version`.
     async fn write_locked(
         &self,
-        lock: &zk::OwnedLockClient,
+        lock: &Lease,
         paths: &Paths,
         bytes: &[u8],
         version: i32,
     ) -> Result<(), CoordError> {
         let lost = |reason: String| CoordError::LockLost {
-            path: lock.lock_path().to_owned(),
+            path: lock.path().to_owned(),
             reason,
         };
         let deadline = Instant::now() + self.conn.op_timeout();
+        let mut retry = RetryPolicy::zookeeper(self.conn.op_timeout()).start();
         loop {
-            let mut writer = lock.new_check_writer();
+            let mut writer = lock
+                .client()
+                .new_check_writer(lock.path(), None)
+                .map_err(|e| self.conn.error(&format!("write {}", paths.data), e))?;
             writer
                 .add_set_data(&paths.data, bytes, Some(version))
                 .map_err(|e| self.conn.error(&format!("write {}", paths.data), e))?;
@@ -244,8 +257,12 @@ impl ZkCoordinator {
                 Err(zk::CheckWriteError::RequestFailed { source })
                     if is_connection_loss(&source) =>
                 {
-                    // The write may have been applied before the connection dropped: look.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    // The write may have been applied before the connection dropped: look,
+                    // once the client had a moment to reconnect.
+                    let Some(wait) = retry.failed() else {
+                        return Err(lost("ZooKeeper unreachable while writing".into()));
+                    };
+                    tokio::time::sleep(wait).await;
                     let client = lock.client();
                     let seen = retry_connection_loss(deadline, || client.get_data(&paths.data))
                         .await
@@ -286,6 +303,27 @@ impl Coordinator for ZkCoordinator {
         let result = self.update_holding(&lock, identity, &paths, modify).await;
         self.release(lock).await;
         result
+    }
+
+    async fn check_shared(&self, identity: &str) -> Result<(), CoordError> {
+        self.read(identity).await?;
+        let mutex = self.paths(identity)?.mutex;
+        let path = mutex.as_str();
+        let children = self
+            .conn
+            .run(&format!("list {path}"), |client| async move {
+                match client.list_children(path).await {
+                    Err(zk::Error::NoNode) => Ok(Vec::new()),
+                    other => other,
+                }
+            })
+            .await?;
+        let nodes = semaphore::foreign_contenders(&children);
+        if nodes.is_empty() {
+            Ok(())
+        } else {
+            Err(CoordError::ForeignLock { path: mutex, nodes })
+        }
     }
 
     async fn read(&self, identity: &str) -> Result<BeamMetadata, CoordError> {

@@ -7,7 +7,13 @@
 //! A replica whose task finished or failed is given up ("loss of Druid redundancy"); when no
 //! replica is left, the chunk is `Dropped(BeamDefunct)`, which makes the ClusteredBeam close
 //! the interval for good.
+//!
+//! Each beam writes its events the way its tasks read timestamps ([`EventShape`]): tasks this
+//! process created are of the original's shape; for tasks found in the shared metadata the
+//! Overlord is asked once for their spec, since they may come from the original or from an
+//! earlier Tranquility-RS.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -15,16 +21,15 @@ use futures::future::join_all;
 use parking_lot::Mutex;
 use tracing::{info, warn};
 
+use super::event_shape::EventShape;
 use super::locator::{TaskLocator, TaskTarget};
 use super::overlord::{CallError, OverlordClient, OverlordError, TaskState};
-use super::receiver::{
-    encode_json_array, encode_smile_array, PushBody, ReceiverClient, ReceiverError, TaskCheck,
-};
+use super::receiver::{PushBody, ReceiverClient, ReceiverError, TaskCheck};
 use super::task_spec::realtime_task;
 use crate::beam::{Beam, BeamMaker, CloseError, DropReason, Outcome, SendError};
 use crate::coord::meta::{Interval as MetaInterval, RealtimeTasks, TaskRef};
 use crate::coord::BeamDescriptor;
-use crate::event::Event;
+use crate::event::{Event, TimestampExtractor};
 use crate::metrics::events::{TaskAttached, TaskCreated, TaskReleased};
 use crate::metrics::DataSourceMetrics;
 use crate::spec::properties::{CoreProperties, SerializationFormat};
@@ -59,15 +64,27 @@ pub struct DruidBeamMaker {
     spec: IngestionSpec,
     props: CoreProperties,
     context: Arc<DruidBeamContext>,
+    /// How this instance reads event timestamps (the spec's timestampSpec).
+    timestamps: Result<Arc<TimestampExtractor>, String>,
+    /// Tasks this maker created and no beam has opened yet: their shape is known.
+    created: Mutex<HashSet<String>>,
 }
+
+/// Created tasks remembered at most (ids whose descriptor never got written are forgotten).
+const CREATED_REMEMBERED: usize = 1024;
 
 impl DruidBeamMaker {
     /// A maker for `spec` with the dataSource's properties.
     pub fn new(spec: IngestionSpec, props: CoreProperties, context: Arc<DruidBeamContext>) -> Self {
+        let timestamps = TimestampExtractor::new(&spec.data_schema.timestamp_spec())
+            .map(Arc::new)
+            .map_err(|e| e.to_string());
         Self {
             spec,
             props,
             context,
+            timestamps,
+            created: Mutex::new(HashSet::new()),
         }
     }
 
@@ -114,6 +131,12 @@ impl BeamMaker for DruidBeamMaker {
             match submitted {
                 Ok(id) => {
                     TaskCreated { task_id: &id }.emit(&self.context.metrics);
+                    let mut created = self.created.lock();
+                    if created.len() >= CREATED_REMEMBERED {
+                        created.clear();
+                    }
+                    created.insert(id.clone());
+                    drop(created);
                     tasks.push(TaskRef {
                         id,
                         firehose_id: task.firehose_id,
@@ -155,6 +178,15 @@ impl BeamMaker for DruidBeamMaker {
     fn open(&self, descriptor: &BeamDescriptor) -> Result<Arc<dyn Beam>, SendError> {
         let tasks = RealtimeTasks::from_descriptor(descriptor)
             .map_err(|e| SendError::Other(e.to_string()))?;
+        let timestamps = self.timestamps.clone().map_err(SendError::Other)?;
+        let ours = {
+            let mut created = self.created.lock();
+            tasks
+                .0
+                .iter()
+                .fold(!tasks.0.is_empty(), |all, t| created.remove(&t.id) && all)
+        };
+        let shape = ours.then(|| EventShape::created(&timestamps));
         let targets: Vec<TaskTarget> = tasks
             .0
             .into_iter()
@@ -166,7 +198,12 @@ impl BeamMaker for DruidBeamMaker {
                 task_id: t.id,
             })
             .collect();
-        Ok(Arc::new(DruidBeam::new(targets, self.context.clone())))
+        Ok(Arc::new(DruidBeam::new(
+            targets,
+            self.context.clone(),
+            timestamps,
+            shape,
+        )))
     }
 }
 
@@ -185,11 +222,21 @@ pub struct DruidBeam {
     tasks: Vec<TaskTarget>,
     active: Mutex<Vec<bool>>,
     context: Arc<DruidBeamContext>,
+    timestamps: Arc<TimestampExtractor>,
+    /// How the tasks read events: known, or learnt from the Overlord on the first send (an
+    /// answer that the shape cannot be written is kept too, so it is not asked again).
+    shape: tokio::sync::OnceCell<Result<EventShape, String>>,
 }
 
 impl DruidBeam {
-    /// A beam over these replica tasks.
-    pub fn new(tasks: Vec<TaskTarget>, context: Arc<DruidBeamContext>) -> Self {
+    /// A beam over these replica tasks, for events read with `timestamps`; `shape` is how the
+    /// tasks read events, when known (else the Overlord is asked for their spec).
+    pub fn new(
+        tasks: Vec<TaskTarget>,
+        context: Arc<DruidBeamContext>,
+        timestamps: Arc<TimestampExtractor>,
+        shape: Option<EventShape>,
+    ) -> Self {
         for task in &tasks {
             TaskAttached {
                 task_id: &task.task_id,
@@ -201,17 +248,53 @@ impl DruidBeam {
             tasks,
             active,
             context,
+            timestamps,
+            shape: tokio::sync::OnceCell::new_with(shape.map(Ok)),
         }
     }
 
-    fn encode(&self, chunk: &[Event]) -> Result<PushBody, SendError> {
-        let raws = chunk.iter().map(|e| e.raw());
-        match self.context.format {
-            SerializationFormat::Json => Ok(encode_json_array(raws)),
-            SerializationFormat::Smile => {
-                encode_smile_array(raws).map_err(|e| SendError::Other(e.to_string()))
+    /// How the tasks read events; a failure to ask the Overlord is not kept.
+    async fn shape(&self) -> Result<&EventShape, SendError> {
+        let shape = self.shape.get_or_try_init(|| self.learn_shape()).await?;
+        shape.as_ref().map_err(|reason| {
+            SendError::Other(format!(
+                "cannot write events for tasks {:?}: {reason}",
+                self.task_ids()
+            ))
+        })
+    }
+
+    /// Reads the tasks' timestampSpec from the Overlord (replicas share one spec).
+    async fn learn_shape(&self) -> Result<Result<EventShape, String>, SendError> {
+        for task in &self.tasks {
+            match self.context.overlord.task_payload(&task.task_id).await {
+                Ok(Some(payload)) => {
+                    let shape = EventShape::for_task_json(&payload, &self.timestamps);
+                    info!(
+                        dataSource = %self.context.data_source,
+                        task = %task.task_id,
+                        shape = ?shape,
+                        "read how the task parses timestamps"
+                    );
+                    return Ok(shape);
+                }
+                Ok(None) => continue,
+                Err(e) => return Err(SendError::Other(e.to_string())),
             }
         }
+        // The Overlord knows none of them (they are gone; pushes will say so): the shape
+        // every current instance creates.
+        Ok(Ok(EventShape::created(&self.timestamps)))
+    }
+
+    fn task_ids(&self) -> Vec<&str> {
+        self.tasks.iter().map(|t| t.task_id.as_str()).collect()
+    }
+
+    fn encode(&self, shape: &EventShape, chunk: &[Event]) -> Result<PushBody, SendError> {
+        shape
+            .encode(chunk, self.context.format)
+            .map_err(SendError::Other)
     }
 
     fn give_up(&self, replica: usize, error: &ReceiverError) {
@@ -266,10 +349,14 @@ impl DruidBeam {
 #[async_trait]
 impl Beam for DruidBeam {
     async fn send_batch(&self, events: Vec<Event>) -> Vec<Outcome> {
+        let shape = match self.shape().await {
+            Ok(shape) => shape,
+            Err(e) => return vec![Outcome::failed(e); events.len()],
+        };
         let mut outcomes = Vec::with_capacity(events.len());
         // Chunks go one after another so each task sees increasing producer sequence numbers.
         for chunk in events.chunks(self.context.chunk_size.max(1)) {
-            let outcome = match self.encode(chunk) {
+            let outcome = match self.encode(shape, chunk) {
                 Ok(body) => self.push_chunk(&body).await,
                 Err(e) => Outcome::failed(e),
             };

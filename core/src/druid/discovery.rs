@@ -66,6 +66,11 @@ impl ServiceInstance {
         })
     }
 
+    /// Where to reach it with TLS towards Druid on or off: the TLS port first when `tls`.
+    pub fn endpoint_for(&self, tls: bool) -> Option<Endpoint> {
+        Endpoint::choose(&self.address, self.port, self.ssl_port, tls)
+    }
+
     /// Parses Curator's JSON; `None` with a reason when it has no address or no port.
     pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
         let raw: RawInstance =

@@ -17,9 +17,9 @@ use tokio::time::Instant;
 
 use super::discovery::CuratorDiscovery;
 use super::overlord::{OverlordClient, OverlordError};
-use super::retry::jitter;
 use super::Endpoint;
 use crate::coord::ZkError;
+use crate::retry::jitter;
 
 /// The task a push goes to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -55,12 +55,21 @@ pub trait TaskLocator: Send + Sync + fmt::Debug {
 #[derive(Debug, Clone)]
 pub struct CuratorTaskLocator {
     discovery: Arc<CuratorDiscovery>,
+    tls: bool,
 }
 
 impl CuratorTaskLocator {
     /// A locator reading `discovery`.
     pub fn new(discovery: Arc<CuratorDiscovery>) -> Self {
-        CuratorTaskLocator { discovery }
+        CuratorTaskLocator {
+            discovery,
+            tls: false,
+        }
+    }
+
+    /// The same locator preferring announced TLS ports when `tls` (TLS towards Druid is on).
+    pub fn with_tls(self, tls: bool) -> Self {
+        CuratorTaskLocator { tls, ..self }
     }
 }
 
@@ -72,7 +81,7 @@ impl TaskLocator for CuratorTaskLocator {
         // X-Druid-Task-Id header makes the wrong one refuse.
         Ok(instances
             .choose(&mut rand::rng())
-            .and_then(|i| i.endpoint()))
+            .and_then(|i| i.endpoint_for(self.tls)))
     }
 
     fn forget(&self, task: &TaskTarget) {
@@ -118,10 +127,11 @@ impl TaskLocator for OverlordTaskLocator {
             && since.is_none_or(|s| s >= self.min_forced_interval);
         if stale || unseen {
             let running = self.overlord.running_tasks().await?;
+            let tls = self.overlord.tls_enabled();
             state.locations = running
                 .into_iter()
                 .map(|t| {
-                    let endpoint = t.location.as_ref().and_then(|l| l.endpoint());
+                    let endpoint = t.location.as_ref().and_then(|l| l.endpoint_for(tls));
                     (t.id, endpoint)
                 })
                 .collect();

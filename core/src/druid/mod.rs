@@ -3,14 +3,15 @@
 
 pub mod beam;
 pub mod discovery;
+pub mod event_shape;
 pub mod locator;
 pub mod overlord;
 pub mod partitioner;
 pub mod receiver;
-pub mod retry;
 pub mod task_spec;
 #[cfg(test)]
 mod testing;
+pub mod tls;
 
 /// Turns a Druid service name into its discovery key: Druid replaces `/` with `:`
 /// (`druid/overlord` is announced as `druid:overlord`).
@@ -59,6 +60,28 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// The endpoint of `host` given its plaintext and TLS ports (each `None` when off): the
+    /// TLS port when `prefer_tls` (TLS towards Druid is on) and announced, else the plaintext
+    /// one, else the TLS one; `None` without a port.
+    pub fn choose(
+        host: &str,
+        port: Option<u16>,
+        tls_port: Option<u16>,
+        prefer_tls: bool,
+    ) -> Option<Endpoint> {
+        let (port, tls) = match (port, tls_port) {
+            (_, Some(t)) if prefer_tls => (t, true),
+            (Some(p), _) => (p, false),
+            (None, Some(t)) => (t, true),
+            (None, None) => return None,
+        };
+        Some(Endpoint {
+            host: host.to_owned(),
+            port,
+            tls,
+        })
+    }
+
     /// `http://host:port` (or `https://`).
     pub fn base_url(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
@@ -83,6 +106,14 @@ mod tests {
             tls: false,
         };
         assert_eq!(e.base_url(), "http://[::1]:8100");
+        let both = |tls| Endpoint::choose("h", Some(80), Some(443), tls).map(|e| (e.port, e.tls));
+        assert_eq!(both(false), Some((80, false)));
+        assert_eq!(both(true), Some((443, true)));
+        let plain_only = Endpoint::choose("h", Some(80), None, true).map(|e| e.tls);
+        assert_eq!(plain_only, Some(false));
+        let tls_only = Endpoint::choose("h", None, Some(443), false).map(|e| e.base_url());
+        assert_eq!(tls_only.as_deref(), Some("https://h:443"));
+        assert!(Endpoint::choose("h", None, None, true).is_none());
         assert!(BasicAuth::from_properties("", "").is_none());
         let auth = BasicAuth::from_properties("u", "p").expect("auth");
         assert!(!format!("{auth:?}").contains("\"p\""));

@@ -16,11 +16,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
-use tokio::time::Instant;
 
 use super::discovery::{CuratorDiscovery, DiscoveryError};
-use super::retry::RetryPolicy;
+use super::tls::{self, DruidTls};
 use super::{BasicAuth, Endpoint};
+use crate::retry::RetryPolicy;
 
 /// Where the Overlord is.
 #[derive(Debug, Clone)]
@@ -63,7 +63,7 @@ pub struct OverlordConfig {
 impl Default for OverlordConfig {
     fn default() -> Self {
         OverlordConfig {
-            retry: RetryPolicy::overlord_default(),
+            retry: RetryPolicy::overlord(),
             request_timeout: Duration::from_secs(90),
             auth: None,
             max_redirects: 5,
@@ -110,6 +110,14 @@ pub struct TaskLocation {
 }
 
 impl TaskLocation {
+    /// The endpoint to push to with TLS towards Druid on or off: the TLS port first when
+    /// `tls`, else the plain port first; `None` while unknown.
+    pub fn endpoint_for(&self, tls: bool) -> Option<Endpoint> {
+        let host = self.host.as_deref().filter(|h| !h.is_empty())?;
+        let port = |p: i32| u16::try_from(p).ok().filter(|p| *p > 0);
+        Endpoint::choose(host, port(self.port), port(self.tls_port), tls)
+    }
+
     /// The endpoint to push to: the TLS port if set, else the plain port; `None` while unknown.
     pub fn endpoint(&self) -> Option<Endpoint> {
         let host = self.host.as_deref().filter(|h| !h.is_empty())?;
@@ -191,6 +199,12 @@ pub enum CallError {
         /// Druid's response body.
         body: String,
     },
+    /// Druid is reachable only over TLS, which is off.
+    #[error("{url} is reachable only over TLS: set druid.tls.enable=true (and druid.tls.trustStorePath to the PEM file of Druid's CA)")]
+    NeedsTls {
+        /// The HTTPS URL.
+        url: String,
+    },
     /// A success answer that cannot be understood.
     #[error("unexpected answer from {url} ({reason}): {body}")]
     BadResponse {
@@ -208,7 +222,9 @@ impl CallError {
     pub fn is_retriable(&self) -> bool {
         match self {
             CallError::Locate(e) => e.is_retriable(),
-            CallError::Transport { .. } => true,
+            // A refused certificate stays refused until the configuration changes.
+            CallError::Transport { message, .. } => !tls::is_certificate_problem(message),
+            CallError::NeedsTls { .. } => false,
             CallError::Status { status, .. } => is_transient_status(*status),
             CallError::BadResponse { .. } => false,
         }
@@ -256,6 +272,19 @@ pub enum OverlordError {
         #[source]
         source: CallError,
     },
+    /// `GET /task/{id}` failed.
+    #[error("reading the spec of task {task_id} from the Overlord ({overlord}) failed after {attempts} attempt(s): {source}")]
+    TaskPayload {
+        /// Task id.
+        task_id: String,
+        /// The Overlord (URL or service name).
+        overlord: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure.
+        #[source]
+        source: CallError,
+    },
     /// `POST /task/{id}/shutdown` failed.
     #[error("shutting down task {task_id} through the Overlord ({overlord}) failed after {attempts} attempt(s): {source}")]
     ShutdownTask {
@@ -288,6 +317,7 @@ impl OverlordError {
         match self {
             OverlordError::SubmitTask { source, .. }
             | OverlordError::TaskStatus { source, .. }
+            | OverlordError::TaskPayload { source, .. }
             | OverlordError::ShutdownTask { source, .. }
             | OverlordError::RunningTasks { source, .. } => source,
         }
@@ -334,6 +364,12 @@ fn classify(answer: Answer, not_found_ok: bool) -> Result<Answer, CallError> {
     let s = answer.status;
     if s.is_success() || (not_found_ok && s == StatusCode::NOT_FOUND) {
         Ok(answer)
+    } else if not_found_ok && is_unknown_task(&answer) {
+        // Answered as the 404 it means, so callers see one "not found".
+        Ok(Answer {
+            status: StatusCode::NOT_FOUND,
+            ..answer
+        })
     } else {
         Err(CallError::Status {
             url: answer.url,
@@ -343,18 +379,33 @@ fn classify(answer: Answer, not_found_ok: bool) -> Result<Answer, CallError> {
     }
 }
 
+/// Whether an answer says the task id is unknown. Druid 0.13 to 0.2x answer 400 with
+/// `Cannot find any task with id: [..]` from their task resource filter before the resource
+/// runs; later versions answer 404.
+fn is_unknown_task(answer: &Answer) -> bool {
+    answer.status == StatusCode::BAD_REQUEST
+        && body_text(&answer.body).contains("Cannot find any task with id")
+}
+
 /// Client of the Overlord's task API (`/druid/indexer/v1`).
 #[derive(Debug, Clone)]
 pub struct OverlordClient {
     http: reqwest::Client,
     endpoint: OverlordEndpoint,
     config: OverlordConfig,
+    tls: bool,
 }
 
 impl OverlordClient {
-    /// A client for `endpoint`.
+    /// A client for `endpoint`, plain HTTP only.
     pub fn new(endpoint: OverlordEndpoint, config: OverlordConfig) -> Self {
-        let http = reqwest::Client::builder()
+        Self::with_tls(endpoint, config, &DruidTls::off())
+    }
+
+    /// A client for `endpoint` with TLS towards Druid as `tls` says (`druid.tls.*`).
+    pub fn with_tls(endpoint: OverlordEndpoint, config: OverlordConfig, tls: &DruidTls) -> Self {
+        let http = tls
+            .client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(config.request_timeout)
             .pool_max_idle_per_host(2)
@@ -364,7 +415,13 @@ impl OverlordClient {
             http,
             endpoint,
             config,
+            tls: tls.is_enabled(),
         }
+    }
+
+    /// Whether TLS towards Druid is on (so TLS ports are preferred).
+    pub fn tls_enabled(&self) -> bool {
+        self.tls
     }
 
     /// The same client (sharing connections) with another retry policy, e.g. a single attempt
@@ -457,11 +514,35 @@ impl OverlordClient {
             })
     }
 
+    /// The JSON a task was submitted with (`GET /task/{id}`, its `payload`); `None` when the
+    /// Overlord does not know the task.
+    pub async fn task_payload(&self, task_id: &str) -> Result<Option<Value>, OverlordError> {
+        let path = format!("/task/{}", encode_segment(task_id));
+        let (result, attempts) = self.call_with_retries(Method::GET, &path, None, true).await;
+        result
+            .and_then(|answer| {
+                if answer.status == StatusCode::NOT_FOUND {
+                    return Ok(None);
+                }
+                match answer.json()?.get_mut("payload").map(Value::take) {
+                    Some(Value::Null) | None => Ok(None),
+                    Some(payload) => Ok(Some(payload)),
+                }
+            })
+            .map_err(|source| OverlordError::TaskPayload {
+                task_id: task_id.to_owned(),
+                overlord: self.endpoint.describe(),
+                attempts,
+                source,
+            })
+    }
+
     /// Asks the Overlord to kill a task (`POST /task/{id}/shutdown`); the task ends FAILED.
+    /// A task the Overlord does not know is already gone: that is success too.
     pub async fn shutdown_task(&self, task_id: &str) -> Result<(), OverlordError> {
         let path = format!("/task/{}/shutdown", encode_segment(task_id));
         let (result, attempts) = self
-            .call_with_retries(Method::POST, &path, Some(Bytes::new()), false)
+            .call_with_retries(Method::POST, &path, Some(Bytes::new()), true)
             .await;
         result
             .map(|_| ())
@@ -505,20 +586,27 @@ impl OverlordClient {
     }
 
     async fn base_url(&self) -> Result<String, CallError> {
-        match &self.endpoint {
-            OverlordEndpoint::Url(url) => Ok(url.trim_end_matches('/').to_owned()),
+        let base = match &self.endpoint {
+            OverlordEndpoint::Url(url) => url.trim_end_matches('/').to_owned(),
             OverlordEndpoint::Discovery {
                 discovery,
                 service_name,
             } => {
                 let instance = discovery.pick(service_name).await?;
-                let endpoint = instance.endpoint().ok_or_else(|| CallError::Transport {
-                    url: format!("{} instance {}", instance.name, instance.id),
-                    message: "announced without a port".into(),
-                })?;
-                Ok(endpoint.base_url())
+                let endpoint =
+                    instance
+                        .endpoint_for(self.tls)
+                        .ok_or_else(|| CallError::Transport {
+                            url: format!("{} instance {}", instance.name, instance.id),
+                            message: "announced without a port".into(),
+                        })?;
+                endpoint.base_url()
             }
+        };
+        if !self.tls && base.to_ascii_lowercase().starts_with("https:") {
+            return Err(CallError::NeedsTls { url: base });
         }
+        Ok(base)
     }
 
     fn forget_instance(&self) {
@@ -586,28 +674,24 @@ impl OverlordClient {
         body: Option<Bytes>,
         not_found_ok: bool,
     ) -> (Result<Answer, CallError>, u32) {
-        let policy = self.config.retry;
-        let started = Instant::now();
-        let mut backoff = policy.backoff();
-        let mut attempts = 0;
+        let mut retry = self.config.retry.start();
         loop {
-            attempts += 1;
             let error = match self.call_once(&method, path, body.clone()).await {
                 Ok(answer) => match classify(answer, not_found_ok) {
-                    Ok(answer) => return (Ok(answer), attempts),
+                    Ok(answer) => return (Ok(answer), retry.attempts() + 1),
                     Err(e) => e,
                 },
                 Err(e) => e,
             };
             if !error.is_retriable() {
                 tracing::warn!(%error, "Non-retryable response from the Overlord");
-                return (Err(error), attempts);
+                return (Err(error), retry.attempts() + 1);
             }
             if !matches!(error, CallError::Locate(_)) {
                 self.forget_instance();
             }
-            let Some(delay) = policy.next_wait(&mut backoff, started.elapsed()) else {
-                return (Err(error), attempts);
+            let Some(delay) = retry.failed() else {
+                return (Err(error), retry.attempts());
             };
             tracing::warn!(
                 %error,
@@ -644,6 +728,10 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
             text.push_str(&more);
         }
         source = s.source();
+    }
+    if let Some(hint) = tls::hint(&text) {
+        text.push_str("; ");
+        text.push_str(hint);
     }
     text
 }

@@ -8,8 +8,8 @@
 //! unsent: when a chunk that cannot have reached the firehose before is answered `skipped`, it
 //! is sent again under a new number.
 //!
-//! Transient errors (I/O, timeouts, 404/503 "no such handler yet", 5xx) are retried with
-//! exponential backoff and jitter for `druidBeam.firehoseRetryPeriod`, logged at DEBUG during
+//! Transient errors (I/O, timeouts, "no such handler yet", 5xx) are retried with exponential
+//! backoff and jitter for `druidBeam.firehoseRetryPeriod`, logged at DEBUG during
 //! `druidBeam.firehoseQuietPeriod` and at WARN after. After each one the caller's [`TaskCheck`]
 //! is asked whether the task has finished; if so the push gives up with
 //! [`ReceiverError::TaskGone`] (the replica is gone for good).
@@ -21,12 +21,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use reqwest::StatusCode;
 use serde_json::Value;
-use tokio::time::Instant;
 
 use super::locator::{TaskLocator, TaskTarget};
 use super::overlord::{error_chain, OverlordClient, TaskState};
-use super::retry::RetryPolicy;
+use super::tls::DruidTls;
 use super::BasicAuth;
+use crate::retry::RetryPolicy;
 
 /// Body encoding of a push.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,7 +165,7 @@ pub struct ReceiverConfig {
 impl Default for ReceiverConfig {
     fn default() -> Self {
         ReceiverConfig {
-            retry: RetryPolicy::receiver_default(),
+            retry: RetryPolicy::receiver(),
             quiet_period: Duration::from_secs(60),
             request_timeout: Duration::from_secs(90),
             auth: None,
@@ -271,6 +271,7 @@ pub struct ReceiverClient {
     http: reqwest::Client,
     config: ReceiverConfig,
     idle: Mutex<Vec<Producer>>,
+    tls: bool,
 }
 
 /// One producer id and its next sequence number.
@@ -317,9 +318,15 @@ impl Drop for Lease<'_> {
 }
 
 impl ReceiverClient {
-    /// A client; producer ids are random and made as needed.
+    /// A client, plain HTTP only; producer ids are random and made as needed.
     pub fn new(config: ReceiverConfig) -> Self {
-        let http = reqwest::Client::builder()
+        Self::with_tls(config, &DruidTls::off())
+    }
+
+    /// A client with TLS towards the tasks as `tls` says (`druid.tls.*`).
+    pub fn with_tls(config: ReceiverConfig, tls: &DruidTls) -> Self {
+        let http = tls
+            .client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(config.request_timeout)
             .build()
@@ -328,6 +335,7 @@ impl ReceiverClient {
             http,
             config,
             idle: Mutex::new(Vec::new()),
+            tls: tls.is_enabled(),
         }
     }
 
@@ -348,15 +356,13 @@ impl ReceiverClient {
         check: &dyn TaskCheck,
         body: &PushBody,
     ) -> Result<PushReply, ReceiverError> {
-        let started = Instant::now();
-        let mut backoff = self.config.retry.backoff();
+        let mut retry = self.config.retry.start();
         let mut lease = self.lease();
         let producer_id = lease.producer().id.clone();
         let mut seq = lease.producer().take_seq();
         let mut reached = false;
-        let mut attempts = 0;
         loop {
-            attempts += 1;
+            let attempts = retry.attempts() + 1;
             let reason = match self.attempt(task, locator, body, &producer_id, seq).await {
                 Attempt::Accepted(event_count) => {
                     return Ok(PushReply {
@@ -400,8 +406,8 @@ impl ReceiverClient {
                     reason
                 }
             };
-            let elapsed = started.elapsed();
-            let Some(delay) = self.config.retry.next_wait(&mut backoff, elapsed) else {
+            let elapsed = retry.elapsed();
+            let Some(delay) = retry.failed() else {
                 return Err(ReceiverError::RetriesExhausted {
                     task_id: task.task_id.clone(),
                     attempts,
@@ -442,11 +448,12 @@ impl ReceiverClient {
                 }
             }
         };
-        if endpoint.tls {
+        if endpoint.tls && !self.tls {
             return Attempt::Permanent(ReceiverError::Unsupported {
                 task_id: task.task_id.clone(),
                 reason: format!(
-                    "task listens only on TLS ({}), which is not supported yet",
+                    "task listens only on TLS ({}): set druid.tls.enable=true (and \
+                     druid.tls.trustStorePath to the PEM file of Druid's CA)",
                     endpoint.base_url()
                 ),
             });
@@ -491,6 +498,9 @@ impl ReceiverClient {
     }
 }
 
+/// What Druid 0.15+ says (in a 400) to a push for a chat handler not registered yet or any more.
+const MISSING_HANDLER: &str = "Can't find chatHandler";
+
 fn classify(task_id: &str, url: &str, status: StatusCode, body: String) -> Attempt {
     if status.is_success() {
         let json: Option<Value> = serde_json::from_str(&body).ok();
@@ -517,8 +527,11 @@ fn classify(task_id: &str, url: &str, status: StatusCode, body: String) -> Attem
         reached,
     };
     match status.as_u16() {
-        // No such handler (not started yet, closed, or another task at this address).
+        // No such handler (not started yet, closed, or another task at this address): an empty
+        // 404 before Druid 0.15, a 400 `Can't find chatHandler` from 0.15 on, a 503 in the
+        // chat resource of releases after the receiver firehose was removed.
         404 | 503 => transient(false),
+        400 if body.contains(MISSING_HANDLER) => transient(false),
         400 if body.contains("doesn't match with taskId") => transient(false),
         429 => transient(false),
         s if s >= 500 => transient(true),

@@ -6,9 +6,11 @@
 //! shardSpec per partition, `rejectionPolicy` none (we drop by window before sending), and the
 //! user's tuningConfig laid over the original's task defaults.
 //!
-//! One deliberate difference: events travel with their original fields, so the task's
-//! `map` parser keeps the user's timestampSpec (the original rewrote events with a `millis`
-//! timestamp and sent only the columns the schema uses).
+//! Like the original's, the task's `map` parser reads the timestampSpec's column in `millis`
+//! (`{"column": <column>, "format": "millis", "missingValue": null}`), so an instance of the
+//! original and one of ours push into each other's tasks alike. Events are written to match
+//! ([`super::event_shape`]): the timestamp in epoch milliseconds, the other fields as they came
+//! (the original sent only the fields the schema uses; Druid ignores the others).
 
 use rand::Rng;
 use serde_json::{json, Map, Value};
@@ -82,7 +84,8 @@ pub fn realtime_task(
         Ok(other) => return Err(fail(format!("dataSchema is not an object: {other}"))),
         Err(e) => return Err(fail(e.to_string())),
     };
-    // Tasks receive maps from the firehose: a `map` parser with the schema's specs in force.
+    // Tasks receive maps from the firehose: a `map` parser reading the timestamp column in
+    // millis, as the original's tasks do, and the schema's dimensionsSpec.
     data_schema.remove("timestampSpec");
     data_schema.remove("dimensionsSpec");
     data_schema.insert(
@@ -91,7 +94,7 @@ pub fn realtime_task(
             "type": "map",
             "parseSpec": {
                 "format": "json",
-                "timestampSpec": schema.timestamp_spec(),
+                "timestampSpec": task_timestamp_spec(&schema.timestamp_spec().column),
                 "dimensionsSpec": schema.dimensions_spec(),
             }
         }),
@@ -148,6 +151,11 @@ pub fn realtime_task(
         service_name,
         json,
     })
+}
+
+/// The timestampSpec of the tasks we create, the original's: `column` in epoch milliseconds.
+pub fn task_timestamp_spec(column: &str) -> Value {
+    json!({"column": column, "format": "millis", "missingValue": null})
 }
 
 /// Reads a task JSON's firehose service name back (used when rebuilding beams).
@@ -226,7 +234,7 @@ mod tests {
                         "type": "map",
                         "parseSpec": {
                             "format": "json",
-                            "timestampSpec": {"column": "timestamp", "format": "iso"},
+                            "timestampSpec": {"column": "timestamp", "format": "millis", "missingValue": null},
                             "dimensionsSpec": {"dimensions": ["page", "language"]}
                         }
                     },

@@ -4,7 +4,7 @@
 //! only the top-level key it needs, so decoding costs about one JSON validation pass.
 
 mod pattern;
-mod scan;
+pub(crate) mod scan;
 pub mod string_parser;
 mod timestamp;
 
@@ -18,10 +18,12 @@ pub use timestamp::{TimestampError, TimestampExtractor, TimestampFormat, Timesta
 /// One event: its original JSON object bytes and its timestamp in epoch milliseconds (UTC).
 ///
 /// The bytes are kept as received so that pushing to Druid needs no re-serialization.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Event {
     timestamp_millis: i64,
     raw: Bytes,
+    /// Where the timestamp column's value lies in `raw` (start, length), when known.
+    timestamp_at: Option<(u32, u32)>,
 }
 
 impl Event {
@@ -30,6 +32,7 @@ impl Event {
         Self {
             timestamp_millis,
             raw: raw.into(),
+            timestamp_at: None,
         }
     }
 
@@ -40,14 +43,15 @@ impl Event {
 
     /// An event from bytes handed to a pipeline; well-formed bytes skip a second validation.
     pub fn from_raw(raw: RawEvent, extractor: &TimestampExtractor) -> Result<Self, TimestampError> {
-        let timestamp_millis = if raw.well_formed {
-            extractor.extract_well_formed(&raw.bytes)?
+        let (timestamp_millis, timestamp_at) = if raw.well_formed {
+            extractor.extract_well_formed_at(&raw.bytes)?
         } else {
-            extractor.extract(&raw.bytes)?
+            (extractor.extract(&raw.bytes)?, None)
         };
         Ok(Self {
             timestamp_millis,
             raw: raw.bytes,
+            timestamp_at,
         })
     }
 
@@ -60,7 +64,26 @@ impl Event {
     pub fn raw(&self) -> &Bytes {
         &self.raw
     }
+
+    /// The raw bytes of the timestamp column's value, when extraction noted where it lies
+    /// (so rewriting it needs no second scan).
+    pub(crate) fn timestamp_value(&self) -> Option<(usize, &[u8])> {
+        let (start, len) = self.timestamp_at?;
+        let start = start as usize;
+        let value = self.raw.get(start..start.checked_add(len as usize)?)?;
+        Some((start, value))
+    }
 }
+
+/// Two events are equal when their bytes and timestamps are (where extraction found the
+/// timestamp is only a hint).
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        self.timestamp_millis == other.timestamp_millis && self.raw == other.raw
+    }
+}
+
+impl Eq for Event {}
 
 /// One event's JSON object bytes as handed to a pipeline, and whether serde_json has already
 /// parsed or written them (then reading the timestamp need not validate them again).

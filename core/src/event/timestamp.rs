@@ -207,13 +207,27 @@ impl TimestampExtractor {
     /// [`extract`](Self::extract) for bytes already known to be well-formed JSON (parsed or
     /// written by serde_json): finds the column without validating the event again.
     pub fn extract_well_formed(&self, json: &[u8]) -> Result<i64, TimestampError> {
+        self.extract_well_formed_at(json).map(|(millis, _)| millis)
+    }
+
+    /// [`extract_well_formed`](Self::extract_well_formed), also telling where the column's
+    /// value lies in `json` (start and length) when the scan found it.
+    pub(crate) fn extract_well_formed_at(
+        &self,
+        json: &[u8],
+    ) -> Result<(i64, Option<(u32, u32)>), TimestampError> {
         match super::scan::top_level_value(json, &self.column) {
-            Found::Missing => self.resolve(None),
+            Found::Missing => self.resolve(None).map(|t| (t, None)),
             Found::Value(v) => match serde_json::from_slice::<RawTs<'_>>(v) {
-                Ok(v) => self.resolve(Some(v)),
-                Err(_) => self.extract(json),
+                Ok(raw) => {
+                    // `v` is a sub-slice of `json`.
+                    let start = v.as_ptr() as usize - json.as_ptr() as usize;
+                    let at = u32::try_from(start).ok().zip(u32::try_from(v.len()).ok());
+                    self.resolve(Some(raw)).map(|t| (t, at))
+                }
+                Err(_) => self.extract(json).map(|t| (t, None)),
             },
-            Found::Unsure => self.extract(json),
+            Found::Unsure => self.extract(json).map(|t| (t, None)),
         }
     }
 
@@ -293,12 +307,23 @@ impl TimestampExtractor {
                 if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
                     t.parse::<i64>().map_err(|_| "out of range".into())
                 } else {
-                    parse_iso_datetime(t, Zone::UTC)
+                    parse_iso_datetime(without_zone_id(t), Zone::UTC)
                 }
             }
             (F::Iso, _) => parse_iso_datetime(text.unwrap_or_default(), Zone::UTC),
             (F::Pattern(p), _) => p.parse(text.unwrap_or_default()),
         }
+    }
+}
+
+/// Drops a trailing ` <zone id>` the way Druid's `auto` format does: Druid parses the rest
+/// and only relabels the result's zone, so the id never moves the instant. Tasks store the
+/// row where Druid reads it, so routing must read it the same way.
+fn without_zone_id(t: &str) -> &str {
+    let t = t.trim();
+    match t.rsplit_once(' ') {
+        Some((head, tail)) if !head.is_empty() && tail.parse::<Zone>().is_ok() => head.trim_end(),
+        _ => t,
     }
 }
 

@@ -98,7 +98,8 @@ pub const PROPERTIES: &[PropertyDef] = &[
     alias(def("tranquility.maxBatchSize", Some("2000"), Either, Int, "Tranquilizer batch size"), &["druid.tranquilizer.maxBatchSize"]),
     alias(def("tranquility.maxPendingBatches", Some("5"), Either, Int, "batches in flight before send blocks"), &["druid.tranquilizer.maxPendingBatches"]),
     alias(def("tranquility.lingerMillis", Some("0"), Either, Int, "0 = send when a slot is free; >0 = wait to fill a batch; -1 = full batches or flush only"), &["druid.tranquilizer.lingerMillis"]),
-    alias(def("tranquility.blockOnFull", Some("true"), Either, Bool, "block senders when the buffer is full (else fail with buffer full)"), &["druid.tranquilizer.blockOnFull"]),
+    alias(def("tranquility.blockOnFull", Some("true"), Either, Bool, "block senders when the buffer is full; false is honoured only with tranquility.blockOnFull.honour=true (the original never read it)"), &["druid.tranquilizer.blockOnFull"]),
+    def("tranquility.blockOnFull.honour", Some("false"), Either, Bool, "let tranquility.blockOnFull=false answer 'Buffer full' instead of blocking (our addition)"),
     def("druidBeam.firehoseGracePeriod", Some("PT5M"), Either, Per, "added to the task's shutoffTime"),
     def("druidBeam.firehoseQuietPeriod", Some("PT1M"), Either, Per, "push errors log at DEBUG, not WARN, this long into a push"),
     def("druidBeam.firehoseRetryPeriod", Some("PT1M"), Either, Per, "how long a push is retried on transient errors"),
@@ -113,10 +114,21 @@ pub const PROPERTIES: &[PropertyDef] = &[
     def("druidBeam.basicAuthPass", Some(""), Either, Text, "HTTP Basic password for the Overlord and tasks"),
     def("druid.tls.enable", Some("false"), GlobalRead, Bool, "use TLS towards Druid"),
     def("druid.tls.protocol", Some("TLSv1.2"), GlobalRead, Text, "TLS protocol towards Druid"),
-    def("druid.tls.trustStorePath", Some(""), GlobalRead, Text, "truststore file (empty = system roots)"),
+    def("druid.tls.trustStorePath", Some(""), GlobalRead, Text, "PEM file of the CAs to trust (empty = public web roots; JKS and PKCS12 are refused with the command that converts them)"),
     def("druid.tls.trustStoreType", Some(""), GlobalRead, Text, "truststore type (empty = default)"),
     def("druid.tls.trustStoreAlgorithm", Some(""), GlobalRead, Text, "trust manager algorithm (empty = default)"),
-    def("druid.tls.trustStorePassword", Some(""), GlobalRead, Text, "truststore password"),
+    def("druid.tls.trustStorePassword", Some(""), GlobalRead, Text, "truststore password (unused: PEM trust stores have none)"),
+    def("druid.tls.certPath", Some(""), GlobalRead, Text, "PEM client certificate chain for a Druid that requires one (our addition)"),
+    def("druid.tls.keyPath", Some(""), GlobalRead, Text, "PEM private key of druid.tls.certPath (our addition)"),
+    // Druid 31+ backends (our addition; reference/modern-druid.md).
+    def("druid.ingestion", Some("auto"), GlobalOnly, OneOf(&["auto", "realtime", "supervisor", "batch"]), "how events reach Druid: auto picks by the Overlord's version (below 31 realtime tasks; 31+ a Kafka supervisor when druid.ingestion.kafka.bootstrap.servers is set, else batch appends)"),
+    def("druid.ingestion.kafka.bootstrap.servers", None, GlobalOnly, Text, "supervisor backend: the Kafka brokers (host:port,...) Tranquility produces to and Druid reads from"),
+    def("druid.ingestion.kafka.topic", Some("tranquility-{dataSource}"), Either, Text, "supervisor backend: the dataSource's topic; {dataSource} is replaced by its name"),
+    def("druid.ingestion.kafka.partitions", Some("0"), Either, Int, "supervisor backend: partitions of a topic Tranquility creates (0 = task.partitions)"),
+    def("druid.ingestion.kafka.replicationFactor", Some("-1"), Either, Int, "supervisor backend: replication factor of a topic Tranquility creates (-1 = the broker's default)"),
+    def("druid.ingestion.kafka.taskDuration", None, Either, Per, "supervisor backend: the supervisor's taskDuration (Druid's default PT1H when unset)"),
+    def("druid.ingestion.batch.periodMillis", Some("30000"), Either, Int, "batch backend: how long events of an interval gather before their batch task is submitted"),
+    def("druid.ingestion.batch.maxBytes", Some("5242880"), Either, Int, "batch backend: a batch is submitted at once when its rows reach this many bytes"),
     // Server (process level).
     def("http.port", Some("8200"), GlobalOnly, Int, "plaintext HTTP port"),
     def("http.port.enable", Some("true"), GlobalRead, Bool, "serve plaintext HTTP"),
@@ -124,6 +136,7 @@ pub const PROPERTIES: &[PropertyDef] = &[
     def("http.idleTimeout", Some("PT5M"), GlobalOnly, Per, "idle connection timeout (<= 0 keeps the default)"),
     def("http.bindAddress", Some("0.0.0.0"), GlobalOnly, Text, "address the server listens on (127.0.0.1 = local clients only)"),
     def("http.maxBodyBytes", Some("67108864"), GlobalOnly, Int, "largest request body in bytes, compressed and decompressed"),
+    def("http.responseShape", Some("full"), GlobalOnly, OneOf(&["full", "original"]), "success body: full adds dropped, failed and droppedReasons; original is exactly {\"result\":{\"received\",\"sent\"}} (our addition)"),
     def("http.basicAuth.user", Some(""), GlobalOnly, Text, "HTTP Basic user every route but GET / and /health requires (empty = open; our addition)"),
     def("http.basicAuth.pass", Some(""), GlobalOnly, Text, "HTTP Basic password for http.basicAuth.user (our addition)"),
     def("https.port", Some("8400"), GlobalRead, Int, "TLS port"),
@@ -145,6 +158,7 @@ pub const PROPERTIES: &[PropertyDef] = &[
     def("kafka.group.id", Some("tranquility-kafka"), GlobalOnly, Text, "consumer group, the same on every instance"),
     def("consumer.numThreads", Some("-1"), GlobalOnly, Int, "consumer threads; -1 = max(1, CPUs - 1)"),
     def("commit.periodMillis", Some("15000"), GlobalOnly, Int, "flush and commit period in millis"),
+    def("kafka.http.port", None, GlobalOnly, Int, "the kafka command serves /metrics and /health on this port (none when unset; http.port is the Server's; our addition)"),
     def("consumer.stallTimeoutMillis", Some("60000"), GlobalOnly, Int, "/health turns unhealthy when an owned partition with lag has neither consumed nor committed for this long"),
     def("topicPattern", Some("(?!)"), Either, Text, "regex that must match the whole topic name"),
     def("topicPattern.priority", Some("1"), Either, Int, "highest priority wins when several patterns match"),
@@ -155,6 +169,9 @@ pub const PROPERTIES: &[PropertyDef] = &[
 
 /// Prefix of Kafka consumer passthrough properties (global; the prefix is removed).
 pub const KAFKA_PASSTHROUGH_PREFIX: &str = "kafka.";
+
+/// Keys under the passthrough prefix that are Tranquility's own, never given to the consumer.
+const KAFKA_OWN_KEYS: &[&str] = &["kafka.http.port"];
 
 /// The definition of `key` (or of the key it is an alias of).
 pub fn property(key: &str) -> Option<&'static PropertyDef> {
@@ -529,6 +546,27 @@ pub struct CoreProperties {
     pub tls_trust_store_algorithm: String,
     /// `druid.tls.trustStorePassword`.
     pub tls_trust_store_password: Secret,
+    /// `druid.tls.certPath`: PEM client certificate chain (empty = none).
+    pub tls_cert_path: String,
+    /// `druid.tls.keyPath`: PEM client private key (empty = none).
+    pub tls_key_path: String,
+}
+
+/// `tranquility.blockOnFull`, as the original behaved unless `tranquility.blockOnFull.honour`
+/// opts in: the original documented the key but never read it, so its Server and Kafka always
+/// blocked, and a file that says `false` did not mean "fail when full".
+fn block_on_full(p: &Properties) -> Result<bool, ConfigError> {
+    let asked = p.bool("tranquility.blockOnFull")?;
+    let honour = p.bool("tranquility.blockOnFull.honour")?;
+    if asked || honour {
+        return Ok(asked);
+    }
+    tracing::warn!(
+        "tranquility.blockOnFull=false is ignored and senders block when the buffer is full, \
+         as in the original Tranquility (which never read this key); set \
+         tranquility.blockOnFull.honour=true to answer 'Buffer full' (HTTP 503) instead"
+    );
+    Ok(true)
 }
 
 fn usize_of(v: i64) -> usize {
@@ -568,7 +606,7 @@ impl CoreProperties {
                 i64::from(i32::MAX),
             )?),
             linger_millis: p.int_in("tranquility.lingerMillis", -1, i64::MAX)?,
-            block_on_full: p.bool("tranquility.blockOnFull")?,
+            block_on_full: block_on_full(p)?,
             firehose_grace_period: p.period("druidBeam.firehoseGracePeriod")?,
             firehose_quiet_period: p.period("druidBeam.firehoseQuietPeriod")?,
             firehose_retry_period: p.period("druidBeam.firehoseRetryPeriod")?,
@@ -603,6 +641,8 @@ impl CoreProperties {
             tls_trust_store_type: p.string("druid.tls.trustStoreType")?,
             tls_trust_store_algorithm: p.string("druid.tls.trustStoreAlgorithm")?,
             tls_trust_store_password: p.secret("druid.tls.trustStorePassword")?,
+            tls_cert_path: p.string("druid.tls.certPath")?,
+            tls_key_path: p.string("druid.tls.keyPath")?,
         })
     }
 
@@ -615,6 +655,97 @@ impl CoreProperties {
     pub fn basic_auth(&self) -> Option<(&str, &str)> {
         (!self.basic_auth_user.is_empty() && !self.basic_auth_pass.is_empty())
             .then_some((self.basic_auth_user.as_str(), self.basic_auth_pass.expose()))
+    }
+}
+
+/// Which way events reach Druid (`druid.ingestion`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingestion {
+    /// Decided by the Overlord's version at start-up.
+    Auto,
+    /// `index_realtime` tasks and their event receivers (Druid 0.9.2 to 30).
+    Realtime,
+    /// A Kafka topic read by a Druid supervisor (31+).
+    Supervisor,
+    /// `index_parallel` tasks with inline micro-batches (31+).
+    Batch,
+}
+
+impl Ingestion {
+    /// The property's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ingestion::Auto => "auto",
+            Ingestion::Realtime => "realtime",
+            Ingestion::Supervisor => "supervisor",
+            Ingestion::Batch => "batch",
+        }
+    }
+}
+
+/// The Druid 31+ backend settings of one dataSource (global overlaid with its own), typed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestionProperties {
+    /// `druid.ingestion`.
+    pub ingestion: Ingestion,
+    /// `druid.ingestion.kafka.bootstrap.servers`.
+    pub kafka_bootstrap_servers: Option<String>,
+    /// `druid.ingestion.kafka.topic`, with `{dataSource}` still in it.
+    pub kafka_topic_pattern: String,
+    /// `druid.ingestion.kafka.partitions` (0 = `task.partitions`).
+    pub kafka_partitions: u32,
+    /// `druid.ingestion.kafka.replicationFactor` (-1 = the broker's default).
+    pub kafka_replication_factor: i32,
+    /// `druid.ingestion.kafka.taskDuration`.
+    pub kafka_task_duration: Option<Period>,
+    /// `druid.ingestion.batch.periodMillis`.
+    pub batch_period_millis: u64,
+    /// `druid.ingestion.batch.maxBytes`.
+    pub batch_max_bytes: u64,
+}
+
+impl IngestionProperties {
+    /// Reads and checks the backend properties.
+    pub fn from_properties(p: &Properties) -> Result<Self, ConfigError> {
+        let ingestion = match p
+            .one_of(
+                "druid.ingestion",
+                &["auto", "realtime", "supervisor", "batch"],
+            )?
+            .as_str()
+        {
+            "realtime" => Ingestion::Realtime,
+            "supervisor" => Ingestion::Supervisor,
+            "batch" => Ingestion::Batch,
+            _ => Ingestion::Auto,
+        };
+        let task_duration = match p.opt_string("druid.ingestion.kafka.taskDuration") {
+            Some(_) => Some(p.period("druid.ingestion.kafka.taskDuration")?),
+            None => None,
+        };
+        Ok(Self {
+            ingestion,
+            kafka_bootstrap_servers: p
+                .opt_string("druid.ingestion.kafka.bootstrap.servers")
+                .filter(|s| !s.trim().is_empty()),
+            kafka_topic_pattern: p.string("druid.ingestion.kafka.topic")?,
+            kafka_partitions: p.int_in("druid.ingestion.kafka.partitions", 0, 100_000)? as u32,
+            kafka_replication_factor: p.int_in(
+                "druid.ingestion.kafka.replicationFactor",
+                -1,
+                1_000,
+            )? as i32,
+            kafka_task_duration: task_duration,
+            batch_period_millis: p.int_in("druid.ingestion.batch.periodMillis", 1, i64::MAX)?
+                as u64,
+            batch_max_bytes: p.int_in("druid.ingestion.batch.maxBytes", 1, i64::MAX)? as u64,
+        })
+    }
+
+    /// The topic of `data_source` on the supervisor backend.
+    pub fn kafka_topic(&self, data_source: &str) -> String {
+        self.kafka_topic_pattern
+            .replace("{dataSource}", data_source)
     }
 }
 
@@ -705,8 +836,11 @@ pub struct KafkaProperties {
     pub commit_period_millis: u64,
     /// `consumer.stallTimeoutMillis`.
     pub stall_timeout_millis: u64,
-    /// Every global `kafka.*` key with the prefix removed, for the consumer.
+    /// Every global `kafka.*` key with the prefix removed, for the consumer (but for
+    /// Tranquility's own, such as `kafka.http.port`).
     pub consumer_properties: IndexMap<String, String>,
+    /// `kafka.http.port`: where the kafka command serves `/metrics` and `/health`.
+    pub http_port: Option<u16>,
 }
 
 impl std::fmt::Debug for KafkaProperties {
@@ -730,6 +864,7 @@ impl std::fmt::Debug for KafkaProperties {
             .field("commit_period_millis", &self.commit_period_millis)
             .field("stall_timeout_millis", &self.stall_timeout_millis)
             .field("consumer_properties", &consumer)
+            .field("http_port", &self.http_port)
             .finish()
     }
 }
@@ -743,7 +878,17 @@ impl KafkaProperties {
             num_threads: p.int_in("consumer.numThreads", -1, 10_000)?,
             commit_period_millis: p.int_in("commit.periodMillis", 1, i64::MAX)? as u64,
             stall_timeout_millis: p.int_in("consumer.stallTimeoutMillis", 1, i64::MAX)? as u64,
-            consumer_properties: p.with_prefix(KAFKA_PASSTHROUGH_PREFIX),
+            consumer_properties: p
+                .with_prefix(KAFKA_PASSTHROUGH_PREFIX)
+                .into_iter()
+                .filter(|(k, _)| {
+                    !KAFKA_OWN_KEYS.contains(&format!("{KAFKA_PASSTHROUGH_PREFIX}{k}").as_str())
+                })
+                .collect(),
+            http_port: p
+                .opt_string("kafka.http.port")
+                .map(|_| p.int_in("kafka.http.port", 0, 65_535).map(|v| v as u16))
+                .transpose()?,
         })
     }
 }
@@ -867,6 +1012,7 @@ mod tests {
         p.insert("druid.tranquilizer.maxBatchSize", "500");
         p.insert("tranquility.lingerMillis", "-1");
         p.insert("druid.tranquilizer.blockOnFull", "false");
+        p.insert("tranquility.blockOnFull.honour", "true");
         let c = CoreProperties::from_properties(&p).unwrap();
         assert_eq!(
             (c.max_batch_size, c.linger_millis, c.block_on_full),
@@ -878,6 +1024,24 @@ mod tests {
             CoreProperties::from_properties(&p).unwrap().max_batch_size,
             700
         );
+    }
+
+    #[test]
+    fn block_on_full_false_blocks_unless_honoured() {
+        let mut p = Properties::new();
+        p.insert("tranquility.blockOnFull", "false");
+        assert!(
+            CoreProperties::from_properties(&p).unwrap().block_on_full,
+            "the original always blocked"
+        );
+        p.insert("tranquility.blockOnFull.honour", "true");
+        assert!(!CoreProperties::from_properties(&p).unwrap().block_on_full);
+        let mut p = Properties::new();
+        p.insert("tranquility.blockOnFull.honour", "true");
+        assert!(CoreProperties::from_properties(&p).unwrap().block_on_full);
+        p.insert("tranquility.blockOnFull.honour", "maybe");
+        let e = CoreProperties::from_properties(&p).unwrap_err().to_string();
+        assert!(e.contains("tranquility.blockOnFull.honour"), "{e}");
     }
 
     #[test]
@@ -920,5 +1084,10 @@ mod tests {
             Some("localhost:9092")
         );
         assert!(is_known("kafka.anything") && !is_known("tranquility.batchSize"));
+        assert_eq!(k.http_port, None);
+        g.insert("kafka.http.port", "9100");
+        let k = KafkaProperties::from_properties(&g).unwrap();
+        assert_eq!(k.http_port, Some(9100));
+        assert!(!k.consumer_properties.contains_key("http.port"));
     }
 }

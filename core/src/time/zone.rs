@@ -57,7 +57,7 @@ impl Zone {
         }
     }
 
-    /// The local wall-clock time of the instant `ts`, as local millis (see [`super::civil`]);
+    /// The local wall-clock time of the instant `ts`, as local millis (see the `civil` module);
     /// `None` when adding the offset leaves the `i64` range.
     pub fn local_millis(&self, ts: i64) -> Option<i64> {
         ts.checked_add(self.offset_millis_at(ts))

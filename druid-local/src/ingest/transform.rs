@@ -52,7 +52,7 @@ impl Transform {
                 .get("expression")
                 .and_then(Value::as_str)
                 .ok_or_else(|| format!("transform [{name}] needs an expression"))?;
-            let parsed = Expr::parse(expr).map_err(|e| e.message().to_owned())?;
+            let parsed = Expr::parse(expr).map_err(|e| e.parts().2.to_owned())?;
             if transforms.iter().any(|(n, _)| n == name) {
                 return Err(format!("Transform name [{name}] is defined more than once"));
             }
@@ -60,7 +60,7 @@ impl Transform {
         }
         let filter = match o.get("filter") {
             None | Some(Value::Null) => None,
-            Some(f) => Some(Filter::parse(f).map_err(|e| e.message().to_owned())?),
+            Some(f) => Some(Filter::parse(f).map_err(|e| e.parts().2.to_owned())?),
         };
         Ok(Transform { transforms, filter })
     }
@@ -124,7 +124,7 @@ fn eval(expr: &Expr, event: &Map<String, Value>, ts: Millis) -> Result<Value, St
     let v = expr
         .bind(&idx)
         .eval(0)
-        .map_err(|e| e.message().to_owned())?;
+        .map_err(|e| e.parts().2.to_owned())?;
     Ok(match v {
         Val::Null => Value::Null,
         Val::Str(s) => Value::String(s),

@@ -19,10 +19,20 @@ const PRODUCER_ID: &str = "X-Firehose-Producer-Id";
 const PRODUCER_SEQ: &str = "X-Firehose-Producer-Seq";
 
 fn missing_handler(name: &str) -> Response {
-    // Druid ~29/30 shape (older versions: 404 with an empty body).
+    // Druid 0.15 to 30 (older versions: 404 with an empty body; the chat resource of releases
+    // after the receiver firehose was removed: 503).
     http::error(
-        StatusCode::SERVICE_UNAVAILABLE,
+        StatusCode::BAD_REQUEST,
         format!("Can't find chatHandler for handler[{name}]"),
+    )
+}
+
+/// An exception the push resource lets escape, as Jetty's 500 page.
+fn escaped(name: &str, exception: &str) -> Response {
+    http::jetty_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &format!("/druid/worker/v1/chat/{name}/push-events"),
+        exception,
     )
 }
 
@@ -157,10 +167,13 @@ pub async fn push_events(
                 &task_id,
             )
         }
-        // Druid lets the parse exception escape unmapped: a 500 that is not JSON.
+        // Druid lets the parse exception escape unmapped: Jetty's 500 page.
         Err(ParseError::Unparseable(e)) => {
             return with_task_header(
-                (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+                escaped(
+                    &name,
+                    &format!("org.apache.druid.java.util.common.parsers.ParseException: {e}"),
+                ),
                 &task_id,
             )
         }
@@ -169,7 +182,7 @@ pub async fn push_events(
     match recv.push(rows).await {
         Ok(()) => with_task_header(reply(m, StatusCode::OK, json!({"eventCount": n})), &task_id),
         Err(e) => with_task_header(
-            (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+            escaped(&name, &format!("java.lang.IllegalStateException: {e}")),
             &task_id,
         ),
     }

@@ -16,26 +16,32 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// The runner status a list or status endpoint shows.
-fn status_plus(t: &Task, runner: &str) -> Value {
+/// The runner status a list or status endpoint shows. The single-task status always shows the
+/// epoch as `queueInsertionTime`; lists show the creation time for a task still queued or
+/// running. `tls`: the task's port is its TLS port.
+fn status_plus(t: &Task, runner: &str, listed: bool, tls: bool) -> Value {
     let st = t.state.lock().clone();
     let code = match st.status {
         TaskStatus::Running => "RUNNING",
         TaskStatus::Success => "SUCCESS",
         TaskStatus::Failed => "FAILED",
     };
+    // A finished task keeps the location it ran at, as Druid's stored status does.
     let location = match &st.location {
-        Some((h, p)) if st.status == TaskStatus::Running => {
-            json!({"host": h, "port": p, "tlsPort": -1})
-        }
-        _ => json!({"host": null, "port": -1, "tlsPort": -1}),
+        Some((h, p)) if tls => json!({"host": h, "port": -1, "tlsPort": p}),
+        Some((h, p)) => json!({"host": h, "port": p, "tlsPort": -1}),
+        None => json!({"host": null, "port": -1, "tlsPort": -1}),
     };
     json!({
         "id": t.spec.id,
         "groupId": t.spec.group_id,
         "type": t.spec.kind.name(),
         "createdTime": time::iso(t.created),
-        "queueInsertionTime": "1970-01-01T00:00:00.000Z",
+        "queueInsertionTime": if listed && st.status == TaskStatus::Running {
+            time::iso(t.created)
+        } else {
+            "1970-01-01T00:00:00.000Z".to_owned()
+        },
         "statusCode": code,
         "status": code,
         "runnerStatusCode": runner,
@@ -65,13 +71,15 @@ pub async fn submit(
     };
     let v = match http::parse_body(m, &body) {
         Ok(v) => v,
-        // A parse error is not a mapping error: Druid answers it from the container, 500.
+        // A parse error is not a mapping error: Jetty answers it with its 500 page.
         Err(e) => {
-            return (
+            return http::jetty_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                format!("Unexpected token or characters in request body: {e}"),
+                "/druid/indexer/v1/task",
+                &format!(
+                    "javax.servlet.ServletException: com.fasterxml.jackson.core.JsonParseException: {e}"
+                ),
             )
-                .into_response()
         }
     };
     let spec = match crate::tasks::parse(&shared, &v) {
@@ -120,6 +128,15 @@ fn find(shared: &Shared, id: &str) -> Option<Arc<Task>> {
     shared.tasks.read().get(id).cloned()
 }
 
+/// What Druid's task resource filter answers, before any `/task/{id}` endpoint runs, for an id
+/// it does not know (0.13 to at least 0.21 answered the same text with a 400).
+fn unknown_task(id: &str) -> Response {
+    http::text(
+        StatusCode::NOT_FOUND,
+        format!("Cannot find any task with id: [{id}]"),
+    )
+}
+
 /// `GET /druid/indexer/v1/task/{id}`.
 pub async fn payload(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
     match find(&shared, &id) {
@@ -127,7 +144,7 @@ pub async fn payload(State(shared): State<Arc<Shared>>, Path(id): Path<String>) 
             StatusCode::OK,
             json!({"task": id, "payload": t.spec.payload}),
         ),
-        None => json(StatusCode::NOT_FOUND, json!({"task": id, "payload": null})),
+        None => unknown_task(&id),
     }
 }
 
@@ -146,19 +163,21 @@ pub async fn status(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -
             };
             json(
                 StatusCode::OK,
-                json!({"task": id, "status": status_plus(&t, runner)}),
+                json!({"task": id, "status": status_plus(&t, runner, false, shared.tls)}),
             )
         }
-        None => json(StatusCode::NOT_FOUND, json!({"task": id, "status": null})),
+        None => unknown_task(&id),
     }
 }
 
-/// `POST /druid/indexer/v1/task/{id}/shutdown`: always 200, FAILED without handoff.
+/// `POST /druid/indexer/v1/task/{id}/shutdown`: 200 for a known task (finished ones too),
+/// which fails without handoff if it was running; 404 for an unknown one.
 pub async fn shutdown(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
-    if let Some(t) = find(&shared, &id) {
-        if t.kill("Shutdown request from user") {
-            shared.save_task(&t);
-        }
+    let Some(t) = find(&shared, &id) else {
+        return unknown_task(&id);
+    };
+    if t.kill("Shutdown request from user") {
+        shared.save_task(&t);
     }
     json(StatusCode::OK, json!({ "task": id }))
 }
@@ -198,7 +217,7 @@ fn list(
     };
     for t in iter {
         if want(t) {
-            out.push(status_plus(t, runner_code(t)));
+            out.push(status_plus(t, runner_code(t), true, shared.tls));
             if limit.is_some_and(|l| out.len() >= l) {
                 break;
             }
@@ -273,11 +292,7 @@ pub async fn tasks(
 
 /// `GET /druid/indexer/v1/leader`: plain `http://host:port`.
 pub async fn leader(State(shared): State<Arc<Shared>>) -> Response {
-    (
-        StatusCode::OK,
-        format!("http://{}:{}", shared.host, shared.port),
-    )
-        .into_response()
+    (StatusCode::OK, shared.url()).into_response()
 }
 
 /// `GET /druid/indexer/v1/isLeader`.
@@ -290,7 +305,7 @@ pub async fn health() -> Response {
     json(StatusCode::OK, json!(true))
 }
 
-/// `GET /status`: the played release and its modules.
+/// `GET /status`: the played release, its modules and this process's memory.
 pub async fn process_status(State(shared): State<Arc<Shared>>) -> Response {
     json(StatusCode::OK, shared.version.status_body())
 }

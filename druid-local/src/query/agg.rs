@@ -2,6 +2,7 @@
 
 use super::filter::{Compiled, Filter};
 use super::QueryError;
+use crate::config::NullHandling;
 use crate::spec::{AggKind, AggOp, MetricSpec, NumType};
 use crate::task::parse::java_double;
 use crate::task::rollup::{Column, DimValue, Index, Val};
@@ -14,6 +15,8 @@ pub struct Agg {
     pub spec: MetricSpec,
     /// `filtered` aggregator's filter.
     pub filter: Option<Filter>,
+    /// Whether nulls are skipped (and no value is null) or read as 0.
+    pub nulls: NullHandling,
 }
 
 /// Running value of an aggregator.
@@ -23,6 +26,8 @@ pub enum State {
     Long(i64),
     /// Double accumulator (floats too).
     Double(f64),
+    /// Nothing aggregated yet (SQL-compatible null handling): finishes as null.
+    Null,
 }
 
 impl Agg {
@@ -53,12 +58,26 @@ impl Agg {
                 QueryError::invalid(e)
             }
         })?;
-        Ok(Agg { spec, filter: None })
+        Ok(Agg {
+            spec,
+            filter: None,
+            nulls: NullHandling::Legacy,
+        })
     }
 
-    /// Initial state (legacy null handling: sums start at 0, min/max at the extremes).
+    /// The same aggregator under `nulls`.
+    pub fn with_nulls(mut self, nulls: NullHandling) -> Agg {
+        self.nulls = nulls;
+        self
+    }
+
+    /// Initial state: no value when SQL-compatible (`count` starts at 0); in legacy null
+    /// handling sums start at 0, min/max at the extremes.
     pub fn init(&self) -> State {
         let k = self.spec.kind;
+        if self.nulls == NullHandling::SqlCompatible && k != AggKind::Count {
+            return State::Null;
+        }
         match (k.num_type(), k.op()) {
             (NumType::Long, AggOp::Sum) => State::Long(0),
             (NumType::Long, AggOp::Min) => State::Long(i64::MAX),
@@ -73,6 +92,7 @@ impl Agg {
     pub fn combine(&self, a: State, b: State) -> State {
         let op = self.spec.kind.op();
         match (a, b) {
+            (State::Null, s) | (s, State::Null) => s,
             (State::Long(x), State::Long(y)) => State::Long(match op {
                 AggOp::Sum => x.wrapping_add(y),
                 AggOp::Min => x.min(y),
@@ -98,6 +118,7 @@ impl Agg {
     /// The finished JSON value.
     pub fn finish(&self, s: State) -> Value {
         match s {
+            State::Null => Value::Null,
             State::Long(l) => Value::from(l),
             State::Double(d) if self.spec.kind.num_type() == NumType::Float => float_json(d as f32),
             State::Double(d) => double_json(d),
@@ -126,15 +147,15 @@ fn float_json(f: f32) -> Value {
 pub enum Input<'a> {
     /// Counts rows.
     Count,
-    /// A long column.
-    Long(&'a [i64]),
-    /// A double column.
-    Double(&'a [f64]),
-    /// A string dimension read as numbers.
-    Dim(&'a [u32], Vec<f64>),
+    /// A long column and its null rows (empty when none can be).
+    Long(&'a [i64], &'a [bool]),
+    /// A double column and its null rows (empty when none can be).
+    Double(&'a [f64], &'a [bool]),
+    /// A string dimension read as numbers (null where a value is not a number).
+    Dim(&'a [u32], Vec<Option<f64>>),
     /// Row time.
     Time(&'a [i64]),
-    /// Nothing: contributes 0.
+    /// No such column: null (0 in legacy null handling).
     Missing,
 }
 
@@ -148,6 +169,7 @@ pub struct Bound<'a> {
     long: bool,
     op: AggOp,
     float: bool,
+    legacy: bool,
 }
 
 impl Agg {
@@ -158,8 +180,8 @@ impl Agg {
             (_, Some(f)) if f == "__time" => Input::Time(&idx.times),
             (_, Some(f)) => match idx.metric_index(f) {
                 Some(j) => match &idx.metric_cols[j] {
-                    Column::Long(v) => Input::Long(v),
-                    Column::Double(v) => Input::Double(v),
+                    Column::Long(v) => Input::Long(v, idx.metric_nulls(j)),
+                    Column::Double(v) => Input::Double(v, idx.metric_nulls(j)),
                 },
                 None => match idx.dim_index(f) {
                     Some(d) => Input::Dim(
@@ -168,8 +190,8 @@ impl Agg {
                             .values
                             .iter()
                             .map(|v| match v {
-                                DimValue::One(s) => s.trim().parse().unwrap_or(0.0),
-                                _ => 0.0,
+                                DimValue::One(s) => s.trim().parse().ok(),
+                                _ => None,
                             })
                             .collect(),
                     ),
@@ -184,6 +206,7 @@ impl Agg {
             long: self.spec.kind.num_type() == NumType::Long,
             op: self.spec.kind.op(),
             float: self.spec.kind.num_type() == NumType::Float,
+            legacy: self.nulls == NullHandling::Legacy,
         }
     }
 }
@@ -197,14 +220,35 @@ impl Bound<'_> {
                 return;
             }
         }
+        let null = |nulls: &[bool]| nulls.get(row).copied().unwrap_or(false);
         let v = match &self.input {
-            Input::Count => Val::Long(1),
-            Input::Long(c) => Val::Long(c[row]),
-            Input::Double(c) => Val::Double(c[row]),
-            Input::Dim(ids, nums) => Val::Double(nums[ids[row] as usize]),
-            Input::Time(t) => Val::Long(t[row]),
-            Input::Missing => Val::Long(0),
+            Input::Count => Some(Val::Long(1)),
+            Input::Long(c, nulls) => (!null(nulls)).then(|| Val::Long(c[row])),
+            Input::Double(c, nulls) => (!null(nulls)).then(|| Val::Double(c[row])),
+            Input::Dim(ids, nums) => nums[ids[row] as usize].map(Val::Double),
+            Input::Time(t) => Some(Val::Long(t[row])),
+            Input::Missing => None,
         };
+        let v = match v {
+            Some(v) => v,
+            None if self.legacy => Val::Long(0),
+            None => return,
+        };
+        if *s == State::Null {
+            // The first value of an aggregator that started empty.
+            *s = match (self.long, v) {
+                (true, Val::Long(l)) => State::Long(l),
+                (true, Val::Double(d)) => State::Long(d as i64),
+                (false, Val::Long(l)) => State::Double(l as f64),
+                (false, Val::Double(d)) => State::Double(d),
+            };
+            if let State::Double(d) = s {
+                if self.float {
+                    *d = *d as f32 as f64;
+                }
+            }
+            return;
+        }
         match s {
             State::Long(acc) => {
                 let x = match v {
@@ -229,6 +273,7 @@ impl Bound<'_> {
                 };
                 *acc = if self.float { r as f32 as f64 } else { r };
             }
+            State::Null => {}
         }
         debug_assert!(self.long == matches!(s, State::Long(_)));
     }
@@ -349,7 +394,18 @@ impl PostAgg {
             PostAgg::Field { field, .. } => row.get(field).cloned().unwrap_or(Value::Null),
             PostAgg::Constant { value, .. } => value.clone(),
             PostAgg::Arith { op, fields, .. } => {
-                let mut it = fields.iter().map(|f| f.eval(row).as_f64().unwrap_or(0.0));
+                // A null operand (an aggregate over no value) makes the result null.
+                let Some(values) = fields
+                    .iter()
+                    .map(|f| {
+                        let v = f.eval(row);
+                        (!v.is_null()).then(|| v.as_f64().unwrap_or(0.0))
+                    })
+                    .collect::<Option<Vec<f64>>>()
+                else {
+                    return Value::Null;
+                };
+                let mut it = values.into_iter();
                 let Some(mut acc) = it.next() else {
                     return Value::Null;
                 };
@@ -377,7 +433,11 @@ impl PostAgg {
                 fields,
                 ..
             } => {
-                let vals = fields.iter().filter_map(|f| f.eval(row).as_f64());
+                let vals: Vec<f64> = fields.iter().filter_map(|f| f.eval(row).as_f64()).collect();
+                if vals.is_empty() {
+                    return Value::Null;
+                }
+                let vals = vals.into_iter();
                 let r = if *greatest {
                     vals.fold(f64::NEG_INFINITY, f64::max)
                 } else {

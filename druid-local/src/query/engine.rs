@@ -13,10 +13,13 @@ use std::sync::Arc;
 
 type Segs = [Arc<Segment>];
 
-fn aggs(q: &Value) -> Result<Vec<Agg>, QueryError> {
+fn aggs(q: &Value, c: &Common) -> Result<Vec<Agg>, QueryError> {
     match q.get("aggregations") {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(a)) => a.iter().map(Agg::parse).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|a| Ok(Agg::parse(a)?.with_nulls(c.null_handling)))
+            .collect(),
         Some(other) => Err(QueryError::invalid(format!(
             "aggregations must be a list, got {other}"
         ))),
@@ -106,7 +109,7 @@ fn for_each_row(
 
 /// `timeseries`.
 pub fn timeseries(q: &Value, c: &Common, segs: &Segs) -> Result<Value, QueryError> {
-    let aggs = aggs(q)?;
+    let aggs = aggs(q, c)?;
     let posts = post_aggs(q)?;
     let skip_empty = ctx_bool(c, "skipEmptyBuckets");
     let all = matches!(c.granularity, Granularity::All);
@@ -312,7 +315,7 @@ pub fn group_by(q: &Value, c: &Common, segs: &Segs) -> Result<Value, QueryError>
             )))
         }
     };
-    let aggs = aggs(q)?;
+    let aggs = aggs(q, c)?;
     let posts = post_aggs(q)?;
     let having = match q.get("having") {
         None | Some(Value::Null) => None,
@@ -499,7 +502,7 @@ pub fn top_n(q: &Value, c: &Common, segs: &Segs) -> Result<Value, QueryError> {
         q.get("threshold")
             .and_then(Value::as_u64)
             .ok_or_else(|| QueryError::invalid("Missing fields [threshold]"))? as usize;
-    let aggs = aggs(q)?;
+    let aggs = aggs(q, c)?;
     let posts = post_aggs(q)?;
     if let TopNOrder::Numeric(m, _) = &order {
         if !aggs.iter().any(|a| &a.spec.name == m) && !posts.iter().any(|p| p.name() == m) {
@@ -528,7 +531,11 @@ pub fn top_n(q: &Value, c: &Common, segs: &Segs) -> Result<Value, QueryError> {
                 let o = cmp_values(y.get(m), x.get(m), true)
                     .then_with(|| cmp_values(x.get(&out_name), y.get(&out_name), false));
                 if *inverted {
-                    cmp_values(x.get(m), y.get(m), true)
+                    // Ascending, nulls still last.
+                    let null = |r: &Map<String, Value>| r.get(m).is_none_or(Value::is_null);
+                    null(x)
+                        .cmp(&null(y))
+                        .then_with(|| cmp_values(x.get(m), y.get(m), true))
                         .then_with(|| cmp_values(x.get(&out_name), y.get(&out_name), false))
                 } else {
                     o
@@ -641,8 +648,10 @@ pub fn scan(q: &Value, c: &Common, segs: &Segs) -> Result<Value, QueryError> {
                     let agg = Agg {
                         spec: idx.metrics[j].clone(),
                         filter: None,
+                        nulls: c.null_handling,
                     };
                     agg.finish(match idx.metric_cols[j].get(row) {
+                        _ if idx.metric_is_null(j, row) => State::Null,
                         crate::task::rollup::Val::Long(l) => State::Long(l),
                         crate::task::rollup::Val::Double(d) => State::Double(d),
                     })
@@ -657,7 +666,35 @@ pub fn scan(q: &Value, c: &Common, segs: &Segs) -> Result<Value, QueryError> {
             }
         }
         if !events.is_empty() {
-            out.push(json!({"segmentId": seg.id(), "columns": columns, "events": events}));
+            // Each column's type as Druid names it; a column the segment lacks has none.
+            let signature: Vec<Value> = columns
+                .iter()
+                .map(|col| {
+                    let ty = if col == "__time" {
+                        Some("LONG")
+                    } else if idx.dim_index(col).is_some() {
+                        Some("STRING")
+                    } else {
+                        idx.metric_index(col)
+                            .map(|j| match idx.metrics[j].kind.num_type() {
+                                NumType::Long => "LONG",
+                                NumType::Double => "DOUBLE",
+                                NumType::Float => "FLOAT",
+                            })
+                    };
+                    match ty {
+                        Some(ty) => json!({"name": col, "type": ty}),
+                        None => json!({"name": col}),
+                    }
+                })
+                .collect();
+            // Rows put in time order across segments come without a segment id.
+            let id = if order == "none" {
+                json!(seg.id())
+            } else {
+                Value::Null
+            };
+            out.push(json!({"segmentId": id, "columns": columns, "events": events, "rowSignature": signature}));
         }
     }
     Ok(Value::Array(out))
@@ -675,6 +712,7 @@ pub fn time_boundary(q: &Value, c: &Common, segs: &Segs) -> Result<Value, QueryE
         intervals: c.intervals.clone(),
         filter: c.filter.clone(),
         context: Value::Null,
+        null_handling: c.null_handling,
     };
     for seg in segs {
         let idx = seg.index.read();
@@ -746,10 +784,13 @@ pub fn segment_metadata(q: &Value, _c: &Common, segs: &Segs) -> Result<Value, Qu
                 .collect();
             all.sort_unstable();
             all.dedup();
-            let card = has("cardinality").then_some(all.len());
+            // Null counts as a value; a merged (handed-off) segment's minimum is then null.
+            let card = has("cardinality").then_some(all.len() + usize::from(nulls));
             let (min, max) = if has("minmax") {
                 (
-                    all.first().map_or(Value::Null, |s| json!(s)),
+                    all.first()
+                        .filter(|_| !(nulls && idx.handed_off))
+                        .map_or(Value::Null, |s| json!(s)),
                     all.last().map_or(Value::Null, |s| json!(s)),
                 )
             } else {
@@ -760,25 +801,29 @@ pub fn segment_metadata(q: &Value, _c: &Common, segs: &Segs) -> Result<Value, Qu
                 column_analysis("STRING", multi, nulls, card, min, max),
             );
         }
-        for m in &idx.metrics {
+        for (j, m) in idx.metrics.iter().enumerate() {
             let ty = match m.kind.num_type() {
                 NumType::Long => "LONG",
                 NumType::Double => "DOUBLE",
                 NumType::Float => "FLOAT",
             };
+            // A realtime index reports no nulls in metrics; a merged segment does.
+            let nulls = idx.handed_off && idx.metric_has_nulls(j);
             columns.insert(
                 m.name.clone(),
-                column_analysis(ty, false, false, None, Value::Null, Value::Null),
+                column_analysis(ty, false, nulls, None, Value::Null, Value::Null),
             );
         }
+        // The combining form of each aggregator, reading the stored column (`count` sums it).
         let aggregators = has("aggregators").then(|| {
             idx.metrics
                 .iter()
                 .map(|m| {
-                    let mut a = json!({"type": m.kind.name(), "name": m.name});
-                    if let Some(f) = &m.field {
-                        a["fieldName"] = json!(f);
-                    }
+                    let ty = match m.kind {
+                        crate::spec::AggKind::Count => "longSum",
+                        k => k.name(),
+                    };
+                    let a = json!({"type": ty, "name": m.name, "fieldName": m.name});
                     (m.name.clone(), a)
                 })
                 .collect::<Map<String, Value>>()
@@ -886,4 +931,190 @@ pub fn data_source_metadata(segs: &Segs) -> Result<Value, QueryError> {
         }
         None => json!([]),
     })
+}
+
+/// What a `search` query looks for in dimension values.
+enum SearchSpec {
+    /// `contains` / `insensitive_contains`: the value holds this text.
+    Contains { text: String, case_sensitive: bool },
+    /// `fragment`: the value holds every one of these texts.
+    Fragments {
+        texts: Vec<String>,
+        case_sensitive: bool,
+    },
+    /// `regex`: the pattern is found in the value.
+    Regex(regex::Regex),
+}
+
+impl SearchSpec {
+    fn parse(v: &Value) -> Result<SearchSpec, QueryError> {
+        let case_sensitive = v
+            .get("caseSensitive")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let text = |key: &str| {
+            v.get(key)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| QueryError::invalid(format!("search query spec requires `{key}`")))
+        };
+        match v.get("type").and_then(Value::as_str) {
+            Some("insensitive_contains") => Ok(SearchSpec::Contains {
+                text: text("value")?,
+                case_sensitive: false,
+            }),
+            Some("contains") => Ok(SearchSpec::Contains {
+                text: text("value")?,
+                case_sensitive,
+            }),
+            Some("fragment") => Ok(SearchSpec::Fragments {
+                texts: v
+                    .get("values")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| QueryError::invalid("fragment search requires `values`"))?
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect(),
+                case_sensitive,
+            }),
+            Some("regex") => regex::Regex::new(&text("pattern")?)
+                .map(SearchSpec::Regex)
+                .map_err(|e| QueryError::invalid(format!("invalid search regex: {e}"))),
+            other => Err(QueryError::unknown_type(format!(
+                "Could not resolve type id '{}' as a subtype of `org.apache.druid.query.search.SearchQuerySpec`: known type ids = [contains, fragment, insensitive_contains, regex]",
+                other.unwrap_or("")
+            ))),
+        }
+    }
+
+    fn accepts(&self, value: &str) -> bool {
+        let fold = |s: &str, keep: bool| {
+            if keep {
+                s.to_owned()
+            } else {
+                s.to_lowercase()
+            }
+        };
+        match self {
+            SearchSpec::Contains {
+                text,
+                case_sensitive,
+            } => fold(value, *case_sensitive).contains(&fold(text, *case_sensitive)),
+            SearchSpec::Fragments {
+                texts,
+                case_sensitive,
+            } => {
+                let v = fold(value, *case_sensitive);
+                texts.iter().all(|t| v.contains(&fold(t, *case_sensitive)))
+            }
+            SearchSpec::Regex(r) => r.is_match(value),
+        }
+    }
+}
+
+/// `search`: the dimension values a spec accepts, with the number of rows holding each,
+/// ordered by value (the `sort` comparator) then dimension, at most `limit` (default 1000)
+/// per bucket. As in Druid, each segment gives one result labelled with the start of its
+/// data (here its interval), and the granularity only buckets those labels: rows are not
+/// bucketed by their own time.
+pub fn search(q: &Value, c: &Common, segs: &Segs) -> Result<Value, QueryError> {
+    let spec = SearchSpec::parse(
+        q.get("query")
+            .ok_or_else(|| QueryError::invalid("search requires `query`"))?,
+    )?;
+    let wanted: Option<Vec<String>> = match q.get("searchDimensions") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(a)) => Some(
+            a.iter()
+                .map(|d| match d {
+                    Value::String(s) => Ok(s.clone()),
+                    Value::Object(o) => o
+                        .get("dimension")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                        .ok_or_else(|| QueryError::invalid("a search dimension needs `dimension`")),
+                    other => Err(QueryError::invalid(format!(
+                        "invalid search dimension {other}"
+                    ))),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        Some(other) => {
+            return Err(QueryError::invalid(format!(
+                "searchDimensions must be a list, got {other}"
+            )))
+        }
+    };
+    let ordering = super::filter::Ordering::parse(q.get("sort"))?;
+    let limit = q
+        .get("limit")
+        .and_then(Value::as_u64)
+        .map_or(1000, |l| l as usize);
+    let all = matches!(c.granularity, Granularity::All);
+    let mut buckets: BTreeMap<Millis, FxHashMap<(String, String), u64>> = BTreeMap::new();
+    let mut first_segment: Option<Millis> = None;
+    for seg in segs {
+        let idx = seg.index.read();
+        let dims: Vec<usize> = match &wanted {
+            None => (0..idx.dims.len()).collect(),
+            Some(names) => names.iter().filter_map(|n| idx.dim_index(n)).collect(),
+        };
+        // Which dictionary values each dimension's spec accepts, computed once per segment.
+        let accepted: Vec<Vec<Vec<bool>>> = dims
+            .iter()
+            .map(|d| {
+                idx.dicts[*d]
+                    .values
+                    .iter()
+                    .map(|v| v.values().iter().map(|s| spec.accepts(s)).collect())
+                    .collect()
+            })
+            .collect();
+        let label = if all {
+            0
+        } else {
+            c.granularity.bucket_start(seg.interval.start)
+        };
+        let mut hit = false;
+        for_each_row(c, &idx, |row, _| {
+            for (k, d) in dims.iter().enumerate() {
+                let id = idx.dim_cols[*d][row] as usize;
+                let values = idx.dicts[*d].values[id].values();
+                for (v, ok) in values.iter().zip(&accepted[k][id]) {
+                    if *ok {
+                        hit = true;
+                        *buckets
+                            .entry(label)
+                            .or_default()
+                            .entry((idx.dims[*d].clone(), v.to_string()))
+                            .or_default() += 1;
+                    }
+                }
+            }
+        });
+        if hit {
+            let start = seg.interval.start;
+            first_segment = Some(first_segment.map_or(start, |f| f.min(start)));
+        }
+    }
+    let mut out = Vec::new();
+    for (bucket, hits) in buckets {
+        let mut hits: Vec<((String, String), u64)> = hits.into_iter().collect();
+        hits.sort_by(|((da, va), _), ((db, vb), _)| {
+            ordering.compare(va, vb).then_with(|| da.cmp(db))
+        });
+        hits.truncate(limit);
+        let ts = if all {
+            first_segment.unwrap_or(bucket)
+        } else {
+            bucket
+        };
+        let result: Vec<Value> = hits
+            .into_iter()
+            .map(|((d, v), n)| json!({"dimension": d, "value": v, "count": n}))
+            .collect();
+        out.push(json!({"timestamp": time::iso(ts), "result": result}));
+    }
+    Ok(Value::Array(out))
 }

@@ -447,6 +447,7 @@ impl Bound<'_> {
                     )))
                 }
             },
+            Some(Source::Metric(j)) if self.idx.metric_is_null(*j, row) => Val::Null,
             Some(Source::Metric(j)) => match &self.idx.metric_cols[*j] {
                 Column::Long(v) => Val::Long(v[row]),
                 Column::Double(v) => Val::Double(v[row]),

@@ -105,6 +105,38 @@ impl Pred {
     }
 }
 
+impl Ordering {
+    /// A string comparator by its Druid name (`lexicographic`, `alphanumeric`, `strlen`,
+    /// `numeric`), given as a string or as `{"type": name}`.
+    pub fn parse(v: Option<&Value>) -> Result<Ordering, QueryError> {
+        match v.and_then(|o| o.as_str().or_else(|| o.get("type").and_then(Value::as_str))) {
+            None | Some("lexicographic") => Ok(Ordering::Lexicographic),
+            Some("numeric") => Ok(Ordering::Numeric),
+            Some("alphanumeric") => Ok(Ordering::Alphanumeric),
+            Some("strlen") => Ok(Ordering::Strlen),
+            Some(other) => Err(QueryError::unsupported(format!(
+                "ordering [{other}] is not supported by druid-local"
+            ))),
+        }
+    }
+
+    /// Compares two values (numbers that do not parse sort first, as nulls).
+    pub fn compare(self, a: &str, b: &str) -> std::cmp::Ordering {
+        match self {
+            Ordering::Lexicographic => a.cmp(b),
+            Ordering::Strlen => a.len().cmp(&b.len()).then_with(|| a.cmp(b)),
+            Ordering::Alphanumeric => alphanumeric(a, b),
+            Ordering::Numeric => {
+                let n = |s: &str| s.trim().parse::<f64>().ok();
+                match (n(a), n(b)) {
+                    (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
+                    (x, y) => x.is_some().cmp(&y.is_some()),
+                }
+            }
+        }
+    }
+}
+
 fn alphanumeric(a: &str, b: &str) -> std::cmp::Ordering {
     let (mut x, mut y) = (a.chars().peekable(), b.chars().peekable());
     loop {
@@ -197,13 +229,7 @@ impl Filter {
                 Filter::Column(dim()?, Pred::In(values.iter().map(|x| string_or_null(Some(x))).collect()))
             }
             "bound" => {
-                let ordering = match v.get("ordering").and_then(|o| o.as_str().or_else(|| o.get("type").and_then(Value::as_str))) {
-                    None | Some("lexicographic") => Ordering::Lexicographic,
-                    Some("numeric") => Ordering::Numeric,
-                    Some("alphanumeric") => Ordering::Alphanumeric,
-                    Some("strlen") => Ordering::Strlen,
-                    Some(other) => return Err(QueryError::unsupported(format!("bound ordering [{other}] is not supported by druid-local"))),
-                };
+                let ordering = Ordering::parse(v.get("ordering"))?;
                 let ordering = if v.get("alphaNumeric").and_then(Value::as_bool) == Some(true) { Ordering::Alphanumeric } else { ordering };
                 Filter::Column(
                     dim()?,
@@ -310,6 +336,9 @@ impl Compiled {
             Compiled::Const(b) => *b,
             Compiled::Dim(d, table) => table[idx.dim_cols[*d][row] as usize],
             Compiled::Metric(j, p) => {
+                if idx.metric_is_null(*j, row) {
+                    return p.test(None);
+                }
                 let s = match idx.metric_cols[*j].get(row) {
                     Val::Long(l) => l.to_string(),
                     Val::Double(d) => d.to_string(),

@@ -1,5 +1,6 @@
 //! Native queries at `/druid/v2`: request parsing, Druid's error bodies, and dispatch to the
-//! engines (timeseries, topN, groupBy, scan, timeBoundary, segmentMetadata, dataSourceMetadata).
+//! engines (timeseries, topN, groupBy, scan, search, timeBoundary, segmentMetadata,
+//! dataSourceMetadata).
 
 pub mod agg;
 mod engine;
@@ -7,6 +8,7 @@ pub mod expr;
 pub mod filter;
 pub mod join;
 
+use crate::config::NullHandling;
 use crate::http::{self, media};
 use crate::time::{Granularity, Interval, ETERNITY};
 use crate::Shared;
@@ -27,13 +29,23 @@ pub struct QueryError {
 }
 
 impl QueryError {
-    /// The query does not map (400 "Unknown exception", Jackson class).
+    /// The query does not map. The Broker lets Jackson's exception reach the top: 500 "Unknown
+    /// exception" with the exception's class, and the fixed message "Unhandled exception made
+    /// it to the top", where druid-local says what is wrong instead.
     pub fn invalid(msg: impl Into<String>) -> QueryError {
         QueryError {
-            status: StatusCode::BAD_REQUEST,
+            status: StatusCode::INTERNAL_SERVER_ERROR,
             error: "Unknown exception",
             message: msg.into(),
-            class: "com.fasterxml.jackson.databind.exc.InvalidDefinitionException",
+            class: "com.fasterxml.jackson.databind.exc.ValueInstantiationException",
+        }
+    }
+    /// An unknown `type` (query, aggregator, filter...): [`QueryError::invalid`] with
+    /// Jackson's type-id exception.
+    pub fn unknown_type(msg: impl Into<String>) -> QueryError {
+        QueryError {
+            class: "com.fasterxml.jackson.databind.exc.InvalidTypeIdException",
+            ..QueryError::invalid(msg)
         }
     }
     /// A feature druid-local does not have (501 "Unsupported operation").
@@ -45,14 +57,24 @@ impl QueryError {
             class: "org.apache.druid.query.QueryUnsupportedException",
         }
     }
-    /// The message, for callers that report it elsewhere (ingestion transforms).
-    pub fn message(&self) -> &str {
-        &self.message
+    /// A failure inside druid-local (500 "Unknown exception").
+    pub fn internal(msg: impl Into<String>) -> QueryError {
+        QueryError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            error: "Unknown exception",
+            message: msg.into(),
+            class: "java.lang.RuntimeException",
+        }
     }
-    fn response(&self) -> Response {
+    /// Status, Druid error code, message and error class.
+    pub fn parts(&self) -> (StatusCode, &'static str, &str, &'static str) {
+        (self.status, self.error, &self.message, self.class)
+    }
+    /// The HTTP answer; `host` is the server's for errors raised while handling the query.
+    fn response(&self, host: Option<&str>) -> Response {
         http::json(
             self.status,
-            json!({"error": self.error, "errorMessage": self.message, "errorClass": self.class, "host": null}),
+            json!({"error": self.error, "errorMessage": self.message, "errorClass": self.class, "host": host}),
         )
     }
 }
@@ -74,6 +96,8 @@ pub struct Common {
     pub filter: Option<filter::Filter>,
     /// The `context` object.
     pub context: Value,
+    /// How null numbers aggregate.
+    pub null_handling: NullHandling,
 }
 
 fn parse_intervals(v: Option<&Value>, required: bool) -> Result<Vec<Interval>, QueryError> {
@@ -146,12 +170,13 @@ fn parse_common(q: &Value, intervals_required: bool) -> Result<Common, QueryErro
         granularity,
         filter,
         context: q.get("context").cloned().unwrap_or(Value::Null),
+        null_handling: NullHandling::default(),
     })
 }
 
 /// Runs one query JSON.
 pub fn run(shared: &Shared, q: &Value) -> Result<Value, QueryError> {
-    let ty = q.get("queryType").and_then(Value::as_str).ok_or_else(|| QueryError::invalid("Could not resolve subtype of [simple type, class org.apache.druid.query.Query]: missing type id property 'queryType'"))?;
+    let ty = q.get("queryType").and_then(Value::as_str).ok_or_else(|| QueryError::unknown_type("Could not resolve subtype of [simple type, class org.apache.druid.query.Query]: missing type id property 'queryType'"))?;
     let known = [
         "timeseries",
         "topN",
@@ -160,18 +185,20 @@ pub fn run(shared: &Shared, q: &Value) -> Result<Value, QueryError> {
         "timeBoundary",
         "segmentMetadata",
         "dataSourceMetadata",
+        "search",
     ];
     if !known.contains(&ty) {
-        if ["search", "select", "windowOperator"].contains(&ty) {
+        if ["select", "windowOperator"].contains(&ty) {
             return Err(QueryError::unsupported(format!(
                 "queryType [{ty}] is not supported by druid-local; supported: {}",
                 known.join(", ")
             )));
         }
-        return Err(QueryError { class: "com.fasterxml.jackson.databind.exc.InvalidTypeIdException", ..QueryError::invalid(format!("Could not resolve type id '{ty}' as a subtype of `org.apache.druid.query.Query`: known type ids = [{}]", known.join(", "))) });
+        return Err(QueryError::unknown_type(format!("Could not resolve type id '{ty}' as a subtype of `org.apache.druid.query.Query`: known type ids = [{}]", known.join(", "))));
     }
-    let required = matches!(ty, "timeseries" | "topN" | "groupBy" | "scan");
-    let common = parse_common(q, required)?;
+    let required = matches!(ty, "timeseries" | "topN" | "groupBy" | "scan" | "search");
+    let mut common = parse_common(q, required)?;
+    common.null_handling = shared.null_handling;
     let mut segments = shared.store.view(&common.data_source, &common.intervals);
     let joined = matches!(common.source, join::DataSource::Join(_));
     if joined || !common.virtual_columns.is_empty() {
@@ -189,6 +216,7 @@ pub fn run(shared: &Shared, q: &Value) -> Result<Value, QueryError> {
         "scan" => engine::scan(q, &common, &segments),
         "timeBoundary" => engine::time_boundary(q, &common, &segments),
         "segmentMetadata" => engine::segment_metadata(q, &common, &segments),
+        "search" => engine::search(q, &common, &segments),
         _ => engine::data_source_metadata(&segments),
     }
 }
@@ -206,10 +234,12 @@ pub async fn handle(
         Ok(q) => q,
         Err(e) => {
             return QueryError {
+                status: StatusCode::BAD_REQUEST,
+                error: "Json parse failed",
+                message: e,
                 class: "com.fasterxml.jackson.core.JsonParseException",
-                ..QueryError::invalid(e)
             }
-            .response()
+            .response(None)
         }
     };
     let query_id = q
@@ -221,14 +251,8 @@ pub async fn handle(
     let result = tokio::task::spawn_blocking(move || run(&shared2, &q)).await;
     let mut resp = match result {
         Ok(Ok(v)) => http::json(StatusCode::OK, v),
-        Ok(Err(e)) => e.response(),
-        Err(e) => QueryError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            error: "Unknown exception",
-            message: e.to_string(),
-            class: "java.lang.RuntimeException",
-        }
-        .response(),
+        Ok(Err(e)) => e.response(Some(&shared.host)),
+        Err(e) => QueryError::internal(e.to_string()).response(Some(&shared.host)),
     };
     if let Ok(v) = HeaderValue::from_str(&query_id) {
         resp.headers_mut().insert("X-Druid-Query-Id", v);
@@ -236,39 +260,26 @@ pub async fn handle(
     resp
 }
 
-/// `POST /druid/v2/sql`: not implemented; says so in Druid's error body (501).
-pub async fn sql() -> Response {
-    QueryError::unsupported(
-        "SQL (/druid/v2/sql) is not supported by druid-local; use native queries at /druid/v2",
-    )
-    .response()
-}
-
 /// `GET /druid/v2/datasources`.
 pub async fn data_sources(State(shared): State<Arc<Shared>>) -> Response {
     http::json(StatusCode::OK, json!(shared.store.data_sources()))
 }
 
-/// `GET /druid/v2/datasources/{ds}`: dimensions and metrics.
+/// `GET /druid/v2/datasources/{ds}`: dimensions and metrics, sorted, as the Broker reads
+/// them from the segments announced (a realtime segment announces no dimensions).
 pub async fn data_source(State(shared): State<Arc<Shared>>, Path(ds): Path<String>) -> Response {
     let segs = shared.store.view(&ds, &[ETERNITY]);
     if segs.is_empty() {
         return http::json(StatusCode::NOT_FOUND, json!({}));
     }
-    let mut dims: Vec<String> = Vec::new();
-    let mut metrics: Vec<String> = Vec::new();
+    let mut dims = std::collections::BTreeSet::new();
+    let mut metrics = std::collections::BTreeSet::new();
     for s in &segs {
         let idx = s.index.read();
-        for d in &idx.dims {
-            if !dims.contains(d) {
-                dims.push(d.clone());
-            }
+        if idx.handed_off {
+            dims.extend(idx.dims.iter().cloned());
         }
-        for m in &idx.metrics {
-            if !metrics.contains(&m.name) {
-                metrics.push(m.name.clone());
-            }
-        }
+        metrics.extend(idx.metrics.iter().map(|m| m.name.clone()));
     }
     http::json(
         StatusCode::OK,

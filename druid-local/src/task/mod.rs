@@ -116,14 +116,15 @@ impl Task {
         t
     }
 
-    /// Overlord shutdown: FAILED at once, the runner stops without handoff.
+    /// Overlord shutdown: FAILED at once (with no duration, as Druid records it), the runner
+    /// stops without handoff.
     pub fn kill(&self, reason: &str) -> bool {
         let mut st = self.state.lock();
         if st.status != StatusCode::Running {
             return false;
         }
         st.status = StatusCode::Failed;
-        st.duration = Some(time::now_millis() - self.created);
+        st.duration = None;
         st.error = Some(reason.to_owned());
         drop(st);
         self.kill.send_replace(true);
@@ -330,7 +331,10 @@ impl Indexer<'_> {
                 interval: iv,
                 version,
                 partition,
-                index: RwLock::new(Index::new(&dims, &spec.metrics, spec.rollup)),
+                index: RwLock::new(
+                    Index::new(&dims, &spec.metrics, spec.rollup)
+                        .with_nulls(self.store.null_handling),
+                ),
             });
             self.store.store.add_live(&spec.id, seg.clone());
             self.sinks.insert(iv, seg);

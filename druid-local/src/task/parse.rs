@@ -114,19 +114,27 @@ impl RowParser {
     }
 
     fn timestamp(&self, v: Option<Raw>) -> Result<Millis, String> {
-        let bad = |v: &dyn fmt::Debug| {
+        // Druid's ParseException text; its event dump is replaced by the column's name.
+        let bad = |v: &Raw| {
+            let shown = match v {
+                Raw::Str(s) => s.clone(),
+                Raw::Long(l) => l.to_string(),
+                Raw::Double(d) => java_double(*d),
+                Raw::Bool(b) => b.to_string(),
+                other => format!("{other:?}"),
+            };
             format!(
-                "Unparseable timestamp found! Event: column [{}] value [{:?}]",
-                self.ts_column, v
+                "Timestamp[{shown}] is unparseable! Event: column [{}]",
+                self.ts_column
             )
         };
         let v = match v {
             None | Some(Raw::Null) => {
                 return self.ts_missing.ok_or_else(|| {
                     format!(
-                    "Unparseable timestamp found! Event: timestamp column [{}] is missing or null",
-                    self.ts_column
-                )
+                        "Timestamp[null] is unparseable! Event: column [{}] is missing or null",
+                        self.ts_column
+                    )
                 })
             }
             Some(v) => v,

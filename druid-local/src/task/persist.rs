@@ -18,6 +18,9 @@ struct Record {
     duration: Option<i64>,
     #[serde(rename = "errorMsg")]
     error: Option<String>,
+    /// Where the task ran (older records have none).
+    #[serde(default)]
+    location: Option<(String, u16)>,
 }
 
 fn file_name(id: &str) -> String {
@@ -42,6 +45,7 @@ pub fn save(dir: &Path, task: &Task) -> std::io::Result<()> {
         status: st.status,
         duration: st.duration,
         error: st.error,
+        location: st.location,
     };
     let bytes = serde_json::to_vec(&rec).map_err(std::io::Error::other)?;
     let path = dir.join(file_name(&task.spec.id));
@@ -89,6 +93,7 @@ pub fn load_all(dir: &Path) -> std::io::Result<Vec<Arc<Task>>> {
         } else {
             Task::finished(spec, rec.created, rec.status, rec.duration, rec.error)
         };
+        task.state.lock().location = rec.location;
         out.push(task);
     }
     out.sort_by_key(|t| t.created);

@@ -1,6 +1,7 @@
 //! The in-memory segment index: interned dimension columns, typed metric columns, and rollup
 //! through a hash map keyed by (truncated time, dimension value ids).
 
+use crate::config::NullHandling;
 use crate::spec::{AggKind, AggOp, MetricSpec, NumType};
 use crate::time::Millis;
 use rustc_hash::FxHashMap;
@@ -167,6 +168,12 @@ pub struct Index {
     pub metrics: Vec<MetricSpec>,
     /// Metric columns.
     pub metric_cols: Vec<Column>,
+    /// Per metric, which rows hold null (SQL-compatible null handling; empty when legacy).
+    metric_nulls: Vec<Vec<bool>>,
+    /// Whether a missing metric input is stored as null.
+    nullable: bool,
+    /// Whether the segment was handed off (its metadata then reads as a merged segment's).
+    pub handed_off: bool,
     /// Truncated row times.
     pub times: Vec<Millis>,
     /// Whether equal rows merge.
@@ -198,12 +205,38 @@ impl Index {
             dim_cols: dims.iter().map(|_| Vec::new()).collect(),
             metrics: metrics.to_vec(),
             metric_cols,
+            metric_nulls: metrics.iter().map(|_| Vec::new()).collect(),
+            nullable: false,
+            handed_off: false,
             times: Vec::new(),
             rollup,
             keys: FxHashMap::default(),
             scratch: Vec::new(),
             max_ingested: None,
         }
+    }
+
+    /// The same index storing missing metric inputs as `null_handling` says (legacy by
+    /// default); set before the first row.
+    pub fn with_nulls(mut self, null_handling: NullHandling) -> Index {
+        self.nullable = null_handling == NullHandling::SqlCompatible;
+        self
+    }
+
+    /// Whether metric `j` is null in `row`.
+    #[inline]
+    pub fn metric_is_null(&self, j: usize, row: usize) -> bool {
+        self.metric_nulls[j].get(row).copied().unwrap_or(false)
+    }
+
+    /// Whether metric `j` holds a null in any row.
+    pub fn metric_has_nulls(&self, j: usize) -> bool {
+        self.metric_nulls[j].contains(&true)
+    }
+
+    /// Which rows of metric `j` are null (empty when none can be).
+    pub fn metric_nulls(&self, j: usize) -> &[bool] {
+        &self.metric_nulls[j]
     }
 
     /// Number of stored rows.
@@ -288,6 +321,10 @@ impl Index {
                         (Column::Long(c), _) => c.push(input.as_long()),
                         (Column::Double(c), k) => c.push(round(k, input.as_double())),
                     }
+                    if self.nullable {
+                        let null = input == Num::Missing && m.kind != AggKind::Count;
+                        self.metric_nulls[j].push(null);
+                    }
                 }
                 if self.rollup {
                     self.keys.insert(key.clone().into_boxed_slice(), row);
@@ -300,6 +337,19 @@ impl Index {
     fn combine(&mut self, row: usize, metrics: &[Num]) {
         for (j, m) in self.metrics.iter().enumerate() {
             let input = metrics.get(j).copied().unwrap_or(Num::Missing);
+            if self.nullable && m.kind != AggKind::Count {
+                // Nulls are skipped; the first value replaces a null.
+                if input == Num::Missing {
+                    continue;
+                }
+                if std::mem::replace(&mut self.metric_nulls[j][row], false) {
+                    match &mut self.metric_cols[j] {
+                        Column::Long(c) => c[row] = input.as_long(),
+                        Column::Double(c) => c[row] = round(m.kind, input.as_double()),
+                    }
+                    continue;
+                }
+            }
             match &mut self.metric_cols[j] {
                 Column::Long(c) => {
                     let x = if m.kind == AggKind::Count {
@@ -331,6 +381,18 @@ impl Index {
     /// A read-only copy holding the given rows (in that order, repeats allowed), unrolled.
     pub fn take_rows(&self, rows: &[usize]) -> Index {
         let mut out = Index::new(&self.dims, &self.metrics, false);
+        out.nullable = self.nullable;
+        out.metric_nulls = self
+            .metric_nulls
+            .iter()
+            .map(|n| {
+                if n.is_empty() {
+                    Vec::new()
+                } else {
+                    rows.iter().map(|r| n[*r]).collect()
+                }
+            })
+            .collect();
         out.dicts = self.dicts.clone();
         out.dim_cols = self
             .dim_cols
@@ -355,6 +417,7 @@ impl Index {
         if let Some(j) = self.metric_index(name) {
             self.metrics.remove(j);
             self.metric_cols.remove(j);
+            self.metric_nulls.remove(j);
         }
         let d = match self.dim_pos.get(name) {
             Some(d) => *d,
@@ -387,6 +450,26 @@ impl Index {
         while let Some(j) = self.metrics.iter().position(|m| m.name.starts_with(prefix)) {
             self.metrics.remove(j);
             self.metric_cols.remove(j);
+            self.metric_nulls.remove(j);
+        }
+    }
+
+    /// Orders the metric columns by name, as Druid's segment merge lays them out at handoff
+    /// (while a task runs they are in `metricsSpec` order).
+    pub fn sort_metrics_by_name(&mut self) {
+        let mut order: Vec<usize> = (0..self.metrics.len()).collect();
+        order.sort_by(|a, b| self.metrics[*a].name.cmp(&self.metrics[*b].name));
+        if order.iter().enumerate().all(|(i, j)| i == *j) {
+            return;
+        }
+        let metrics = std::mem::take(&mut self.metrics);
+        let mut cols = std::mem::take(&mut self.metric_cols);
+        let mut nulls = std::mem::take(&mut self.metric_nulls);
+        for j in order {
+            self.metrics.push(metrics[j].clone());
+            self.metric_cols
+                .push(std::mem::replace(&mut cols[j], Column::Long(Vec::new())));
+            self.metric_nulls.push(std::mem::take(&mut nulls[j]));
         }
     }
 
@@ -414,6 +497,9 @@ impl Index {
                 .map(|m| (m.kind.name().to_owned(), m.name.clone(), m.field.clone()))
                 .collect(),
             metric_cols: self.metric_cols.clone(),
+            metric_nulls: self.metric_nulls.clone(),
+            nullable: self.nullable,
+            handed_off: self.handed_off,
             times: self.times.clone(),
             rollup: self.rollup,
             max_ingested: self.max_ingested,
@@ -452,6 +538,14 @@ impl Index {
         }
         idx.dim_cols = s.dim_cols;
         idx.metric_cols = s.metric_cols;
+        idx.nullable = s.nullable;
+        idx.handed_off = s.handed_off;
+        // Segments written before null tracking have none.
+        if s.metric_nulls.len() == metrics.len()
+            && s.metric_nulls.iter().all(|c| c.is_empty() || c.len() == n)
+        {
+            idx.metric_nulls = s.metric_nulls;
+        }
         idx.times = s.times;
         idx.max_ingested = s.max_ingested;
         if idx.rollup {
@@ -484,6 +578,12 @@ pub struct IndexSnapshot {
     dim_cols: Vec<Vec<u32>>,
     metrics: Vec<(String, String, Option<String>)>,
     metric_cols: Vec<Column>,
+    #[serde(default)]
+    metric_nulls: Vec<Vec<bool>>,
+    #[serde(default)]
+    nullable: bool,
+    #[serde(default)]
+    handed_off: bool,
     times: Vec<Millis>,
     rollup: bool,
     max_ingested: Option<Millis>,
@@ -572,6 +672,58 @@ mod tests {
         assert_eq!(idx.len(), 2);
         assert_eq!(idx.dims, vec!["a", "b"]);
         assert_eq!(idx.metric_cols[0].get(0), Val::Long(2));
+    }
+
+    #[test]
+    fn sql_compatible_nulls_skip_missing_inputs() {
+        let mut idx =
+            Index::new(&["page".into()], &metrics(), true).with_nulls(NullHandling::SqlCompatible);
+        let page = |p: &str| RowDims::Fixed(vec![DimValue::One(p.into())]);
+        // A: max stays null until a value comes, then the value replaces it; B: never a value.
+        idx.add(0, 1, page("A"), &[Num::Missing, Num::Missing, Num::Missing]);
+        idx.add(
+            0,
+            2,
+            page("A"),
+            &[Num::Missing, Num::Long(-4), Num::Missing],
+        );
+        idx.add(
+            0,
+            3,
+            page("A"),
+            &[Num::Missing, Num::Missing, Num::Double(-2.5)],
+        );
+        idx.add(0, 4, page("B"), &[Num::Missing, Num::Missing, Num::Missing]);
+        assert_eq!(idx.len(), 2);
+        assert_eq!(idx.metric_cols[0].get(0), Val::Long(3), "count counts rows");
+        assert!(!idx.metric_is_null(0, 1));
+        assert_eq!(
+            (idx.metric_cols[1].get(0), idx.metric_is_null(1, 0)),
+            (Val::Long(-4), false)
+        );
+        assert_eq!(
+            (idx.metric_cols[2].get(0), idx.metric_is_null(2, 0)),
+            (Val::Double(-2.5), false),
+            "a max over one value is that value, not max(0, value)"
+        );
+        assert!(idx.metric_is_null(1, 1) && idx.metric_is_null(2, 1));
+        let back = Index::from_snapshot(idx.snapshot()).unwrap();
+        assert!(back.metric_is_null(1, 1) && !back.metric_is_null(1, 0));
+        let taken = back.take_rows(&[1, 1, 0]);
+        assert!(taken.metric_is_null(2, 1) && !taken.metric_is_null(2, 2));
+        let mut sorted = back;
+        sorted.sort_metrics_by_name();
+        let names: Vec<&str> = sorted.metrics.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["added", "count", "mx"]);
+        assert_eq!(sorted.metric_index("mx"), Some(2));
+        assert!(sorted.metric_is_null(0, 1) && !sorted.metric_is_null(1, 1));
+        assert_eq!(sorted.metric_cols[1].get(0), Val::Long(3));
+
+        // Legacy: a missing input is 0.
+        let mut legacy = Index::new(&["page".into()], &metrics(), true);
+        legacy.add(0, 1, page("B"), &[Num::Missing, Num::Missing, Num::Missing]);
+        assert!(!legacy.metric_is_null(1, 0));
+        assert_eq!(legacy.metric_cols[1].get(0), Val::Long(0));
     }
 
     #[test]

@@ -75,6 +75,23 @@ pub async fn post(client: &reqwest::Client, url: &str, body: &Value) -> (u16, Va
     )
 }
 
+/// POSTs a raw JSON-typed body and returns (status, body as JSON or string).
+pub async fn post_raw(client: &reqwest::Client, url: &str, body: &str) -> (u16, Value) {
+    let r = client
+        .post(url)
+        .header("Content-Type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("request");
+    let status = r.status().as_u16();
+    let text = r.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
 /// GETs and returns (status, body).
 pub async fn get(client: &reqwest::Client, url: &str) -> (u16, Value) {
     let r = client.get(url).send().await.expect("request");

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-pub use integration_tests::kafka::{committed, create_topic, kafka_py, produce};
+pub use integration_tests::kafka::{committed, create_topic, kafka_py, produce, KafkaClient};
 
 /// Logs to the test output when `RUST_LOG` is set.
 pub fn init_logs() {

@@ -12,7 +12,8 @@ fn fast(url: &str, auth: Option<BasicAuth>) -> OverlordClient {
         OverlordEndpoint::Url(url.to_owned()),
         OverlordConfig {
             retry: RetryPolicy {
-                period: Duration::from_secs(2),
+                period: Some(Duration::from_secs(2)),
+                max_attempts: None,
                 initial_backoff: Duration::from_millis(10),
                 max_backoff: Duration::from_millis(40),
             },
@@ -117,7 +118,8 @@ async fn transient_errors_give_up_after_the_retry_period() {
         OverlordEndpoint::Url(server.url.clone()),
         OverlordConfig {
             retry: RetryPolicy {
-                period: Duration::from_millis(300),
+                period: Some(Duration::from_millis(300)),
+                max_attempts: None,
                 initial_backoff: Duration::from_millis(20),
                 max_backoff: Duration::from_millis(40),
             },
@@ -140,7 +142,8 @@ async fn connection_refused_is_a_transient_error() {
         OverlordEndpoint::Url(format!("http://127.0.0.1:{port}")),
         OverlordConfig {
             retry: RetryPolicy {
-                period: Duration::from_millis(100),
+                period: Some(Duration::from_millis(100)),
+                max_attempts: None,
                 initial_backoff: Duration::from_millis(20),
                 max_backoff: Duration::from_millis(20),
             },
@@ -172,6 +175,14 @@ async fn status_reads_both_shapes_and_404_means_unknown() {
             StatusCode::NOT_FOUND,
             r#"{"task":"gone13","status":null}"#,
         ),
+        // Druid 0.13 to 0.2x: the task resource filter answers before the resource.
+        "/druid/indexer/v1/task/gone21/status" => (
+            StatusCode::BAD_REQUEST,
+            "Cannot find any task with id: [gone21]",
+        )
+            .into_response(),
+        // A 400 for another reason stays an error.
+        "/druid/indexer/v1/task/bad/status" => (StatusCode::BAD_REQUEST, "Invalid taskId").into_response(),
         "/druid/indexer/v1/task/failed/status" => json_response(
             StatusCode::OK,
             r#"{"task":"failed","status":{"id":"failed","statusCode":"FAILED","errorMsg":"Shutdown request from user"}}"#,
@@ -194,6 +205,8 @@ async fn status_reads_both_shapes_and_404_means_unknown() {
     assert_eq!(endpoint.base_url(), "http://mm1:8100");
     assert_eq!(client.task_status("gone13").await.expect("ok"), None);
     assert_eq!(client.task_status("unknown").await.expect("ok"), None);
+    assert_eq!(client.task_status("gone21").await.expect("ok"), None);
+    assert!(client.task_status("bad").await.is_err());
     let failed = client
         .task_status_once("failed")
         .await
@@ -217,10 +230,24 @@ async fn running_tasks_and_shutdown() {
                 {"id":"c","location":{"host":"h3","port":-1,"tlsPort":8300}},
                 {"id":"d"}]"#,
         ),
+        // Druid 28+: an unknown task is a plain-text 404; before, a 400 from the filter.
+        "/druid/indexer/v1/task/gone28/shutdown" => (
+            StatusCode::NOT_FOUND,
+            "Cannot find any task with id: [gone28]",
+        )
+            .into_response(),
+        "/druid/indexer/v1/task/gone21/shutdown" => (
+            StatusCode::BAD_REQUEST,
+            "Cannot find any task with id: [gone21]",
+        )
+            .into_response(),
         _ => json_response(StatusCode::OK, r#"{"task":"a"}"#),
     })
     .await;
     let client = fast(&server.url, None);
+    // A task that is already gone needs no shutdown.
+    client.shutdown_task("gone28").await.expect("gone is done");
+    client.shutdown_task("gone21").await.expect("gone is done");
     let tasks = client.running_tasks().await.expect("listed");
     let ids: Vec<_> = tasks.iter().map(|t| t.id.as_str()).collect();
     assert_eq!(ids, ["a", "b", "c", "d"]);

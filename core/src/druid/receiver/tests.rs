@@ -56,7 +56,8 @@ fn target() -> TaskTarget {
 fn fast() -> ReceiverClient {
     ReceiverClient::new(ReceiverConfig {
         retry: RetryPolicy {
-            period: Duration::from_secs(2),
+            period: Some(Duration::from_secs(2)),
+            max_attempts: None,
             initial_backoff: Duration::from_millis(10),
             max_backoff: Duration::from_millis(40),
         },
@@ -210,7 +211,8 @@ async fn a_skip_after_a_possibly_delivered_attempt_is_a_duplicate() {
 async fn an_unlocated_task_is_retried_until_the_period_ends() {
     let client = ReceiverClient::new(ReceiverConfig {
         retry: RetryPolicy {
-            period: Duration::from_millis(200),
+            period: Some(Duration::from_millis(200)),
+            max_attempts: None,
             initial_backoff: Duration::from_millis(20),
             max_backoff: Duration::from_millis(20),
         },
@@ -299,4 +301,50 @@ async fn concurrent_pushes_never_overtake_each_other() {
         }
     }
     assert!(last.len() <= 8, "one producer per concurrent push at most");
+}
+
+/// Druid 0.15 to 30 answer a push to a chat handler that is not registered yet (the peon is
+/// still starting its firehose) or any more (the firehose closed) with a 400, not a 404 or
+/// 503: retried like them, until the handler appears or the task is gone.
+#[tokio::test]
+async fn a_missing_chat_handler_400_is_retried() {
+    let server = Scripted::start(|n, _| {
+        if n < 2 {
+            json(
+                StatusCode::BAD_REQUEST,
+                r#"{"error":"Can't find chatHandler for handler[firehose:druid:overlord:foo-003-0000-0000]"}"#,
+            )
+        } else {
+            json(StatusCode::OK, r#"{"eventCount":2}"#)
+        }
+    })
+    .await;
+    let check = Check::default();
+    let reply = fast()
+        .push(&target(), &at(&server.url), &check, &body())
+        .await
+        .expect("pushed once the handler is there");
+    assert_eq!((reply.event_count, reply.attempts), (2, 3));
+    assert_eq!(check.asked.load(Ordering::SeqCst), 2);
+
+    // A handler that never comes back: given up once the task is reported finished.
+    let server = Scripted::start(|_, _| {
+        json(
+            StatusCode::BAD_REQUEST,
+            r#"{"error":"Can't find chatHandler for handler[foo-003-0000-0000]"}"#,
+        )
+    })
+    .await;
+    let check = Check {
+        gone_after: Some(3),
+        ..Check::default()
+    };
+    let err = fast()
+        .push(&target(), &at(&server.url), &check, &body())
+        .await
+        .expect_err("task gone");
+    assert!(
+        matches!(err, ReceiverError::TaskGone { attempts: 3, .. }),
+        "{err}"
+    );
 }
