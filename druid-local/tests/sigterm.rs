@@ -16,7 +16,7 @@ fn sigterm_shuts_down_and_exits_0() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Logs and the address line both go to stdout.
+    // The address line goes to stdout (the logs to stderr).
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
     let url = loop {
         let line = stdout
