@@ -146,12 +146,7 @@ async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>, kafka: 
             "/metrics",
             get(move || {
                 let metrics = metrics.clone();
-                async move {
-                    (
-                        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-                        metrics.encode(),
-                    )
-                }
+                async move { tranquility_server::metrics::encoded(&metrics) }
             }),
         )
         .route("/health", get(move || health(kafka.clone())));

@@ -199,10 +199,12 @@ fn input_source(args: &Args) -> anyhow::Result<Value> {
                 Some((_, _, list)) => list.push(json!(input)),
                 None => by_kind.push((kind, key, vec![json!(input)])),
             },
-            None if lower.contains("://") => return Err(ConfigProblem(format!(
+            None if lower.contains("://") => {
+                return Err(ConfigProblem(format!(
                 "--input {input}: unknown scheme; pass the Druid input source with --input-source"
             ))
-            .into()),
+                .into())
+            }
             None => {
                 let path = std::fs::canonicalize(input)
                     .map_err(|e| ConfigProblem(format!("--input {input}: {e}")))?;
