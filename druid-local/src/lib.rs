@@ -15,6 +15,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod flatten;
 mod http;
 pub mod overlord;
 pub mod query;
