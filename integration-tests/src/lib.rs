@@ -518,6 +518,39 @@ pub mod druid {
         }
     }
 
+    /// The rows of a groupBy over all time (`granularity`, e.g. `all` or `minute`), each
+    /// row's `event` with its bucket's start under `timestamp`, in the answer's order.
+    pub async fn group_by(
+        druid_url: &str,
+        data_source: &str,
+        granularity: &str,
+        dimensions: &[&str],
+        aggregations: Value,
+    ) -> Vec<Value> {
+        let answer = query(
+            druid_url,
+            &json!({
+                "queryType": "groupBy",
+                "dataSource": data_source,
+                "granularity": granularity,
+                "intervals": ["1000-01-01/3000-01-01"],
+                "dimensions": dimensions,
+                "aggregations": aggregations
+            }),
+        )
+        .await;
+        answer
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|row| {
+                let mut event = row["event"].clone();
+                event["timestamp"] = row["timestamp"].clone();
+                event
+            })
+            .collect()
+    }
+
     /// The Overlord's running tasks of a dataSource (ids).
     pub async fn running_task_ids(druid_url: &str, data_source: &str) -> Vec<String> {
         let tasks: Value = reqwest::get(format!("{druid_url}/druid/indexer/v1/runningTasks"))
