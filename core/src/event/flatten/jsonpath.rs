@@ -22,6 +22,8 @@ pub(super) struct JsonPath {
     tokens: Vec<Token>,
     function: Option<Function>,
     definite: bool,
+    /// Only single names and indexes: read by walking, without collecting matches.
+    simple: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +116,17 @@ impl JsonPath {
     }
 
     fn read_from<'a>(&self, node: &'a Value, root: &'a Value) -> Option<Cow<'a, Value>> {
+        if self.simple {
+            return self
+                .tokens
+                .iter()
+                .try_fold(node, |node, token| match (token, node) {
+                    (Token::Props(names), Value::Object(o)) => o.get(&names[0]),
+                    (Token::Indexes(i), Value::Array(items)) => index(items, i[0]),
+                    _ => None,
+                })
+                .map(Cow::Borrowed);
+        }
         let mut out = Vec::new();
         walk(&self.tokens, node, root, &mut out);
         let found = if self.definite {
@@ -437,10 +450,17 @@ impl Parser<'_> {
             Token::Indexes(indexes) => indexes.len() == 1,
             Token::Wildcard | Token::Slice(..) | Token::Scan | Token::Filter(_) => false,
         });
+        let simple = function.is_none()
+            && tokens.iter().all(|t| match t {
+                Token::Props(names) => names.len() == 1,
+                Token::Indexes(indexes) => indexes.len() == 1,
+                _ => false,
+            });
         Ok(JsonPath {
             tokens,
             function,
             definite,
+            simple,
         })
     }
 

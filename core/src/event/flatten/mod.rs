@@ -32,6 +32,8 @@
 mod jq;
 mod jsonpath;
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use crate::spec::ParserSpec;
@@ -167,22 +169,9 @@ impl Flattener {
         let doc = Value::Object(doc);
         let mut out = Map::with_capacity(self.fields.len() + 8);
         for field in &self.fields {
-            let value = match &field.extract {
-                Extract::Root(key) => doc.get(key).cloned(),
-                Extract::Path(path) => path.read(&doc).map(std::borrow::Cow::into_owned),
-                Extract::Jq(path) => path
-                    .read(&doc)
-                    .map_err(|message| FlattenError::Jq {
-                        field: field.name.clone(),
-                        message,
-                    })?
-                    .cloned(),
-                Extract::Tree(keys) => keys
-                    .iter()
-                    .try_fold(&doc, |node, key| node.as_object()?.get(key))
-                    .cloned(),
-            };
-            let mut value = value.unwrap_or(Value::Null);
+            let mut value = self
+                .extract(field, &doc)?
+                .map_or(Value::Null, Cow::into_owned);
             normalize(&mut value);
             out.insert(field.name.clone(), value);
         }
@@ -200,16 +189,59 @@ impl Flattener {
         Ok(out)
     }
 
-    /// Flattens one event's JSON object bytes into new ones.
+    /// Flattens one event's JSON object bytes into new ones, written as they are found
+    /// (no intermediate map).
     pub fn flatten_json(&self, raw: &[u8]) -> Result<Vec<u8>, FlattenError> {
         let doc = match serde_json::from_slice::<Value>(raw) {
-            Ok(Value::Object(doc)) => doc,
+            Ok(doc @ Value::Object(_)) => doc,
             Ok(other) => return Err(FlattenError::NotObject(kind(&other))),
             Err(e) => return Err(FlattenError::Json(e.to_string())),
         };
-        let flat = self.flatten(doc)?;
-        // A map of JSON values always serializes.
-        Ok(serde_json::to_vec(&flat).unwrap_or_default())
+        let mut out = Vec::with_capacity(raw.len());
+        out.push(b'{');
+        let mut first = true;
+        for field in &self.fields {
+            let value = self.extract(field, &doc)?;
+            write_entry(
+                &mut out,
+                &mut first,
+                &field.name,
+                value.as_deref().unwrap_or(&Value::Null),
+            );
+        }
+        if let (true, Value::Object(doc)) = (self.use_field_discovery, &doc) {
+            for (key, value) in doc {
+                let listed = self.fields.iter().any(|f| f.name == *key);
+                if !listed && self.discoverable(value) {
+                    write_entry(&mut out, &mut first, key, value);
+                }
+            }
+        }
+        out.push(b'}');
+        Ok(out)
+    }
+
+    /// The value of one listed field, before normalizing.
+    fn extract<'a>(
+        &self,
+        field: &Field,
+        doc: &'a Value,
+    ) -> Result<Option<Cow<'a, Value>>, FlattenError> {
+        Ok(match &field.extract {
+            Extract::Root(key) => doc.get(key).map(Cow::Borrowed),
+            Extract::Path(path) => path.read(doc),
+            Extract::Jq(path) => path
+                .read(doc)
+                .map_err(|message| FlattenError::Jq {
+                    field: field.name.clone(),
+                    message,
+                })?
+                .map(Cow::Borrowed),
+            Extract::Tree(keys) => keys
+                .iter()
+                .try_fold(doc, |node, key| node.as_object()?.get(key))
+                .map(Cow::Borrowed),
+        })
     }
 
     /// Druid's discovery: strings, numbers, booleans and lists of them (not objects, not
@@ -290,7 +322,52 @@ impl Field {
     }
 }
 
-/// Writes a value as Druid's JSON parser hands it on: nulls dropped from lists, integers
+/// Appends `"key":value` (normalized) to a JSON object being written.
+fn write_entry(out: &mut Vec<u8>, first: &mut bool, key: &str, value: &Value) {
+    if !std::mem::replace(first, false) {
+        out.push(b',');
+    }
+    // Strings and numbers always serialize.
+    let _ = serde_json::to_writer(&mut *out, key);
+    out.push(b':');
+    write_normalized(out, value);
+}
+
+/// Writes a value as [`normalize`] would leave it, without copying it first.
+fn write_normalized(out: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::Number(n) if n.is_u64() && n.as_i64().is_none() => {
+            match n.as_f64().and_then(serde_json::Number::from_f64) {
+                Some(d) => out.extend_from_slice(d.to_string().as_bytes()),
+                None => out.extend_from_slice(n.to_string().as_bytes()),
+            }
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            let mut first = true;
+            for item in items.iter().filter(|v| !v.is_null()) {
+                if !std::mem::replace(&mut first, false) {
+                    out.push(b',');
+                }
+                write_normalized(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Object(object) => {
+            out.push(b'{');
+            let mut first = true;
+            for (k, v) in object {
+                write_entry(out, &mut first, k, v);
+            }
+            out.push(b'}');
+        }
+        other => {
+            let _ = serde_json::to_writer(&mut *out, other);
+        }
+    }
+}
+
+/// Leaves a value as Druid's JSON parser hands it on: nulls dropped from lists, integers
 /// beyond a long as doubles.
 fn normalize(value: &mut Value) {
     match value {

@@ -116,6 +116,15 @@ fn druid_simple_and_numbers() {
     assert_eq!(m["many"], json!(1234567878900_i64));
     assert_eq!(m["toomany"], json!(1.23456789e21));
     assert_eq!(m["ulong"], json!(18446744073709551615.0));
+    let written: Value = serde_json::from_slice(
+        &f.flatten_json(br#"{"ulong":18446744073709551615,"l":[null,18446744073709551615,1]}"#)
+            .expect("flattens"),
+    )
+    .expect("json");
+    assert_eq!(
+        written,
+        json!({"ulong": 18446744073709551615.0, "l": [18446744073709551615.0, 1]})
+    );
     // keepNullColumns keeps discovered nulls.
     let keep = Flattener::new(&json!({}), true).expect("spec");
     assert!(flat(&keep, json!({"four": null})).contains_key("four"));
@@ -351,6 +360,25 @@ proptest! {
                 prop_assert_eq!(m[k].as_array().map(|a| a.iter().collect::<Vec<_>>()), Some(kept));
             }
         }
+    }
+
+    /// Writing the flat event directly gives what the map form holds, key order included.
+    #[test]
+    fn written_and_mapped_forms_agree(
+        doc in prop::collection::btree_map("[a-d]", nested(), 0..5),
+        discovery in any::<bool>(),
+    ) {
+        let f = flattener(json!({"useFieldDiscovery": discovery, "fields": [
+            "a", {"type": "path", "name": "p", "expr": "$..b"},
+            {"type": "path", "name": "c", "expr": "$.c[0]"},
+            {"type": "tree", "name": "t", "nodes": ["d", "a"]}]}));
+        let doc: Map<String, Value> = doc.into_iter().collect();
+        let bytes = serde_json::to_vec(&doc).expect("json");
+        let written: Map<String, Value> =
+            serde_json::from_slice(&f.flatten_json(&bytes).expect("flattens")).expect("json");
+        let mapped = f.flatten(doc).expect("flattens");
+        prop_assert_eq!(written.keys().collect::<Vec<_>>(), mapped.keys().collect::<Vec<_>>());
+        prop_assert_eq!(written, mapped);
     }
 
     /// Any bytes give flat JSON or an error, never a panic.
