@@ -19,7 +19,8 @@
 //! is a string, a number, a boolean or a list of those (null too with the parseSpec's
 //! `keepNullColumns`). Values are written as Druid's parser hands them on: nulls are left out
 //! of lists, and integers too large for a long become doubles. `path` fields are JSONPath as
-//! Jayway reads it ([`jsonpath`]), `jq` fields jq paths ([`jq`]), `tree` fields a list of keys.
+//! Jayway reads it (names, indexes, lists, slices, wildcards, scans, filters and the aggregate
+//! functions), `jq` fields jq paths (`.a.b[0]`), `tree` fields a list of keys.
 //!
 //! Where Tranquility flattens, and why: once, as events come in, before the timestamp is
 //! read. Every way in (server, Kafka, Fluvio, streams, push) goes through the pipeline, and
