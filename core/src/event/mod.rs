@@ -127,7 +127,17 @@ impl EventReader {
     pub fn new(schema: &DataSchema) -> Result<Self, EventReaderError> {
         let extractor = TimestampExtractor::new(&schema.timestamp_spec())?;
         let flattener = match &schema.parser {
-            Some(parser) => Flattener::for_parser(parser)?,
+            Some(parser) => {
+                if Flattener::ignored(parser) {
+                    tracing::warn!(
+                        dataSource = %schema.data_source,
+                        parser = %parser.kind,
+                        format = parser.parse_spec.format.as_deref().unwrap_or("json"),
+                        "the flattenSpec is ignored: Druid applies it to a string parser reading json only"
+                    );
+                }
+                Flattener::for_parser(parser)?
+            }
             None => None,
         };
         Ok(Self {

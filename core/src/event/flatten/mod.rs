@@ -93,26 +93,33 @@ enum Extract {
 impl Flattener {
     /// The flattener of a parser, when its parseSpec has a flattenSpec Druid applies: a
     /// `string` parser reading `json` (Druid ignores a flattenSpec elsewhere, and so does
-    /// this, saying so in the log).
+    /// this: see [`Flattener::ignored`]).
     pub fn for_parser(parser: &ParserSpec) -> Result<Option<Self>, FlattenSpecError> {
         let parse_spec = &parser.parse_spec;
         let Some(spec) = parse_spec.extra.get("flattenSpec").filter(|v| !v.is_null()) else {
             return Ok(None);
         };
-        let format = parse_spec.format.as_deref().unwrap_or("json");
-        if !format.eq_ignore_ascii_case("json") || !parser.kind.eq_ignore_ascii_case("string") {
-            tracing::warn!(
-                parser = %parser.kind,
-                format,
-                "the flattenSpec is ignored: Druid applies it to a string parser reading json only"
-            );
+        if Self::ignored(parser) {
             return Ok(None);
         }
-        let keep_nulls = matches!(
-            parse_spec.extra.get("keepNullColumns"),
-            Some(Value::Bool(true))
-        ) || matches!(parse_spec.extra.get("keepNullColumns"), Some(Value::String(s)) if s.eq_ignore_ascii_case("true"));
+        let keep_nulls = match parse_spec.extra.get("keepNullColumns") {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+            _ => false,
+        };
         Self::new(spec, keep_nulls).map(Some)
+    }
+
+    /// Whether the parser has a flattenSpec that Druid, and so this, ignores: under a parser
+    /// other than `string`, or a parseSpec format other than `json`.
+    pub fn ignored(parser: &ParserSpec) -> bool {
+        let parse_spec = &parser.parse_spec;
+        let has = parse_spec
+            .extra
+            .get("flattenSpec")
+            .is_some_and(|v| !v.is_null());
+        let format = parse_spec.format.as_deref().unwrap_or("json");
+        has && (!format.eq_ignore_ascii_case("json") || !parser.kind.eq_ignore_ascii_case("string"))
     }
 
     /// Compiles a flattenSpec object; `keep_nulls` keeps discovered fields whose value is null.

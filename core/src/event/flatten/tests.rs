@@ -293,6 +293,9 @@ fn only_a_string_parser_reading_json_flattens() {
     assert!(Flattener::for_parser(&parser("map", "json"))
         .expect("ok")
         .is_none());
+    assert!(Flattener::ignored(&parser("map", "json")));
+    assert!(Flattener::ignored(&parser("string", "tsv")));
+    assert!(!Flattener::ignored(&parser("string", "JSON")));
 }
 
 fn scalar() -> impl Strategy<Value = Value> {
