@@ -103,6 +103,19 @@ async fn single_replica_task_gone_is_reported_never_silent() {
 /// running, and the retry adopts it and creates the second, so the interval is not lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_half_created_partition_is_adopted_by_the_retry() {
+    half_created_then_adopted("1", "2", "_0_1", "_0_0").await;
+}
+
+/// The same one level up: partition 0 created, partition 1 refused once; the retry takes
+/// partition 0's task over and creates partition 1's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_created_interval_is_adopted_by_the_retry() {
+    half_created_then_adopted("2", "1", "_1_0", "_0_0").await;
+}
+
+/// Task ids end with `_<partition>_<replicant>`: the submit of `refused` fails once, after
+/// `kept` was created.
+async fn half_created_then_adopted(partitions: &str, replicants: &str, refused: &str, kept: &str) {
     let druid = druid_on(0).await;
     let proxy =
         integration_tests::proxy::LossyProxy::start(([127, 0, 0, 1], druid.port()).into()).await;
@@ -111,14 +124,14 @@ async fn a_half_created_partition_is_adopted_by_the_retry() {
         &ds,
         "hour",
         &[
-            ("task.replicants", "2"),
+            ("task.partitions", partitions),
+            ("task.replicants", replicants),
             ("druidBeam.taskLocator", "overlord"),
             // One attempt per submission: a refusal fails the creation at once.
             ("druidBeam.indexRetryPeriod", "PT0S"),
         ],
     );
-    // Task ids end with _<partition>_<replicant>.
-    proxy.refuse_task_submits("_0_1", 1);
+    proxy.refuse_task_submits(refused, 1);
     let pipelines = local_pipelines(&cfg, &proxy.url());
     let pipeline = pipelines.get(&ds).unwrap();
 
@@ -133,14 +146,14 @@ async fn a_half_created_partition_is_adopted_by_the_retry() {
         }
     }
     let first = druid::running_task_ids(&druid.url(), &ds).await;
-    assert_eq!(first.len(), 1, "replica 0 keeps running: {first:?}");
-    assert!(first[0].ends_with("_0_0"), "{first:?}");
+    assert_eq!(first.len(), 1, "the task created keeps running: {first:?}");
+    assert!(first[0].ends_with(kept), "{first:?}");
 
     let outcomes = pipeline.send_all(events(10)).await;
     setup::assert_all_sent(&outcomes);
     let both = druid::running_task_ids(&druid.url(), &ds).await;
     assert_eq!(both.len(), 2, "{both:?}");
-    assert!(both.contains(&first[0]), "replica 0 adopted: {both:?}");
+    assert!(both.contains(&first[0]), "adopted: {both:?}");
     assert_eq!(
         druid::wait_for_count(&druid.url(), &ds, "count", 10, Duration::from_secs(30)).await,
         10
