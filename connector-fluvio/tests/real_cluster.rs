@@ -6,8 +6,9 @@
 //! ```
 //!
 //! It creates a fresh topic, produces records, consumes them into a pipeline over a test beam,
-//! stops, and checks with a second consumer of the same name that the committed offset is
-//! after the last record with an outcome.
+//! stops once every record is answered (the topic idle, a `next()` waiting: the case that used
+//! to hang on the first commit), and checks with a second consumer of the same name that the
+//! committed offset is after the last record with an outcome.
 
 #[cfg(not(feature = "fluvio-client"))]
 #[test]
@@ -31,8 +32,8 @@ async fn consumes_and_commits_against_a_real_cluster() {
     use tranquility::beam::TranquilizerConfig;
     use tranquility::metrics::Metrics;
     use tranquility::pipeline::DataSourcePipeline;
-    use tranquility::spec::IngestionSpec;
-    use tranquility_fluvio::{consume, ConsumeOptions, FluvioSource, OffsetStart, RecordSource};
+    use tranquility::spec::{IngestionSpec, TranquilityConfig};
+    use tranquility_fluvio::{run_sources, FluvioConfig, FluvioSource, RecordSource};
 
     let Ok(endpoint) = std::env::var("FLUVIO_ENDPOINT") else {
         eprintln!(
@@ -80,33 +81,43 @@ async fn consumes_and_commits_against_a_real_cluster() {
     )
     .unwrap();
     let consumer_id = format!("{topic}-consumer");
-    let source = FluvioSource::connect(
-        Some(&endpoint),
-        &topic,
-        &consumer_id,
-        OffsetStart::Beginning,
-    )
-    .await
-    .expect("consumer");
+    let mut file: serde_json::Value =
+        serde_json::from_str(include_str!("../../examples/configs/fluvio.json")).unwrap();
+    file["dataSources"][0]["spec"]["dataSchema"]["dataSource"] = json!("fluvio_test");
+    file["dataSources"][0]["properties"]["fluvio.topic"] = json!(topic);
+    file["properties"]["fluvio.endpoint"] = json!(endpoint);
+    file["properties"]["fluvio.consumer.id"] = json!(consumer_id);
+    file["properties"]["commit.periodMillis"] = json!("500");
+    let config = TranquilityConfig::from_value(file, "fluvio.json").unwrap();
+    let config = FluvioConfig::from_config(&config).unwrap();
     let watch = memory.clone();
+    // Every record answered, then idle for a few commit periods while a next() waits: the
+    // moment the connector used to cancel that next() and hang on its commit.
     let stop = async move {
         while watch.events().len() < 20 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        tokio::time::sleep(Duration::from_secs(2)).await;
     };
-    let options = ConsumeOptions {
-        commit_period: Duration::from_millis(500),
-        ..ConsumeOptions::new(topic.clone())
+    let sink_of = |_: &str| Some(Arc::new(pipeline.clone()) as _);
+    let open = |route: &tranquility_fluvio::TopicRoute| {
+        let topic = route.topic.clone();
+        let config = &config;
+        async move { FluvioSource::connect(config, &topic).await }
     };
-    let report = tokio::time::timeout(
+    let reports = tokio::time::timeout(
         Duration::from_secs(60),
-        consume(source, &pipeline, &options, stop),
+        run_sources(&config, sink_of, open, stop),
     )
     .await
-    .expect("consumed in time")
+    .expect("consumed and stopped in time")
     .expect("consume");
+    let report = &reports[0].1;
     assert_eq!(report.tally.sent, 20);
-    assert!(report.commits >= 1);
+    assert!(
+        report.commits >= 2,
+        "periodic and final commits: {report:?}"
+    );
 
     // The same consumer name resumes after the committed records.
     producer
@@ -117,14 +128,9 @@ async fn consumes_and_commits_against_a_real_cluster() {
         .await
         .unwrap();
     producer.flush().await.unwrap();
-    let mut again = FluvioSource::connect(
-        Some(&endpoint),
-        &topic,
-        &consumer_id,
-        OffsetStart::Beginning,
-    )
-    .await
-    .expect("second consumer");
+    let again = FluvioSource::connect(&config, &topic)
+        .await
+        .expect("second consumer");
     let next = tokio::time::timeout(Duration::from_secs(30), again.next())
         .await
         .expect("a record in time")

@@ -19,6 +19,8 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 use rdkafka::ClientConfig;
+use tranquility::retry::RetryPolicy;
+use tranquility::source::{DriverOptions, ReportFlags};
 use tranquility::spec::properties::{KafkaDataSourceProperties, KafkaProperties};
 use tranquility::spec::{DataSourceConfig, TranquilityConfig};
 
@@ -77,78 +79,16 @@ pub const OLD_CONSUMER_KEYS: &[(&str, &str)] = &[
     ),
 ];
 
-/// What a dataSource does with drops and unparseable messages (`reportDropsAsExceptions`,
-/// `reportParseExceptions`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ReportFlags {
-    /// A dropped message stops the connector (its offset is not committed).
-    pub drops: bool,
-    /// An unparseable message stops the connector (its offset is not committed).
-    pub parse: bool,
-}
-
-/// How a failed send is retried. A failure that retrying cannot help, or one that ran out of
-/// attempts, stops the connector without committing past the message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Wait before the first retry; doubled (with jitter) each time.
-    pub initial_backoff: Duration,
-    /// Longest wait between retries.
-    pub max_backoff: Duration,
-    /// Attempts in all (the first send included); `None` = retry as long as the error is
-    /// retriable.
-    pub max_attempts: Option<u32>,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            initial_backoff: default_initial_backoff(),
-            max_backoff: default_max_backoff(),
-            max_attempts: None,
-        }
-    }
-}
-
-/// One second: long enough for a Druid task that is starting to come up.
-fn default_initial_backoff() -> Duration {
-    Duration::from_secs(1)
-}
-
-/// One minute, the original's `druidBeam.firehoseRetryPeriod` default.
-fn default_max_backoff() -> Duration {
-    Duration::from_secs(60)
-}
-
-impl RetryPolicy {
-    /// The wait before attempt `attempt + 1`, after `attempt` failures (`attempt >= 1`),
-    /// with up to 25% random jitter so that retries of many messages spread out.
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let exp = attempt.saturating_sub(1).min(20);
-        let base = self
-            .initial_backoff
-            .saturating_mul(1u32 << exp)
-            .min(self.max_backoff);
-        let jitter = rand::random::<f64>() * 0.25;
-        base.mul_f64(1.0 + jitter).min(self.max_backoff.max(base))
-    }
-
-    /// Whether another attempt is allowed after `attempts` attempts.
-    pub fn allows(&self, attempts: u32) -> bool {
-        self.max_attempts.is_none_or(|max| attempts < max)
-    }
-}
-
-/// Options not in the original's property table, settable from code.
+/// Options not in the original's property table, settable from code. The first four are the
+/// source driver's ([`DriverOptions`], whose docs say what each does).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectorOptions {
     /// Messages larger than this are dropped as `too_large` (counted and committed).
     pub max_message_bytes: usize,
-    /// Messages in flight (handed out, outcome unknown) per consumer before it stops taking
-    /// messages from the client (librdkafka's bounded prefetch queue then stops fetching).
+    /// Messages in flight per consumer before it stops taking messages from the client
+    /// (librdkafka's bounded prefetch queue then stops fetching).
     pub max_in_flight: usize,
-    /// How long a consumer may stay at `max_in_flight` before it pauses its partitions, so it
-    /// can keep polling (within librdkafka's `max.poll.interval.ms`) without taking messages.
+    /// How long a consumer may stay at `max_in_flight` before it pauses its partitions.
     /// Pausing discards librdkafka's prefetched messages (fetched again on resume), so it is
     /// kept for long stalls.
     pub pause_after: Duration,
@@ -160,31 +100,15 @@ pub struct ConnectorOptions {
 
 impl Default for ConnectorOptions {
     fn default() -> Self {
+        let driver = DriverOptions::default();
         Self {
-            max_message_bytes: default_max_message_bytes(),
-            max_in_flight: default_max_in_flight(),
-            pause_after: default_pause_after(),
-            retry: RetryPolicy::default(),
+            max_message_bytes: driver.max_message_bytes,
+            max_in_flight: driver.max_in_flight,
+            pause_after: driver.pause_after,
+            retry: driver.retry,
             topic_refresh: default_topic_refresh(),
         }
     }
-}
-
-/// Kafka's default `message.max.bytes` (1 MiB plus record overhead): larger events almost
-/// always come from a producer bug, and Druid would receive them whole.
-fn default_max_message_bytes() -> usize {
-    1_048_588
-}
-
-/// Five Tranquilizer batches of the default 2000: enough to keep the pipeline busy.
-fn default_max_in_flight() -> usize {
-    10_000
-}
-
-/// Well inside librdkafka's default `max.poll.interval.ms` (5 minutes), and long enough that a
-/// short slowdown never costs a refetch.
-fn default_pause_after() -> Duration {
-    Duration::from_secs(10)
 }
 
 /// Ten seconds: a new topic is picked up soon, and metadata requests stay rare.
@@ -315,6 +239,17 @@ impl KafkaConfig {
     pub fn with_options(mut self, options: ConnectorOptions) -> Self {
         self.options = options;
         self
+    }
+
+    /// What each member's source driver runs with.
+    pub fn driver_options(&self) -> DriverOptions {
+        DriverOptions {
+            commit_period: self.commit_period,
+            max_in_flight: self.options.max_in_flight,
+            pause_after: self.options.pause_after,
+            max_message_bytes: self.options.max_message_bytes,
+            retry: self.options.retry,
+        }
     }
 
     /// The librdkafka configuration of one group member.
@@ -638,20 +573,5 @@ mod tests {
             }
         );
         assert!(c.mapper.claims("wx"));
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let r = RetryPolicy {
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(1),
-            max_attempts: Some(3),
-        };
-        let first = r.backoff(1);
-        assert!(first >= Duration::from_millis(100) && first <= Duration::from_millis(125));
-        assert!(r.backoff(3) >= Duration::from_millis(400));
-        assert!(r.backoff(30) <= Duration::from_secs(1));
-        assert!(r.allows(2) && !r.allows(3));
-        assert!(RetryPolicy::default().allows(u32::MAX - 1));
     }
 }

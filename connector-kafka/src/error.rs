@@ -1,5 +1,6 @@
 //! Errors of the Kafka connector, named after what failed.
 
+use tranquility::source::DriverError;
 use tranquility::spec::ConfigError;
 
 /// What stopped the connector from starting or running.
@@ -41,60 +42,8 @@ pub enum KafkaError {
     /// Creating the Kafka consumer failed.
     #[error("creating the Kafka consumer failed: {0}")]
     CreateConsumer(#[source] rdkafka::error::KafkaError),
-    /// Subscribing to the matching topics failed.
-    #[error("subscribing to topics {topics:?} failed: {source}")]
-    Subscribe {
-        /// The topics.
-        topics: Vec<String>,
-        /// The client error.
-        #[source]
-        source: rdkafka::error::KafkaError,
-    },
-    /// A topic the subscription let through matches no dataSource's pattern.
-    #[error("topic {topic} was consumed but no dataSource's topicPattern maps it")]
-    NoSpecForTopic {
-        /// The topic.
-        topic: String,
-    },
-    /// The event sink of a dataSource could not be built.
-    #[error("dataSource {data_source}: building its pipeline failed: {message}")]
-    Sink {
-        /// The dataSource.
-        data_source: String,
-        /// What went wrong.
-        message: String,
-    },
-    /// A message was dropped and `reportDropsAsExceptions` (or `reportParseExceptions` for an
-    /// unparseable one) makes that fatal. Its offset was not committed.
-    #[error("{topic}[{partition}] offset {offset} was dropped ({reason}) and {property} is true")]
-    ReportedDrop {
-        /// The topic.
-        topic: String,
-        /// The partition.
-        partition: i32,
-        /// The message's offset.
-        offset: i64,
-        /// Why it was dropped.
-        reason: &'static str,
-        /// The property that made the drop fatal.
-        property: &'static str,
-    },
-    /// A message failed and retrying cannot help (or the retries ran out). Its offset was not
-    /// committed, so the next consumer of the partition gets it again.
-    #[error("{topic}[{partition}] offset {offset} failed after {attempts} attempt(s): {error}")]
-    SendFailed {
-        /// The topic.
-        topic: String,
-        /// The partition.
-        partition: i32,
-        /// The message's offset.
-        offset: i64,
-        /// Attempts made.
-        attempts: u32,
-        /// The last error.
-        error: String,
-    },
-    /// A consumer task ended abnormally.
-    #[error("a consumer task ended abnormally: {0}")]
-    Task(String),
+    /// A group member stopped on an error (reading, routing, a reported drop, a send that
+    /// cannot succeed, the final commit). Nothing past the message named was committed.
+    #[error(transparent)]
+    Source(#[from] DriverError),
 }

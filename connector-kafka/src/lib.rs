@@ -3,11 +3,16 @@
 //!
 //! ```text
 //!  Kafka topics ─> group members (consumer.numThreads) ─> topic -> dataSource ─> EventSink ─> Druid
-//!                   │  per partition: OffsetTracker        (topicPattern,          (one outcome
-//!                   │  commit point = end of the resolved   priority,               per message)
-//!                   │  prefix; Failed holds it back         useTopicAsDataSource)
-//!                   └─ commit every commit.periodMillis, and on revocation
+//!                   each a KafkaSource (rdkafka) run by     (topicPattern,          (one outcome
+//!                   the core's SourceDriver: commit point    priority,               per message)
+//!                   = end of the resolved prefix; Failed     useTopicAsDataSource)
+//!                   holds it back; commit every commit.periodMillis, and on revocation
 //! ```
+//!
+//! This crate is the Kafka side only: the rdkafka client and its quirks (`client.rs`), the
+//! topic mapping (`mapping.rs`, `sink.rs`) and the configuration (`config.rs`). Offsets,
+//! retries, back-pressure, commits, counters and the health check are the core's source
+//! driver ([`tranquility::source`]): start reading there.
 //!
 //! - **What is committed**: per partition, the offset after the longest run of messages that
 //!   are `Sent` or `Dropped` (with a reason, counted). A `Failed` message is retried with
@@ -40,52 +45,41 @@
 //! # Ok(()) }
 //! ```
 
-pub mod commit;
+mod client;
 pub mod config;
 pub mod error;
 pub mod mapping;
-pub mod metrics;
 pub mod pipeline;
 pub mod sink;
-mod source;
 
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, watch};
 use tranquility::metrics::Metrics;
+use tranquility::source::{
+    first_error, Finished, Router, SourceDriver, SourceGroup, SourceMetrics, Stop,
+};
 
-pub use config::{ConnectorOptions, KafkaConfig, ReportFlags, RetryPolicy};
+pub use config::{ConnectorOptions, KafkaConfig};
 pub use error::KafkaError;
-pub use metrics::{KafkaMetrics, StalledPartition};
 pub use pipeline::PipelineSinks;
 pub use sink::{EventSink, SinkFactory};
+pub use tranquility::retry::RetryPolicy;
+pub use tranquility::source::{ReportFlags, StalledPartition};
 
-use source::{Control, Member, Shared};
+/// Whether consumption is moving, for a health endpoint: owned partitions with lag that have
+/// neither consumed nor committed for `consumer.stallTimeoutMillis`.
+pub type KafkaHealth = tranquility::source::SourceHealth;
 
-/// A running connector: `consumer.numThreads` group members, each with its own loop.
+use client::KafkaSource;
+use sink::KafkaRouter;
+
+/// A running connector: `consumer.numThreads` group members, each a source driver.
 #[derive(Debug)]
 pub struct KafkaConnector {
-    control: watch::Sender<Control>,
-    done: mpsc::UnboundedReceiver<Result<(), KafkaError>>,
-    running: usize,
-    metrics: KafkaMetrics,
+    members: SourceGroup,
+    metrics: SourceMetrics,
     health: KafkaHealth,
-}
-
-/// Whether consumption is moving, for a health endpoint: a clonable view of the connector.
-#[derive(Debug, Clone)]
-pub struct KafkaHealth {
-    metrics: KafkaMetrics,
-    stall_timeout: std::time::Duration,
-}
-
-impl KafkaHealth {
-    /// Owned partitions with lag that have neither consumed nor committed for
-    /// `consumer.stallTimeoutMillis`; empty when healthy.
-    pub fn stalled(&self) -> Vec<StalledPartition> {
-        self.metrics.stalled(self.stall_timeout)
-    }
 }
 
 impl KafkaConnector {
@@ -97,36 +91,32 @@ impl KafkaConnector {
         sinks: Arc<dyn SinkFactory>,
         metrics: &Metrics,
     ) -> Result<Self, KafkaError> {
-        let kafka_metrics = KafkaMetrics::register(metrics);
-        let health = KafkaHealth {
-            metrics: kafka_metrics.clone(),
-            stall_timeout: config.stall_timeout,
-        };
-        let consumers = config.consumers;
-        let shared = Arc::new(Shared {
-            config,
-            sinks: sink::SinkRegistry::new(sinks),
-            metrics: kafka_metrics.clone(),
-        });
-        let mut members = Vec::with_capacity(consumers);
-        for index in 0..consumers {
-            members.push(Member::create(index, shared.clone())?);
-        }
-        let (control, control_rx) = watch::channel(Control::Run);
-        let (done_tx, done) = mpsc::unbounded_channel();
-        for member in members {
-            tokio::spawn(member.run(control_rx.clone(), done_tx.clone()));
+        let source_metrics = SourceMetrics::register(metrics, "kafka");
+        let health = KafkaHealth::new(source_metrics.clone(), config.stall_timeout);
+        let config = Arc::new(config);
+        let router: Arc<dyn Router> = Arc::new(KafkaRouter::new(config.clone(), sinks));
+        let sources = (0..config.consumers)
+            .map(|member| KafkaSource::create(member, config.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut members = SourceGroup::new();
+        for (member, source) in sources.into_iter().enumerate() {
+            let options = config.driver_options();
+            members.spawn(SourceDriver::new(
+                source,
+                router.clone(),
+                &source_metrics,
+                options,
+                member,
+            ));
         }
         tracing::info!(
-            group = %shared.config.group_id,
-            consumers,
+            group = %config.group_id,
+            consumers = config.consumers,
             "Kafka connector started"
         );
         Ok(Self {
-            control,
-            done,
-            running: consumers,
-            metrics: kafka_metrics,
+            members,
+            metrics: source_metrics,
             health,
         })
     }
@@ -136,73 +126,39 @@ impl KafkaConnector {
         self.health.clone()
     }
 
-    /// Runs until `shutdown` completes (then stops gracefully) or a member fails (then stops
-    /// the others gracefully and returns the error).
-    pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) -> Result<(), KafkaError> {
-        tokio::select! {
-            () = shutdown => {
-                tracing::info!("shutting down the Kafka connector");
-                self.stop().await
-            }
-            error = self.failed() => {
-                let _ = self.stop().await;
-                Err(error)
-            }
-        }
+    /// The connector's per topic/partition series.
+    pub fn metrics(&self) -> &SourceMetrics {
+        &self.metrics
     }
 
-    /// The connector's per topic/partition series.
-    pub fn metrics(&self) -> &KafkaMetrics {
-        &self.metrics
+    /// Runs until `shutdown` completes (then stops gracefully) or a member fails (then stops
+    /// the others gracefully and returns the error).
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<(), KafkaError> {
+        first(self.members.run_until(shutdown).await)
     }
 
     /// Waits until a member stops on its own, which only a fatal error makes it do; returns
     /// that error. The other members keep running until [`KafkaConnector::stop`].
     pub async fn failed(&mut self) -> KafkaError {
-        loop {
-            match self.done.recv().await {
-                Some(Err(e)) => {
-                    self.running = self.running.saturating_sub(1);
-                    return e;
-                }
-                Some(Ok(())) => self.running = self.running.saturating_sub(1),
-                None => return std::future::pending().await,
-            }
-        }
+        self.members.failed().await.into()
     }
 
     /// Stops gracefully: stop consuming, wait for the outcomes of messages in flight (failed
     /// ones stay uncommitted), commit, leave the group. Returns the first member's error, if
     /// any stopped on one.
-    pub async fn stop(mut self) -> Result<(), KafkaError> {
-        let _ = self.control.send(Control::Stop);
-        self.collect().await
+    pub async fn stop(self) -> Result<(), KafkaError> {
+        first(self.members.stop(Stop::Graceful).await)
     }
 
     /// Leaves at once without waiting for outcomes or committing: what a crash leaves behind
     /// (the next owner of each partition consumes its uncommitted tail again).
-    pub async fn abort(mut self) {
-        let _ = self.control.send(Control::Abort);
-        let _ = self.collect().await;
+    pub async fn abort(self) {
+        self.members.stop(Stop::Abort).await;
     }
+}
 
-    async fn collect(&mut self) -> Result<(), KafkaError> {
-        let mut first = Ok(());
-        while self.running > 0 {
-            match self.done.recv().await {
-                Some(result) => {
-                    self.running -= 1;
-                    if let Err(e) = result {
-                        if first.is_ok() {
-                            first = Err(e);
-                        }
-                    }
-                }
-                None => break,
-            }
-        }
-        first
-    }
+fn first(finished: Vec<Finished>) -> Result<(), KafkaError> {
+    first_error(&finished).map_or(Ok(()), |e| Err(e.clone().into()))
 }
 
 /// Runs the connector until `shutdown` completes (then stops it gracefully) or a member fails

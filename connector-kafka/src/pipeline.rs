@@ -8,31 +8,13 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
-use tranquility::beam::Outcome;
 use tranquility::metrics::Metrics;
 use tranquility::pipeline::{DataSourcePipeline, PipelineOptions, Pipelines};
 use tranquility::spec::{DataSourceConfig, TranquilityConfig};
 
 use crate::sink::{EventSink, SinkFactory};
-
-impl EventSink for DataSourcePipeline {
-    fn send(&self, raw: Bytes) -> BoxFuture<'static, Outcome> {
-        Box::pin(DataSourcePipeline::send(self, raw))
-    }
-
-    fn drop_unparseable(&self, count: u64) {
-        DataSourcePipeline::drop_unparseable(self, count);
-    }
-
-    fn flush(&self) -> BoxFuture<'static, ()> {
-        let pipeline = self.clone();
-        Box::pin(async move { pipeline.flush().await })
-    }
-}
 
 /// Builds each dataSource's production pipeline on first use and keeps it, so they can be
 /// closed when the connector stops.
@@ -110,6 +92,8 @@ fn single_data_source(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
+    use tranquility::beam::Outcome;
 
     const FILE: &str = r#"{
       "dataSources": [{

@@ -1,35 +1,19 @@
-//! Where a dataSource's events go: the seam between the Kafka source and the core pipeline.
-//!
-//! An [`EventSink`] takes one JSON object's bytes and resolves to that event's one
-//! [`Outcome`]. In production it is the core's per-dataSource pipeline (timestamp, Tranquilizer,
-//! Druid beams); tests use sinks over in-memory beams. A [`SinkFactory`] builds the sink of a
-//! dataSource when its first topic shows up (with `useTopicAsDataSource`, one per topic).
+//! Where a topic's messages go: the [`EventSink`] of its dataSource, built by a
+//! [`SinkFactory`] when the dataSource's first topic shows up (with `useTopicAsDataSource`, one
+//! per topic), chosen by the topic mapping. In production the sinks are the core's
+//! per-dataSource pipelines; tests use sinks over in-memory beams.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use futures::future::BoxFuture;
-use tranquility::beam::Outcome;
+use tranquility::source::{Route, Router};
 use tranquility::spec::DataSourceConfig;
 
-/// One dataSource's way into Druid: one outcome per event.
-pub trait EventSink: Send + Sync + fmt::Debug + 'static {
-    /// Hands over one event (a JSON object's bytes); resolves to its outcome. Counts the event
-    /// as received. A missing or bad timestamp resolves to `Dropped(Unparseable)`.
-    fn send(&self, raw: Bytes) -> BoxFuture<'static, Outcome>;
+pub use tranquility::source::EventSink;
 
-    /// Counts events that never reached [`EventSink::send`] (not a JSON object, too large) as
-    /// received and dropped as unparseable.
-    fn drop_unparseable(&self, count: u64);
-
-    /// Sends whatever is buffered now (for pipelines that wait to fill batches).
-    fn flush(&self) -> BoxFuture<'static, ()> {
-        Box::pin(async {})
-    }
-}
+use crate::config::KafkaConfig;
 
 /// Builds the sink of a dataSource.
 #[async_trait]
@@ -43,38 +27,62 @@ pub trait SinkFactory: Send + Sync + fmt::Debug + 'static {
     ) -> Result<Arc<dyn EventSink>, String>;
 }
 
-/// The sinks built so far, shared by every consumer of the process.
+/// The routes of every member of the process: topic mapping, then the dataSource's sink
+/// (built once, shared) and report flags.
 #[derive(Debug)]
-pub(crate) struct SinkRegistry {
+pub(crate) struct KafkaRouter {
+    config: Arc<KafkaConfig>,
     factory: Arc<dyn SinkFactory>,
     sinks: tokio::sync::Mutex<HashMap<String, Arc<dyn EventSink>>>,
 }
 
-impl SinkRegistry {
-    pub(crate) fn new(factory: Arc<dyn SinkFactory>) -> Self {
+impl KafkaRouter {
+    pub(crate) fn new(config: Arc<KafkaConfig>, factory: Arc<dyn SinkFactory>) -> Self {
         Self {
+            config,
             factory,
             sinks: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
+}
 
-    /// The sink of `data_source`, built on first use.
-    pub(crate) async fn get(
-        &self,
-        config: &DataSourceConfig,
-        data_source: &str,
-    ) -> Result<Arc<dyn EventSink>, String> {
+#[async_trait]
+impl Router for KafkaRouter {
+    async fn route(&self, topic: &str) -> Result<Route, String> {
+        let target = self
+            .config
+            .mapper
+            .target(topic)
+            .ok_or("consumed, but no dataSource's topicPattern maps it")?;
+        let data_source = &self.config.data_sources[target.route];
         let mut sinks = self.sinks.lock().await;
-        if let Some(s) = sinks.get(data_source) {
-            return Ok(s.clone());
-        }
-        let sink = self.factory.sink(config, data_source).await?;
-        sinks.insert(data_source.to_string(), sink.clone());
-        Ok(sink)
+        let sink = match sinks.get(&target.data_source) {
+            Some(sink) => sink.clone(),
+            None => {
+                let sink = self
+                    .factory
+                    .sink(&data_source.config, &target.data_source)
+                    .await
+                    .map_err(|message| {
+                        format!(
+                            "dataSource {}: building its pipeline failed: {message}",
+                            target.data_source
+                        )
+                    })?;
+                sinks.insert(target.data_source, sink.clone());
+                sink
+            }
+        };
+        Ok(Route {
+            sink,
+            report: data_source.report,
+        })
     }
 
-    /// Every sink built so far.
-    pub(crate) async fn all(&self) -> Vec<Arc<dyn EventSink>> {
-        self.sinks.lock().await.values().cloned().collect()
+    async fn flush(&self) {
+        let sinks: Vec<_> = self.sinks.lock().await.values().cloned().collect();
+        for sink in sinks {
+            sink.flush().await;
+        }
     }
 }

@@ -264,6 +264,7 @@ async fn a_failing_event_holds_the_commit_until_its_retry_succeeds() {
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(2),
             max_attempts: None,
+            period: None,
         },
         ..options()
     });

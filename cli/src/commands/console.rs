@@ -17,24 +17,15 @@ use crate::setup::{self, ConfigProblem};
     and sends them to the dataSource named by -dataSource, or to the only one in the file."
 )]
 pub struct Args {
-    /// Configuration file with the dataSources (JSON or YAML); also `-configFile FILE`.
-    #[arg(long = "config-file", value_name = "FILE")]
-    pub config_file: PathBuf,
-    /// The dataSource to send to (default: the only one in the file); also `-dataSource NAME`.
-    #[arg(long = "data-source", value_name = "NAME")]
-    pub data_source: Option<String>,
-    /// Coordinate tasks in this process instead of through ZooKeeper (see `push --help`).
-    #[arg(long)]
-    pub local_coordination: bool,
-    /// Lines handed to the pipeline at a time.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub batch_lines: u64,
+    #[command(flatten)]
+    pub options: push::Options,
 }
 
 /// Picks the dataSource as the original did, then pushes stdin to it.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let config = setup::load_config(&args.config_file)?;
-    let data_source = match args.data_source {
+    let mut options = args.options;
+    let config = setup::load_config(&options.config_file)?;
+    let data_source = match options.data_source.take() {
         Some(name) => name,
         None => match config.data_sources() {
             [only] => only.name.clone(),
@@ -48,12 +39,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         },
     };
     tracing::info!(dataSource = %data_source, "Sending data to dataSource[{data_source}].");
+    options.data_source = Some(data_source);
     let push_args = push::Args {
         input: PathBuf::from("-"),
-        config_file: args.config_file,
-        data_source: Some(data_source),
-        local_coordination: args.local_coordination,
-        batch_lines: args.batch_lines,
+        options,
     };
     push::run_loaded(push_args, config).await
 }

@@ -1,18 +1,28 @@
 //! `tranquility fluvio -configFile fluvio.json`: consume Fluvio topics into Druid, committing
-//! only records whose events have an outcome, until SIGTERM or CTRL-C.
+//! only records whose events have an outcome, until SIGTERM or CTRL-C; then drain (outcomes
+//! awaited), commit, and log the final counts.
 //!
 //! The Fluvio client is a heavy build, so it comes with the `fluvio` feature of this crate
 //! (`cargo build --release -p tranquility-cli --features fluvio`); without it the command
 //! says so and exits with an error.
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+#[cfg(feature = "fluvio")]
+use tranquility::pipeline::PipelineOptions;
+use tranquility::pipeline::Pipelines;
+use tranquility_fluvio::{EventSink, FluvioConfig, RecordSource, SourceError, TopicRoute};
 
 /// Options of `tranquility fluvio`.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "The configuration file holds `dataSources` with their specs and, per \
-    dataSource, `fluvio.topic`; global properties `fluvio.endpoint`, `fluvio.consumer.id`, \
-    `fluvio.offsetStart` and `commit.periodMillis` (see connector-fluvio/README.md)."
+    dataSource, `fluvio.topic`, `reportDropsAsExceptions` and `reportParseExceptions`; global \
+    properties `fluvio.endpoint`, `fluvio.consumer.id`, `fluvio.offsetStart` and \
+    `commit.periodMillis` (see connector-fluvio/README.md)."
 )]
 pub struct Args {
     /// Configuration file (JSON or YAML); also `-configFile FILE`.
@@ -23,31 +33,16 @@ pub struct Args {
 /// Consumes until a stop signal, then commits what has outcomes and logs the final counts.
 #[cfg(feature = "fluvio")]
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    use anyhow::Context;
-    use tranquility::pipeline::PipelineOptions;
-
     let config = crate::setup::load_config(&args.config_file)?;
-    let fluvio = tranquility_fluvio::FluvioConfig::from_config(&config)
+    let fluvio = FluvioConfig::from_config(&config)
         .with_context(|| format!("{}", args.config_file.display()))?;
     let pipelines = crate::setup::build_pipelines(&config, PipelineOptions::default())?;
-    let reports =
-        tranquility_fluvio::run(&fluvio, &pipelines, tranquility_server::shutdown_signal())
-            .await
-            .context("consuming from Fluvio")?;
-    pipelines.close().await;
-    for (data_source, report) in reports {
-        let t = report.tally;
-        tracing::info!(
-            dataSource = %data_source,
-            received = t.received,
-            sent = t.sent,
-            dropped = t.dropped_total(),
-            failed = t.failed,
-            commits = report.commits,
-            "final counts"
-        );
-    }
-    Ok(())
+    let open = |route: &TopicRoute| {
+        let (fluvio, topic) = (&fluvio, route.topic.clone());
+        async move { tranquility_fluvio::FluvioSource::connect(fluvio, &topic).await }
+    };
+    let shutdown = tranquility_server::shutdown_signal();
+    consume(&fluvio, &pipelines, open, shutdown).await
 }
 
 /// Without the `fluvio` feature there is no Fluvio client to run.
@@ -59,3 +54,41 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.config_file.display()
     )
 }
+
+/// Consumes every topic, from the sources `open` gives, into `pipelines` until `shutdown`;
+/// then closes the pipelines and logs the final counts per dataSource.
+#[cfg_attr(not(feature = "fluvio"), allow(dead_code))] // then only its tests drive it
+async fn consume<S, Open>(
+    fluvio: &FluvioConfig,
+    pipelines: &Pipelines,
+    open: impl Fn(&TopicRoute) -> Open,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()>
+where
+    S: RecordSource,
+    Open: Future<Output = Result<S, SourceError>>,
+{
+    let sink_of = |name: &str| {
+        let pipeline = pipelines.get(name)?.clone();
+        Some(Arc::new(pipeline) as Arc<dyn EventSink>)
+    };
+    let reports = tranquility_fluvio::run_sources(fluvio, sink_of, open, shutdown).await;
+    pipelines.close().await;
+    for (data_source, report) in reports.as_deref().unwrap_or_default() {
+        let t = report.tally;
+        tracing::info!(
+            dataSource = %data_source,
+            received = t.received,
+            sent = t.sent,
+            dropped = t.dropped_total(),
+            failed = t.failed,
+            retries = report.retries,
+            commits = report.commits,
+            "final counts"
+        );
+    }
+    reports.map(drop).context("consuming from Fluvio")
+}
+
+#[cfg(test)]
+mod tests;

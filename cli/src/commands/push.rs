@@ -33,6 +33,13 @@ pub struct Args {
     /// NDJSON file to read, or `-` for stdin.
     #[arg(value_name = "FILE|-")]
     pub input: PathBuf,
+    #[command(flatten)]
+    pub options: Options,
+}
+
+/// What `push` and `console` share.
+#[derive(Debug, clap::Args)]
+pub struct Options {
     /// Configuration file with the dataSources (JSON or YAML); also `-configFile FILE`.
     #[arg(long = "config-file", value_name = "FILE")]
     pub config_file: PathBuf,
@@ -118,13 +125,13 @@ struct Route {
 
 /// Reads, sends and counts until the input ends (or a stop signal), then prints the counts.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let config = setup::load_config(&args.config_file)?;
+    let config = setup::load_config(&args.options.config_file)?;
     run_loaded(args, config).await
 }
 
 /// [`run`] with the configuration file already loaded.
 pub async fn run_loaded(args: Args, config: TranquilityConfig) -> anyhow::Result<()> {
-    if let Some(name) = &args.data_source {
+    if let Some(name) = &args.options.data_source {
         if config.data_source(name).is_none() {
             return Err(ConfigProblem(format!(
                 "{}: no dataSource '{name}' is defined (--data-source)",
@@ -134,7 +141,7 @@ pub async fn run_loaded(args: Args, config: TranquilityConfig) -> anyhow::Result
         }
     }
     let mut options = PipelineOptions::default();
-    if args.local_coordination {
+    if args.options.local_coordination {
         options.coordinator = Some(Arc::new(LocalCoordinator::new()));
     }
     let pipelines = Arc::new(setup::build_pipelines(&config, options)?);
@@ -229,7 +236,7 @@ async fn read_and_send(
         let mut batch: HashMap<String, Vec<Bytes>> = HashMap::new();
         let mut lines = 0;
         let mut end = None;
-        while lines < args.batch_lines {
+        while lines < args.options.batch_lines {
             line.clear();
             // Only the read is cut short by a stop: a partly read line is not counted.
             let n = tokio::select! {
@@ -251,7 +258,7 @@ async fn read_and_send(
                 continue;
             }
             lines += 1;
-            let target = match &args.data_source {
+            let target = match &args.options.data_source {
                 Some(name) => name.clone(),
                 None => match serde_json::from_slice::<Route>(text) {
                     Ok(Route {

@@ -8,6 +8,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 use zookeeper_client as zk;
 
+use crate::retry::{retry, RetryPolicy};
+
 /// A ZooKeeper operation that failed, naming the ensemble and the operation.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("ZooKeeper {connect}: {op}: {source}")]
@@ -121,8 +123,8 @@ impl ZkConnection {
         F: FnMut(zk::Client) -> Fut,
         Fut: Future<Output = Result<T, zk::Error>>,
     {
+        let mut retry = RetryPolicy::zookeeper(self.op_timeout).start();
         let deadline = Instant::now() + self.op_timeout;
-        let mut delay = Duration::from_millis(50);
         loop {
             let result = match self.client().await {
                 Ok(client) => attempt(deadline, f(client))
@@ -131,10 +133,12 @@ impl ZkConnection {
                 Err(e) => Err(e),
             };
             match result {
-                Err(e) if e.is_retriable() && Instant::now() + delay < deadline => {
+                Err(e) if e.is_retriable() => {
+                    let Some(wait) = retry.failed() else {
+                        return Err(e);
+                    };
                     tracing::debug!(error = %e, "ZooKeeper operation failed, retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(1));
+                    tokio::time::sleep(wait).await;
                 }
                 other => return other,
             }
@@ -187,16 +191,14 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, zk::Error>>,
 {
-    let mut delay = Duration::from_millis(50);
-    loop {
-        match attempt(deadline, f()).await {
-            Err(e) if is_connection_loss(&e) && Instant::now() + delay < deadline => {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(1));
-            }
-            other => return other,
-        }
-    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    retry(
+        &RetryPolicy::zookeeper(left),
+        || attempt(deadline, f()),
+        is_connection_loss,
+        |_, _| {},
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use zookeeper_client as zk;
 use super::connection::{bounded, is_connection_loss, retry_connection_loss, ZkConnection};
 use super::semaphore::{self, AcquireError, Lease};
 use super::{validate_identity, BeamMetadata, CoordError, Coordinator, Modify};
+use crate::retry::RetryPolicy;
 
 /// Settings of a [`ZkCoordinator`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,7 +155,7 @@ impl ZkCoordinator {
     async fn lock(&self, mutex: &str) -> Result<Lease, CoordError> {
         let started = Instant::now();
         let deadline = started + self.config.lock_timeout;
-        let mut delay = Duration::from_millis(50);
+        let mut retry = RetryPolicy::zookeeper(self.config.lock_timeout).start();
         loop {
             let error = match self.conn.client().await {
                 Ok(client) => match semaphore::acquire(&client, mutex, deadline).await {
@@ -170,13 +171,17 @@ impl ZkCoordinator {
                 },
                 Err(e) => Some((e.is_retriable(), e.source.to_string())),
             };
-            match error {
-                Some((true, e)) if Instant::now() + delay < deadline => {
+            // A retriable failure waits while the policy allows; past it, the lock timed out.
+            let wait = match &error {
+                Some((true, _)) => retry.failed(),
+                _ => None,
+            };
+            match (error, wait) {
+                (Some((true, e)), Some(wait)) => {
                     tracing::debug!(error = %e, "taking the lock failed, retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(1));
+                    tokio::time::sleep(wait).await;
                 }
-                Some((false, e)) => {
+                (Some((false, e)), _) => {
                     return Err(CoordError::LockFailed {
                         path: mutex.to_owned(),
                         reason: e,
@@ -225,6 +230,7 @@ impl ZkCoordinator {
             reason,
         };
         let deadline = Instant::now() + self.conn.op_timeout();
+        let mut retry = RetryPolicy::zookeeper(self.conn.op_timeout()).start();
         loop {
             let mut writer = lock
                 .client()
@@ -251,8 +257,12 @@ impl ZkCoordinator {
                 Err(zk::CheckWriteError::RequestFailed { source })
                     if is_connection_loss(&source) =>
                 {
-                    // The write may have been applied before the connection dropped: look.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    // The write may have been applied before the connection dropped: look,
+                    // once the client had a moment to reconnect.
+                    let Some(wait) = retry.failed() else {
+                        return Err(lost("ZooKeeper unreachable while writing".into()));
+                    };
+                    tokio::time::sleep(wait).await;
                     let client = lock.client();
                     let seen = retry_connection_loss(deadline, || client.get_data(&paths.data))
                         .await

@@ -451,9 +451,9 @@ mod tests {
     use crate::druid::locator::OverlordTaskLocator;
     use crate::druid::overlord::{OverlordConfig, OverlordEndpoint};
     use crate::druid::receiver::ReceiverConfig;
-    use crate::druid::retry::RetryPolicy;
     use crate::druid::testing::{json, Recorded, Scripted};
     use crate::metrics::Metrics;
+    use crate::retry::RetryPolicy;
     use crate::spec::properties::Properties;
 
     fn maker(url: &str, replicants: &str) -> DruidBeamMaker {
@@ -479,8 +479,8 @@ mod tests {
             OverlordEndpoint::Url(url.to_string()),
             OverlordConfig {
                 retry: RetryPolicy {
-                    period: Duration::ZERO,
-                    ..RetryPolicy::overlord_default()
+                    max_attempts: Some(1),
+                    ..RetryPolicy::overlord()
                 },
                 ..OverlordConfig::default()
             },

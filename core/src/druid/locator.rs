@@ -17,9 +17,9 @@ use tokio::time::Instant;
 
 use super::discovery::CuratorDiscovery;
 use super::overlord::{OverlordClient, OverlordError};
-use super::retry::jitter;
 use super::Endpoint;
 use crate::coord::ZkError;
+use crate::retry::jitter;
 
 /// The task a push goes to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

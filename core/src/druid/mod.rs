@@ -8,7 +8,6 @@ pub mod locator;
 pub mod overlord;
 pub mod partitioner;
 pub mod receiver;
-pub mod retry;
 pub mod task_spec;
 #[cfg(test)]
 mod testing;

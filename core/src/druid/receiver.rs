@@ -21,13 +21,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use reqwest::StatusCode;
 use serde_json::Value;
-use tokio::time::Instant;
 
 use super::locator::{TaskLocator, TaskTarget};
 use super::overlord::{error_chain, OverlordClient, TaskState};
-use super::retry::RetryPolicy;
 use super::tls::DruidTls;
 use super::BasicAuth;
+use crate::retry::RetryPolicy;
 
 /// Body encoding of a push.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,7 +165,7 @@ pub struct ReceiverConfig {
 impl Default for ReceiverConfig {
     fn default() -> Self {
         ReceiverConfig {
-            retry: RetryPolicy::receiver_default(),
+            retry: RetryPolicy::receiver(),
             quiet_period: Duration::from_secs(60),
             request_timeout: Duration::from_secs(90),
             auth: None,
@@ -357,15 +356,13 @@ impl ReceiverClient {
         check: &dyn TaskCheck,
         body: &PushBody,
     ) -> Result<PushReply, ReceiverError> {
-        let started = Instant::now();
-        let mut backoff = self.config.retry.backoff();
+        let mut retry = self.config.retry.start();
         let mut lease = self.lease();
         let producer_id = lease.producer().id.clone();
         let mut seq = lease.producer().take_seq();
         let mut reached = false;
-        let mut attempts = 0;
         loop {
-            attempts += 1;
+            let attempts = retry.attempts() + 1;
             let reason = match self.attempt(task, locator, body, &producer_id, seq).await {
                 Attempt::Accepted(event_count) => {
                     return Ok(PushReply {
@@ -409,8 +406,8 @@ impl ReceiverClient {
                     reason
                 }
             };
-            let elapsed = started.elapsed();
-            let Some(delay) = self.config.retry.next_wait(&mut backoff, elapsed) else {
+            let elapsed = retry.elapsed();
+            let Some(delay) = retry.failed() else {
                 return Err(ReceiverError::RetriesExhausted {
                     task_id: task.task_id.clone(),
                     attempts,

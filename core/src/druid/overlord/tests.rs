@@ -12,7 +12,8 @@ fn fast(url: &str, auth: Option<BasicAuth>) -> OverlordClient {
         OverlordEndpoint::Url(url.to_owned()),
         OverlordConfig {
             retry: RetryPolicy {
-                period: Duration::from_secs(2),
+                period: Some(Duration::from_secs(2)),
+                max_attempts: None,
                 initial_backoff: Duration::from_millis(10),
                 max_backoff: Duration::from_millis(40),
             },
@@ -117,7 +118,8 @@ async fn transient_errors_give_up_after_the_retry_period() {
         OverlordEndpoint::Url(server.url.clone()),
         OverlordConfig {
             retry: RetryPolicy {
-                period: Duration::from_millis(300),
+                period: Some(Duration::from_millis(300)),
+                max_attempts: None,
                 initial_backoff: Duration::from_millis(20),
                 max_backoff: Duration::from_millis(40),
             },
@@ -140,7 +142,8 @@ async fn connection_refused_is_a_transient_error() {
         OverlordEndpoint::Url(format!("http://127.0.0.1:{port}")),
         OverlordConfig {
             retry: RetryPolicy {
-                period: Duration::from_millis(100),
+                period: Some(Duration::from_millis(100)),
+                max_attempts: None,
                 initial_backoff: Duration::from_millis(20),
                 max_backoff: Duration::from_millis(20),
             },

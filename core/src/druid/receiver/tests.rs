@@ -56,7 +56,8 @@ fn target() -> TaskTarget {
 fn fast() -> ReceiverClient {
     ReceiverClient::new(ReceiverConfig {
         retry: RetryPolicy {
-            period: Duration::from_secs(2),
+            period: Some(Duration::from_secs(2)),
+            max_attempts: None,
             initial_backoff: Duration::from_millis(10),
             max_backoff: Duration::from_millis(40),
         },
@@ -210,7 +211,8 @@ async fn a_skip_after_a_possibly_delivered_attempt_is_a_duplicate() {
 async fn an_unlocated_task_is_retried_until_the_period_ends() {
     let client = ReceiverClient::new(ReceiverConfig {
         retry: RetryPolicy {
-            period: Duration::from_millis(200),
+            period: Some(Duration::from_millis(200)),
+            max_attempts: None,
             initial_backoff: Duration::from_millis(20),
             max_backoff: Duration::from_millis(20),
         },

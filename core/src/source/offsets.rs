@@ -1,4 +1,4 @@
-//! The per-partition offset tracker: which offset may be committed, given outcomes that
+//! The offset tracker of one partition: which offset may be committed, given outcomes that
 //! arrive in any order.
 //!
 //! Offsets are handed out in increasing order (with gaps: compaction and transaction markers

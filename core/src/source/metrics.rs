@@ -1,23 +1,26 @@
-//! Per topic and partition series (consumed, sent, dropped by reason, failed attempts, lag,
-//! committed offset), registered in the process's metrics next to the core's per-dataSource
-//! ones, and the log line of each commit.
+//! A source's series per topic and partition (consumed, sent, dropped by reason, failed
+//! attempts, lag, committed offset; partitions owned per driver), registered in the process's
+//! metrics next to the core's per-dataSource ones, and the progress book behind
+//! [`SourceHealth`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-
 use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use tranquility::beam::DropReason;
-use tranquility::metrics::Metrics;
 
-/// Why the connector dropped a message (its own reasons plus the core's).
+use super::PartitionId;
+use crate::beam::DropReason;
+use crate::metrics::Metrics;
+
+/// Why the driver dropped a record: its own reasons (checked before any send) plus the
+/// pipeline's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum KafkaDropReason {
+pub enum SourceDropReason {
     /// The payload is empty or not a JSON object.
     NotJson,
     /// The payload is larger than the configured maximum.
@@ -26,24 +29,28 @@ pub enum KafkaDropReason {
     Core(DropReason),
 }
 
-impl KafkaDropReason {
+impl SourceDropReason {
     /// The metric label.
     pub fn as_str(&self) -> &'static str {
         match self {
-            KafkaDropReason::NotJson => "not_json",
-            KafkaDropReason::TooLarge => "too_large",
-            KafkaDropReason::Core(r) => r.as_str(),
+            SourceDropReason::NotJson => "not_json",
+            SourceDropReason::TooLarge => "too_large",
+            SourceDropReason::Core(r) => r.as_str(),
         }
     }
 
-    /// Whether the message could not be read (as opposed to deliberately not sent).
+    /// Whether the record could not be read (as opposed to deliberately not sent).
     pub fn is_parse_failure(&self) -> bool {
-        matches!(
-            self,
-            KafkaDropReason::NotJson
-                | KafkaDropReason::TooLarge
-                | KafkaDropReason::Core(DropReason::Unparseable)
-        )
+        self.core() == DropReason::Unparseable
+    }
+
+    /// The pipeline's reason it counts as: a record that is not a JSON object, or too large,
+    /// is unparseable.
+    pub fn core(&self) -> DropReason {
+        match self {
+            SourceDropReason::NotJson | SourceDropReason::TooLarge => DropReason::Unparseable,
+            SourceDropReason::Core(r) => *r,
+        }
     }
 }
 
@@ -79,9 +86,9 @@ impl EncodeLabelSet for DropLabels {
     }
 }
 
-/// The connector's series.
+/// A source's series, shared by every driver of the process that reads it.
 #[derive(Debug, Clone, Default)]
-pub struct KafkaMetrics {
+pub struct SourceMetrics {
     consumed: Family<PartitionLabels, Counter>,
     sent: Family<PartitionLabels, Counter>,
     dropped: Family<DropLabels, Counter>,
@@ -89,14 +96,11 @@ pub struct KafkaMetrics {
     lag: Family<PartitionLabels, Gauge>,
     committed: Family<PartitionLabels, Gauge>,
     assigned: Family<Vec<(&'static str, String)>, Gauge>,
-    progress: Arc<Mutex<ProgressBook>>,
+    progress: Arc<Mutex<HashMap<PartitionId, Progress>>>,
 }
 
-/// Progress per (topic, partition).
-type ProgressBook = HashMap<(Arc<str>, i32), Progress>;
-
-/// What the stall check knows of a partition: whether a member of this process owns it, its
-/// lag, and when it last moved (a message consumed, a commit, an assignment).
+/// What the stall check knows of a partition: whether a driver of this process owns it, its
+/// lag, and when it last moved (a record consumed, a commit, an assignment).
 #[derive(Debug, Clone, Copy)]
 struct Progress {
     owned: bool,
@@ -124,7 +128,7 @@ pub struct StalledPartition {
     pub topic: String,
     /// The partition.
     pub partition: i32,
-    /// Messages not yet accounted for: from the oldest one waiting for an outcome (or the
+    /// Records not yet accounted for: from the oldest one waiting for an outcome (or the
     /// committed offset) to the high watermark.
     pub lag: i64,
     /// Whole seconds since it last consumed or committed.
@@ -132,45 +136,29 @@ pub struct StalledPartition {
     pub stalled_seconds: u64,
 }
 
-impl KafkaMetrics {
-    /// Creates the series and registers them in `metrics`.
-    pub fn register(metrics: &Metrics) -> Self {
+impl SourceMetrics {
+    /// Creates the series of the source named `source` (`kafka`, `fluvio`: the series are
+    /// `tranquility_<source>_messages_consumed_total` and so on) and registers them.
+    pub fn register(metrics: &Metrics, source: &str) -> Self {
         let m = Self::default();
-        metrics.register(
-            "tranquility_kafka_messages_consumed",
-            "Kafka messages consumed, by topic and partition",
-            m.consumed.clone(),
-        );
-        metrics.register(
-            "tranquility_kafka_messages_sent",
-            "Kafka messages sent to Druid",
-            m.sent.clone(),
-        );
-        metrics.register(
-            "tranquility_kafka_messages_dropped",
-            "Kafka messages dropped (and committed), by reason",
-            m.dropped.clone(),
-        );
-        metrics.register(
-            "tranquility_kafka_send_failures",
-            "Failed send attempts of Kafka messages (each is retried or stops the connector; never committed)",
-            m.failed.clone(),
-        );
-        metrics.register(
-            "tranquility_kafka_consumer_lag",
-            "Messages between the committed offset and the partition's high watermark (from librdkafka statistics)",
-            m.lag.clone(),
-        );
-        metrics.register(
-            "tranquility_kafka_committed_offset",
-            "The last offset committed (the next message to consume)",
-            m.committed.clone(),
-        );
-        metrics.register(
-            "tranquility_kafka_assigned_partitions",
-            "Partitions assigned to each group member of this process",
-            m.assigned.clone(),
-        );
+        macro_rules! register {
+            ($($metric:ident: $name:literal, $help:literal;)*) => {$(
+                let name = format!("tranquility_{source}_{}", $name);
+                metrics.register(&name, $help, m.$metric.clone());
+            )*};
+        }
+        register! {
+            consumed: "messages_consumed", "Records consumed, by topic and partition";
+            sent: "messages_sent", "Records sent to Druid";
+            dropped: "messages_dropped", "Records dropped (and committed), by reason";
+            failed: "send_failures",
+                "Failed send attempts (each is retried or stops the source; never committed)";
+            lag: "consumer_lag",
+                "Records between the committed offset and the partition's high watermark";
+            committed: "committed_offset", "The last offset committed (the next record to consume)";
+            assigned: "assigned_partitions",
+                "Partitions assigned to each consumer (group member) of this process";
+        }
         m
     }
 
@@ -181,22 +169,21 @@ impl KafkaMetrics {
             .set(i64::try_from(partitions).unwrap_or(i64::MAX));
     }
 
-    /// Partitions this process owns whose consumption has lag and has not moved (no message
-    /// consumed, no commit) for `timeout`: what `/health` reports as unhealthy. A partition is
-    /// logged once when it becomes stalled.
+    /// Partitions this process owns whose consumption has lag and has not moved (no record
+    /// consumed, no commit) for `timeout`. A partition is logged once when it becomes stalled.
     pub fn stalled(&self, timeout: Duration) -> Vec<StalledPartition> {
         let mut out = Vec::new();
-        for ((topic, partition), p) in self.progress.lock().iter_mut() {
+        for (id, p) in self.progress.lock().iter_mut() {
             let idle = p.moved.elapsed();
             if p.owned && p.lag > 0 && idle >= timeout {
                 if !p.reported {
                     p.reported = true;
-                    tracing::warn!(topic = %topic, partition, lag = p.lag, idle = ?idle,
+                    tracing::warn!(topic = %id.topic, partition = id.partition, lag = p.lag, idle = ?idle,
                         "consumption stalled: the partition has lag but nothing was consumed or committed");
                 }
                 out.push(StalledPartition {
-                    topic: topic.to_string(),
-                    partition: *partition,
+                    topic: id.topic.to_string(),
+                    partition: id.partition,
                     lag: p.lag,
                     stalled_seconds: idle.as_secs(),
                 });
@@ -206,33 +193,35 @@ impl KafkaMetrics {
         out
     }
 
-    /// Marks partitions as owned (assigned to a member) or not (revoked); both count as
+    /// Marks partitions as owned (assigned to a driver) or not (revoked); both count as
     /// movement.
-    pub(crate) fn owned(&self, partitions: impl IntoIterator<Item = (Arc<str>, i32)>, owned: bool) {
+    pub(crate) fn owned<'a>(
+        &self,
+        partitions: impl IntoIterator<Item = &'a PartitionId>,
+        owned: bool,
+    ) {
         let mut book = self.progress.lock();
-        for key in partitions {
-            let p = book.entry(key).or_default();
+        for id in partitions {
+            let p = book.entry(id.clone()).or_default();
             p.owned = owned;
             p.moved = Instant::now();
             p.reported = false;
         }
     }
 
-    fn progress(&self, topic: &Arc<str>, partition: i32, update: impl FnOnce(&mut Progress)) {
-        let mut book = self.progress.lock();
-        update(book.entry((topic.clone(), partition)).or_default());
+    fn progress(&self, id: &PartitionId, update: impl FnOnce(&mut Progress)) {
+        update(self.progress.lock().entry(id.clone()).or_default());
     }
 
     /// The series of one partition.
-    pub fn partition(&self, topic: &Arc<str>, partition: i32) -> PartitionMetrics {
+    pub fn partition(&self, id: &PartitionId) -> PartitionMetrics {
         let labels = PartitionLabels {
-            topic: topic.clone(),
-            partition,
+            topic: id.topic.clone(),
+            partition: id.partition,
         };
         PartitionMetrics {
             family: self.clone(),
-            topic: topic.clone(),
-            partition,
+            id: id.clone(),
             consumed: self.consumed.get_or_create(&labels).clone(),
             sent: self.sent.get_or_create(&labels).clone(),
             failed: self.failed.get_or_create(&labels).clone(),
@@ -245,9 +234,8 @@ impl KafkaMetrics {
 /// One partition's series.
 #[derive(Debug, Clone)]
 pub struct PartitionMetrics {
-    family: KafkaMetrics,
-    topic: Arc<str>,
-    partition: i32,
+    family: SourceMetrics,
+    id: PartitionId,
     consumed: Counter,
     sent: Counter,
     failed: Counter,
@@ -262,7 +250,7 @@ impl PartitionMetrics {
     }
 
     fn moved(&self) {
-        self.family.progress(&self.topic, self.partition, |p| {
+        self.family.progress(&self.id, |p| {
             p.moved = Instant::now();
             p.reported = false;
         });
@@ -272,12 +260,12 @@ impl PartitionMetrics {
         self.sent.inc();
     }
 
-    pub(crate) fn dropped(&self, reason: KafkaDropReason) {
+    pub(crate) fn dropped(&self, reason: SourceDropReason) {
         self.family
             .dropped
             .get_or_create(&DropLabels {
-                topic: self.topic.clone(),
-                partition: self.partition,
+                topic: self.id.topic.clone(),
+                partition: self.id.partition,
                 reason: reason.as_str(),
             })
             .inc();
@@ -293,59 +281,36 @@ impl PartitionMetrics {
     }
 
     /// Sets the lag gauge (high watermark minus committed offset) and, for the stall check,
-    /// how many messages are not yet accounted for (`behind`, which also counts consumed
-    /// messages still waiting for an outcome).
+    /// how many records are not yet accounted for (`behind`, which also counts consumed
+    /// records still waiting for an outcome).
     pub(crate) fn lag(&self, lag: i64, behind: i64) {
         self.lag.set(lag.max(0));
-        self.family
-            .progress(&self.topic, self.partition, |p| p.lag = behind);
+        self.family.progress(&self.id, |p| p.lag = behind);
     }
 }
 
-/// Outcome counts of one topic since the last commit, for the commit log line.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TopicCounts {
-    /// Messages consumed.
-    pub received: u64,
-    /// Messages sent.
-    pub sent: u64,
-    /// Messages dropped (any reason but unparseable).
-    pub dropped: u64,
-    /// Messages dropped as unparseable (not JSON, too large, bad or no timestamp).
-    pub unparseable: u64,
-    /// Failed send attempts (retried or fatal).
-    pub failed: u64,
+/// Whether consumption is moving, for a health endpoint: a clonable view of a source's
+/// progress book.
+#[derive(Debug, Clone)]
+pub struct SourceHealth {
+    metrics: SourceMetrics,
+    stall_timeout: Duration,
 }
 
-/// Counts per topic between two commits.
-#[derive(Debug, Default)]
-pub(crate) struct CommitWindow {
-    counts: BTreeMap<Arc<str>, TopicCounts>,
-}
-
-impl CommitWindow {
-    pub(crate) fn topic(&mut self, topic: &Arc<str>) -> &mut TopicCounts {
-        self.counts.entry(topic.clone()).or_default()
+impl SourceHealth {
+    /// A view of `metrics` where a partition stalls after `stall_timeout` without moving.
+    pub fn new(metrics: SourceMetrics, stall_timeout: Duration) -> Self {
+        Self {
+            metrics,
+            stall_timeout,
+        }
     }
 
-    /// The counts so far, resetting the window.
-    pub(crate) fn take(&mut self) -> BTreeMap<Arc<str>, TopicCounts> {
-        std::mem::take(&mut self.counts)
+    /// Owned partitions with lag that have neither consumed nor committed for the stall
+    /// timeout; empty when healthy.
+    pub fn stalled(&self) -> Vec<StalledPartition> {
+        self.metrics.stalled(self.stall_timeout)
     }
-}
-
-/// Formats counts like the original's commit line: `{topic={receivedCount=.., ...}}`.
-pub fn format_counts(counts: &BTreeMap<Arc<str>, TopicCounts>) -> String {
-    let inner: Vec<String> = counts
-        .iter()
-        .map(|(t, c)| {
-            format!(
-                "{t}={{receivedCount={}, sentCount={}, droppedCount={}, unparseableCount={}, failedCount={}}}",
-                c.received, c.sent, c.dropped, c.unparseable, c.failed
-            )
-        })
-        .collect();
-    format!("{{{}}}", inner.join(", "))
 }
 
 #[cfg(test)]
@@ -355,13 +320,12 @@ mod tests {
     #[test]
     fn series_are_labelled_by_topic_partition_and_reason() {
         let metrics = Metrics::new();
-        let k = KafkaMetrics::register(&metrics);
-        let topic: Arc<str> = Arc::from("wiki");
-        let p = k.partition(&topic, 3);
+        let k = SourceMetrics::register(&metrics, "kafka");
+        let p = k.partition(&PartitionId::new("wiki", 3));
         p.consumed();
         p.consumed();
         p.sent();
-        p.dropped(KafkaDropReason::NotJson);
+        p.dropped(SourceDropReason::NotJson);
         p.failed();
         p.committed(2);
         p.lag(8, 8);
@@ -380,13 +344,13 @@ mod tests {
 
     #[test]
     fn an_owned_partition_with_lag_that_does_not_move_is_stalled() {
-        let k = KafkaMetrics::register(&Metrics::new());
-        let topic: Arc<str> = Arc::from("wiki");
-        let p = k.partition(&topic, 0);
+        let k = SourceMetrics::register(&Metrics::new(), "kafka");
+        let id = PartitionId::new("wiki", 0);
+        let p = k.partition(&id);
         p.lag(5, 5);
         // Not owned: another process's partition is never ours to report.
         assert!(k.stalled(Duration::ZERO).is_empty());
-        k.owned([(topic.clone(), 0)], true);
+        k.owned([&id], true);
         assert!(
             k.stalled(Duration::from_secs(60)).is_empty(),
             "just assigned"
@@ -409,22 +373,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         p.consumed();
         assert!(k.stalled(Duration::from_millis(10)).is_empty());
-        k.owned([(topic, 0)], false);
+        k.owned([&id], false);
         assert!(k.stalled(Duration::ZERO).is_empty());
-    }
-
-    #[test]
-    fn commit_line_counts() {
-        let mut w = CommitWindow::default();
-        let t: Arc<str> = Arc::from("t");
-        w.topic(&t).received = 3;
-        w.topic(&t).sent = 2;
-        w.topic(&t).unparseable = 1;
-        let line = format_counts(&w.take());
-        assert_eq!(
-            line,
-            "{t={receivedCount=3, sentCount=2, droppedCount=0, unparseableCount=1, failedCount=0}}"
-        );
-        assert!(w.take().is_empty());
     }
 }
