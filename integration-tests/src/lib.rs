@@ -519,6 +519,39 @@ pub mod druid {
         }
     }
 
+    /// The rows of a groupBy over all time (`granularity`, e.g. `all` or `minute`), each
+    /// row's `event` with its bucket's start under `timestamp`, in the answer's order.
+    pub async fn group_by(
+        druid_url: &str,
+        data_source: &str,
+        granularity: &str,
+        dimensions: &[&str],
+        aggregations: Value,
+    ) -> Vec<Value> {
+        let answer = query(
+            druid_url,
+            &json!({
+                "queryType": "groupBy",
+                "dataSource": data_source,
+                "granularity": granularity,
+                "intervals": ["1000-01-01/3000-01-01"],
+                "dimensions": dimensions,
+                "aggregations": aggregations
+            }),
+        )
+        .await;
+        answer
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|row| {
+                let mut event = row["event"].clone();
+                event["timestamp"] = row["timestamp"].clone();
+                event
+            })
+            .collect()
+    }
+
     /// The Overlord's running tasks of a dataSource (ids).
     pub async fn running_task_ids(druid_url: &str, data_source: &str) -> Vec<String> {
         let tasks: Value = reqwest::get(format!("{druid_url}/druid/indexer/v1/runningTasks"))
@@ -540,8 +573,8 @@ pub mod druid {
 }
 
 /// An HTTP proxy in front of druid-local that can lose acknowledgements (it forwards a push to
-/// the task, then answers the client 500 as if the answer never arrived) and slow pushes down
-/// (one at a time, each held a while). Task locations in the Overlord's answers are rewritten
+/// the task, then answers the client 500 as if the answer never arrived), slow pushes down
+/// (one at a time, each held a while) and refuse task submissions as a failing Overlord would. Task locations in the Overlord's answers are rewritten
 /// to the proxy, so clients find tasks through it.
 pub mod proxy {
     use std::net::SocketAddr;
@@ -573,6 +606,8 @@ pub mod proxy {
         pushes: AtomicUsize,
         push_slot: tokio::sync::Semaphore,
         push_hold_ms: AtomicU64,
+        /// Task submissions to refuse: (task id suffix, how many more times).
+        refuse_submits: std::sync::Mutex<Option<(String, usize)>>,
         http: reqwest::Client,
     }
 
@@ -591,6 +626,7 @@ pub mod proxy {
                 pushes: AtomicUsize::new(0),
                 push_slot: tokio::sync::Semaphore::new(1),
                 push_hold_ms: AtomicU64::new(0),
+                refuse_submits: std::sync::Mutex::new(None),
                 http: reqwest::Client::new(),
             });
             let app = axum::Router::new()
@@ -617,6 +653,17 @@ pub mod proxy {
         pub fn slow_pushes(&self, hold: Duration) {
             let ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX);
             self.state.push_hold_ms.store(ms, Ordering::SeqCst);
+        }
+
+        /// The next `times` task submissions whose id ends with `id_suffix` are answered 500
+        /// without reaching the Overlord.
+        pub fn refuse_task_submits(&self, id_suffix: &str, times: usize) {
+            *self
+                .state
+                .refuse_submits
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some((id_suffix.to_string(), times));
         }
 
         /// Acknowledgements lost so far.
@@ -647,6 +694,26 @@ pub mod proxy {
             Ok(b) => b,
             Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
         };
+        if parts.method == axum::http::Method::POST && path == "/druid/indexer/v1/task" {
+            let id = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|t| t["id"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let mut refuse = state
+                .refuse_submits
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((suffix, left)) = refuse.as_mut() {
+                if *left > 0 && id.ends_with(suffix.as_str()) {
+                    *left -= 1;
+                    return (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("task {id} refused by the test"),
+                    )
+                        .into_response();
+                }
+            }
+        }
         let hold = state.push_hold_ms.load(Ordering::SeqCst);
         let _slot = if hold > 0 && path.contains("/push-events") {
             let slot = state.push_slot.acquire().await.ok();
