@@ -330,9 +330,29 @@ impl DruidLocal {
         let _ = self.server.await;
     }
 
-    /// Serves until ctrl-c.
-    pub async fn run_until_ctrl_c(self) {
-        let _ = tokio::signal::ctrl_c().await;
+    /// Serves until CTRL-C or SIGTERM, then shuts down as [`DruidLocal::shutdown`] does.
+    /// (druid-local shares no code with Tranquility, whose commands have their own helper.)
+    pub async fn run_until_stopped(self) {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            () = ctrl_c => {}
+            () = term => {}
+        }
+        tracing::info!("stop signal received: shutting down");
         self.shutdown().await;
+        tracing::info!("druid-local stopped");
     }
 }

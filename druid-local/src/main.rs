@@ -71,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
     let config = DruidLocalConfig {
@@ -97,6 +98,6 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("starting druid-local")?;
     println!("druid-local listening on {}", druid.url());
-    druid.run_until_ctrl_c().await;
+    druid.run_until_stopped().await;
     Ok(())
 }

@@ -467,14 +467,36 @@ async fn replicas_rejection_transforms_and_counters() {
         status["activeTasks"][0]["startingOffsets"],
         status["activeTasks"][1]["startingOffsets"]
     );
-    let stats = send(c.get(format!("{}/{ds}/stats", supervisor_url(&druid)))).await;
-    let totals: Vec<Value> = stats.body["0"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|t| t["totals"]["buildSegments"].clone())
-        .collect();
-    assert_eq!(totals.len(), 2, "{}", stats.body);
+    // Each replica reads the whole group on its own: wait until both have read every message
+    // (the rows were queryable as soon as the first replica had).
+    let deadline = std::time::Instant::now() + WAIT;
+    let totals: Vec<Value> = loop {
+        let stats = send(c.get(format!("{}/{ds}/stats", supervisor_url(&druid)))).await;
+        let totals: Vec<Value> = stats.body["0"]
+            .as_object()
+            .map(|tasks| {
+                tasks
+                    .values()
+                    .map(|t| t["totals"]["buildSegments"].clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let read = |t: &Value| {
+            ["processed", "thrownAway", "unparseable"]
+                .iter()
+                .map(|k| t[*k].as_i64().unwrap_or(0))
+                .sum::<i64>()
+        };
+        if totals.len() == 2 && totals.iter().all(|t| read(t) >= 18) {
+            break totals;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "both replicas read every message: {}",
+            stats.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     for t in &totals {
         assert_eq!(
             (

@@ -146,12 +146,7 @@ async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>, kafka: 
             "/metrics",
             get(move || {
                 let metrics = metrics.clone();
-                async move {
-                    (
-                        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-                        metrics.encode(),
-                    )
-                }
+                async move { tranquility_server::metrics::encoded(&metrics) }
             }),
         )
         .route("/health", get(move || health(kafka.clone())));
@@ -160,26 +155,9 @@ async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>, kafka: 
     }
 }
 
-/// Completes on CTRL-C or SIGTERM.
+/// Completes on CTRL-C or SIGTERM (the helper every command shares), saying so.
 async fn stop_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
+    tranquility_server::shutdown_signal().await;
     tracing::info!("stop signal received: stopping gracefully");
 }
 

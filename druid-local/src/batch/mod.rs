@@ -209,14 +209,19 @@ async fn execute(
         .reports
         .update(&spec.id, |r| r.state = "BUILD_SEGMENTS");
 
-    // Read the inline data: one JSON object per line.
+    // Read the input: one JSON object per line.
     let schema = &spec.data_schema;
     if let Some(why) = &schema.unusable {
         return Err(Failure("BUILD_SEGMENTS", why.clone()));
     }
+    let data = spec
+        .input
+        .read(&reqwest::Client::new())
+        .await
+        .map_err(|e| Failure("BUILD_SEGMENTS", e))?;
     let rows = Rows::new(schema);
     let mut chunks: BTreeMap<Interval, Index> = BTreeMap::new();
-    RowStats::bump(&stats.processed_bytes, spec.data.len() as u64);
+    RowStats::bump(&stats.processed_bytes, data.len() as u64);
     let parse_failure = |stats: &RowStats| {
         let n = stats.unparseable.load(Ordering::Relaxed)
             + stats.processed_with_error.load(Ordering::Relaxed);
@@ -230,7 +235,7 @@ async fn execute(
             )
         })
     };
-    for line in spec.data.split('\n') {
+    for line in data.split('\n') {
         if line.trim().is_empty() {
             continue;
         }

@@ -1,5 +1,5 @@
-//! Native batch task specs (`index_parallel`, `index`) with an `inline` input source: the 400s
-//! Druid 33.0.0 answers at submit, and the payload as `GET /task/{id}` shows it (dataSchema
+//! Native batch task specs (`index_parallel`, `index`) with an `inline`, `local` or `http` input
+//! source: the 400s Druid 33.0.0 answers at submit, and the payload as `GET /task/{id}` shows it (dataSchema
 //! and tuningConfig written back with defaults, `forceTimeChunkLock` and
 //! `useLineageBasedSegmentAllocation` added to the context).
 
@@ -21,8 +21,8 @@ pub struct BatchSpec {
     pub group_id: String,
     /// The dataSchema.
     pub data_schema: DataSchema,
-    /// `inputSource.data`.
-    pub data: String,
+    /// The `inputSource`: where the rows are read from when the task runs.
+    pub input: Input,
     /// `appendToExisting`.
     pub append: bool,
     /// `dropExisting`.
@@ -194,13 +194,9 @@ fn validate(v: &Value, fresh: bool) -> Result<(BatchSpec, Value), Refusal> {
         }
     }
     let source = io.get("inputSource").filter(|s| !s.is_null());
-    let data = match source {
-        None => return Err(bad("druid-local runs batch tasks with an `inline` inputSource only; this one has none".into())),
-        Some(s) => match s.get("type").and_then(Value::as_str) {
-            Some("inline") => s.get("data").and_then(Value::as_str).unwrap_or("").to_owned(),
-            Some(t) => return Err(bad(format!("druid-local runs batch tasks with an `inline` inputSource only, not [{t}]"))),
-            None => return Err(bad("Could not resolve subtype of [simple type, class org.apache.druid.data.input.InputSource]: missing type id property 'type' (for POJO property 'inputSource')".into())),
-        },
+    let input = match source {
+        None => return Err(bad("druid-local runs batch tasks with an `inline`, `local` or `http` inputSource; this one has none".into())),
+        Some(s) => Input::parse(s).map_err(bad)?,
     };
     let append = io
         .get("appendToExisting")
@@ -315,7 +311,7 @@ fn validate(v: &Value, fresh: bool) -> Result<(BatchSpec, Value), Refusal> {
             id,
             group_id,
             data_schema,
-            data,
+            input,
             append,
             drop_existing,
             max_parse_exceptions,
@@ -456,4 +452,209 @@ pub fn chunks_of_intervals(schema: &DataSchema) -> Vec<time::Interval> {
     out.sort();
     out.dedup();
     out
+}
+
+/// A batch task's `inputSource`, as Druid's `InlineInputSource`, `LocalInputSource` and
+/// `HttpInputSource` accept them. Local and HTTP sources are read when the task runs, so a
+/// missing file fails the task rather than the submit, as in Druid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// `{"type":"inline","data":...}`.
+    Inline(String),
+    /// `{"type":"local","baseDir":..,"filter":..}` and/or `"files":[..]`.
+    Local {
+        /// `baseDir`, searched recursively for names matching `filter`.
+        base_dir: Option<String>,
+        /// `filter`: a wildcard (`*`, `?`) on file names; required with `baseDir`.
+        filter: Option<String>,
+        /// `files`: paths read as they are.
+        files: Vec<String>,
+    },
+    /// `{"type":"http","uris":[..]}`.
+    Http(Vec<String>),
+}
+
+impl Input {
+    fn parse(s: &Value) -> Result<Self, String> {
+        let strings = |key: &str| -> Vec<String> {
+            s.get(key)
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let text = |key: &str| s.get(key).and_then(Value::as_str).map(str::to_owned);
+        match s.get("type").and_then(Value::as_str) {
+            Some("inline") => Ok(Input::Inline(text("data").unwrap_or_default())),
+            Some("local") => {
+                let (base_dir, filter, files) = (text("baseDir"), text("filter"), strings("files"));
+                if base_dir.is_some() && filter.is_none() {
+                    return Err("Cannot construct instance of `org.apache.druid.data.input.impl.LocalInputSource`, problem: filter".into());
+                }
+                if base_dir.is_none() && files.is_empty() {
+                    return Err("Cannot construct instance of `org.apache.druid.data.input.impl.LocalInputSource`, problem: At least one of baseDir or files should be specified".into());
+                }
+                Ok(Input::Local { base_dir, filter, files })
+            }
+            Some("http") => {
+                let uris = strings("uris");
+                if uris.is_empty() {
+                    return Err("Cannot construct instance of `org.apache.druid.data.input.impl.HttpInputSource`, problem: Empty URIs".into());
+                }
+                if let Some(bad) = uris.iter().find(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
+                    return Err(format!("Cannot construct instance of `org.apache.druid.data.input.impl.HttpInputSource`, problem: Only [http, https] protocols are allowed, got [{bad}]"));
+                }
+                Ok(Input::Http(uris))
+            }
+            Some(t) => Err(format!("druid-local runs batch tasks with an `inline`, `local` or `http` inputSource, not [{t}]")),
+            None => Err("Could not resolve subtype of [simple type, class org.apache.druid.data.input.InputSource]: missing type id property 'type' (for POJO property 'inputSource')".into()),
+        }
+    }
+
+    /// The input's text: the inline data, the local files' contents, or the HTTP bodies,
+    /// each ending with a newline.
+    pub async fn read(&self, http: &reqwest::Client) -> Result<String, String> {
+        let mut out = String::new();
+        let mut add = |text: &str| {
+            out.push_str(text);
+            if !text.ends_with('\n') {
+                out.push('\n');
+            }
+        };
+        match self {
+            Input::Inline(data) => add(data),
+            Input::Local {
+                base_dir,
+                filter,
+                files,
+            } => {
+                let mut paths: Vec<std::path::PathBuf> = files.iter().map(Into::into).collect();
+                if let (Some(dir), Some(filter)) = (base_dir, filter) {
+                    let mut found = Vec::new();
+                    walk(std::path::Path::new(dir), filter, &mut found)
+                        .map_err(|e| format!("reading baseDir [{dir}]: {e}"))?;
+                    found.sort();
+                    paths.extend(found);
+                }
+                for path in paths {
+                    let text = tokio::fs::read_to_string(&path).await.map_err(|e| {
+                        format!("java.io.FileNotFoundException: {} ({e})", path.display())
+                    })?;
+                    add(&text);
+                }
+            }
+            Input::Http(uris) => {
+                for uri in uris {
+                    let answer = http
+                        .get(uri)
+                        .send()
+                        .await
+                        .and_then(reqwest::Response::error_for_status)
+                        .map_err(|e| format!("java.io.IOException: fetching [{uri}]: {e}"))?;
+                    let text = answer
+                        .text()
+                        .await
+                        .map_err(|e| format!("java.io.IOException: reading [{uri}]: {e}"))?;
+                    add(&text);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Files under `dir`, recursively, whose names match the wildcard `filter`.
+fn walk(
+    dir: &std::path::Path,
+    filter: &str,
+    out: &mut Vec<std::path::PathBuf>,
+) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk(&path, filter, out)?;
+        } else if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| wildcard(filter.as_bytes(), n.as_bytes()))
+        {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Commons-IO's wildcard match: `*` any run, `?` one character, the rest literally.
+fn wildcard(pattern: &[u8], name: &[u8]) -> bool {
+    match (pattern.first(), name.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => {
+            wildcard(&pattern[1..], name) || (!name.is_empty() && wildcard(pattern, &name[1..]))
+        }
+        (Some(b'?'), Some(_)) => wildcard(&pattern[1..], &name[1..]),
+        (Some(p), Some(n)) if p == n => wildcard(&pattern[1..], &name[1..]),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod input_tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_match_as_commons_io_does() {
+        assert!(wildcard(b"*.json", b"a.json"));
+        assert!(wildcard(b"wiki-??.json", b"wiki-01.json"));
+        assert!(!wildcard(b"*.json", b"a.json.gz"));
+        assert!(wildcard(b"*", b""));
+    }
+
+    #[test]
+    fn sources_are_checked_as_druid_checks_them() {
+        let err = |v: Value| Input::parse(&v).unwrap_err();
+        assert!(err(json!({"type": "local"})).contains("At least one of baseDir or files"));
+        assert!(err(json!({"type": "local", "baseDir": "/x"})).contains("problem: filter"));
+        assert!(err(json!({"type": "http", "uris": []})).contains("Empty URIs"));
+        assert!(err(json!({"type": "http", "uris": ["file:///etc/passwd"]}))
+            .contains("Only [http, https]"));
+        assert!(err(json!({"type": "s3", "uris": ["s3://b/k"]})).contains("not [s3]"));
+        assert_eq!(
+            Input::parse(&json!({"type": "local", "files": ["/a"]})).unwrap(),
+            Input::Local {
+                base_dir: None,
+                filter: None,
+                files: vec!["/a".into()]
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn local_files_are_read_from_a_base_dir_and_a_list() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("a.json"), "{\"n\":1}").unwrap();
+        std::fs::write(dir.path().join("sub/b.json"), "{\"n\":2}\n").unwrap();
+        std::fs::write(dir.path().join("c.txt"), "no").unwrap();
+        let input = Input::Local {
+            base_dir: Some(dir.path().display().to_string()),
+            filter: Some("*.json".into()),
+            files: vec![dir.path().join("c.txt").display().to_string()],
+        };
+        let text = input.read(&reqwest::Client::new()).await.unwrap();
+        assert_eq!(text, "no\n{\"n\":1}\n{\"n\":2}\n");
+        let missing = Input::Local {
+            base_dir: None,
+            filter: None,
+            files: vec!["/nonexistent/x".into()],
+        };
+        assert!(missing
+            .read(&reqwest::Client::new())
+            .await
+            .unwrap_err()
+            .contains("FileNotFoundException"));
+    }
 }
