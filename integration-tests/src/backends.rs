@@ -362,13 +362,19 @@ impl Running {
         counts
     }
 
-    /// Druid's own count of rows of `kind` (`processed`, `thrownAway`, ...) as the supervisor
-    /// backend's `tranquility_druid_rows` gauge shows it (read from `/stats` every 30 s).
-    pub async fn druid_rows(&self, kind: &str) -> i64 {
+    /// Druid's own count of rows of `kind` (`processed`, `thrownAway`, ...) in `data_source`
+    /// as the supervisor backend's `tranquility_druid_rows` gauge shows it (read from `/stats`
+    /// every 30 s).
+    pub async fn druid_rows(&self, data_source: &str, kind: &str) -> i64 {
         let text = self.get("/metrics").await;
-        let kind = format!("kind=\"{kind}\"");
+        let labels = [
+            format!("dataSource=\"{data_source}\""),
+            format!("kind=\"{kind}\""),
+        ];
         text.lines()
-            .find(|l| l.starts_with("tranquility_druid_rows{") && l.contains(&kind))
+            .find(|l| {
+                l.starts_with("tranquility_druid_rows{") && labels.iter().all(|x| l.contains(x))
+            })
             .and_then(|l| l.rsplit(' ').next()?.parse().ok())
             .unwrap_or(0)
     }

@@ -283,10 +283,10 @@ async fn supervisor_backend(example: Example) {
     assert_eq!(supervisor_posts(&overlord, ds).await, 2);
     // Druid's own count of the rows it read, from the supervisor's stats, read every 30 s.
     let deadline = Instant::now() + Duration::from_secs(120);
-    while c.druid_rows("processed").await == 0 && Instant::now() < deadline {
+    while c.druid_rows(ds, "processed").await == 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    assert!(c.druid_rows("processed").await > 0);
+    assert!(c.druid_rows(ds, "processed").await > 0);
     let mut total_sent = 0;
     for server in [a, b, c, d] {
         total_sent += server.counts(ds).await[1];

@@ -155,10 +155,10 @@ async fn supervisor_backend_is_shared_updated_once_and_survives_restarts() {
     assert_eq!(sums, (acknowledged, 1.5 * acknowledged as f64));
     // Druid's own count of the rows it read, from the supervisor's stats, read every 30 s.
     let deadline = Instant::now() + Duration::from_secs(120);
-    while c.druid_rows("processed").await == 0 && Instant::now() < deadline {
+    while c.druid_rows("foo", "processed").await == 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    assert!(c.druid_rows("processed").await > 0);
+    assert!(c.druid_rows("foo", "processed").await > 0);
     let mut total_sent = 0;
     for server in [a, b, c, d] {
         total_sent += server.counts("foo").await[1];
