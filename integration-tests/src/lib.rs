@@ -454,6 +454,7 @@ fn tansu_bin() -> PathBuf {
     cargo_home.join("bin").join("tansu")
 }
 
+pub mod backends;
 pub mod java;
 /// Native queries against druid-local (or any Druid broker), for checking what arrived.
 pub mod kafka;
