@@ -11,6 +11,8 @@ mod timestamp;
 use bytes::Bytes;
 use serde_json::value::RawValue;
 
+use crate::source::Origin;
+
 pub use pattern::JodaPattern;
 pub use string_parser::{LineError, ParsedLine, StringParser, StringParserError};
 pub use timestamp::{TimestampError, TimestampExtractor, TimestampFormat, TimestampSpecError};
@@ -24,6 +26,8 @@ pub struct Event {
     raw: Bytes,
     /// Where the timestamp column's value lies in `raw` (start, length), when known.
     timestamp_at: Option<(u32, u32)>,
+    /// Where a source read it, for events that come from one (Kafka, Fluvio).
+    origin: Option<Origin>,
 }
 
 impl Event {
@@ -33,6 +37,7 @@ impl Event {
             timestamp_millis,
             raw: raw.into(),
             timestamp_at: None,
+            origin: None,
         }
     }
 
@@ -52,7 +57,19 @@ impl Event {
             timestamp_millis,
             raw: raw.bytes,
             timestamp_at,
+            origin: None,
         })
+    }
+
+    /// The event, noted as read at `origin` (see [`Origin`]).
+    pub fn with_origin(mut self, origin: Origin) -> Self {
+        self.origin = Some(origin);
+        self
+    }
+
+    /// Where a source read the event, if one did.
+    pub fn origin(&self) -> Option<&Origin> {
+        self.origin.as_ref()
     }
 
     /// The event's timestamp in epoch milliseconds (UTC).

@@ -51,6 +51,7 @@ mod driver;
 mod group;
 mod metrics;
 mod offsets;
+mod origin;
 mod sink;
 
 #[cfg(test)]
@@ -69,6 +70,7 @@ pub use metrics::{
     PartitionMetrics, SourceDropReason, SourceHealth, SourceMetrics, StalledPartition,
 };
 pub use offsets::{OffsetTracker, OutOfOrder};
+pub use origin::{Delivery, Origin, Ownership};
 pub use sink::{EventSink, ReportFlags, Route, Router, SingleRoute};
 
 /// A partition of a topic.
