@@ -18,6 +18,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use indexmap::IndexMap;
 use tracing::{debug, info};
@@ -39,6 +40,7 @@ use crate::event::{Event, RawEvent, TimestampExtractor};
 use crate::metrics::events::{record_outcomes, EventsReceived};
 use crate::metrics::{DataSourceMetrics, Metrics};
 use crate::retry::RetryPolicy;
+use crate::source::Origin;
 use crate::spec::properties::{CoreProperties, TaskLocator as TaskLocatorKind};
 use crate::spec::{IngestionSpec, TranquilityConfig};
 use crate::time::window::WindowRule;
@@ -217,6 +219,51 @@ impl DataSourcePipeline {
                 })
                 .collect()
         })
+    }
+
+    /// Sends records a source read, each with where it was read, as one batch of their own in
+    /// the order given ([`Tranquilizer::send_whole`]), so that the beam pushes them in that
+    /// order under their partition's producer id (see [`crate::source::Origin`]); outcomes in
+    /// input order.
+    pub async fn send_ordered(&self, records: Vec<(Bytes, Origin)>) -> Vec<Outcome> {
+        let inner = &self.inner;
+        let total = records.len();
+        let mut unparseable = Vec::new();
+        let mut events = Vec::with_capacity(total);
+        for (i, (raw, origin)) in records.into_iter().enumerate() {
+            match Event::from_raw(RawEvent::unchecked(raw), &inner.extractor) {
+                Ok(event) => events.push(event.with_origin(origin)),
+                Err(e) => {
+                    debug!(dataSource = %inner.name, error = %e, "unparseable event");
+                    unparseable.push(i);
+                }
+            }
+        }
+        inner.count_unparseable(unparseable.len() as u64);
+        if unparseable.is_empty() {
+            return inner.tranquilizer.send_whole(events).await.await;
+        }
+        let mut sent = inner
+            .tranquilizer
+            .send_whole(events)
+            .await
+            .await
+            .into_iter();
+        let mut bad = unparseable.into_iter().peekable();
+        (0..total)
+            .map(|i| {
+                if bad.peek() == Some(&i) {
+                    bad.next();
+                    Outcome::Dropped(DropReason::Unparseable)
+                } else {
+                    sent.next().unwrap_or_else(|| {
+                        Outcome::failed(crate::beam::SendError::Other(
+                            "the pipeline gave no outcome for this event".into(),
+                        ))
+                    })
+                }
+            })
+            .collect()
     }
 
     /// Counts events that never reached the pipeline (e.g. not a JSON object) as received and
