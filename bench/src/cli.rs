@@ -15,7 +15,7 @@ pub struct Args {
     /// Write the JSON report here.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Figures to measure, comma-separated: core, server, kafka, overload, latency.
+    /// Figures to measure, comma-separated: core, server, kafka, supervisor, overload, latency.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Core figure: times the 100k-event pool goes through the pipeline.
@@ -71,7 +71,7 @@ fn options(args: &Args, program: &[&str]) -> anyhow::Result<Options> {
             .iter()
             .map(|name| {
                 Figure::from_name(name).with_context(|| {
-                    format!("unknown figure '{name}'; expected core, server, kafka, overload or latency")
+                    format!("unknown figure '{name}'; expected core, server, kafka, supervisor, overload or latency")
                 })
             })
             .collect::<anyhow::Result<_>>()?;

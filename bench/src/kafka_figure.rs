@@ -42,9 +42,9 @@ pub struct KafkaRaw {
 }
 
 /// A tansu broker (in-memory storage) on a free loopback port; killed when dropped.
-struct Broker {
+pub(crate) struct Broker {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     _dir: PathBuf,
 }
 
@@ -75,7 +75,7 @@ fn tansu_binary() -> PathBuf {
         })
 }
 
-fn start_broker() -> anyhow::Result<Broker> {
+pub(crate) fn start_broker() -> anyhow::Result<Broker> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -119,22 +119,23 @@ impl ClientContext for Quiet {
 
 impl ConsumerContext for Quiet {}
 
-fn client(bootstrap: &str) -> ClientConfig {
+pub(crate) fn client(bootstrap: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", bootstrap);
     config
 }
 
-/// Measures the figure with `events` messages.
-pub async fn run(events: usize) -> anyhow::Result<KafkaRaw> {
-    let broker = start_broker()?;
-    let bootstrap = format!("127.0.0.1:{}", broker.port);
-    let topic = format!("bench-{}", std::process::id());
-
-    let admin: AdminClient<DefaultClientContext> = client(&bootstrap).create()?;
+/// Creates `topic` (one partition) and fills it with `events` workload events; the clients
+/// are returned so the caller drops them when done (librdkafka dislikes early drops here).
+pub(crate) async fn fill_topic(
+    bootstrap: &str,
+    topic: &str,
+    events: usize,
+) -> anyhow::Result<(AdminClient<DefaultClientContext>, FutureProducer)> {
+    let admin: AdminClient<DefaultClientContext> = client(bootstrap).create()?;
     admin
         .create_topics(
-            &[NewTopic::new(&topic, 1, TopicReplication::Fixed(1))],
+            &[NewTopic::new(topic, 1, TopicReplication::Fixed(1))],
             &AdminOptions::new(),
         )
         .await?
@@ -142,11 +143,11 @@ pub async fn run(events: usize) -> anyhow::Result<KafkaRaw> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|(t, e)| anyhow::anyhow!("creating topic {t}: {e}"))?;
 
-    let producer: FutureProducer = client(&bootstrap).set("linger.ms", "5").create()?;
+    let producer: FutureProducer = client(bootstrap).set("linger.ms", "5").create()?;
     let payloads = workload::events(events);
     let sends = futures::stream::iter(payloads.into_iter().map(|payload| {
         let producer = producer.clone();
-        let topic = topic.clone();
+        let topic = topic.to_owned();
         async move {
             producer
                 .send(
@@ -163,6 +164,17 @@ pub async fn run(events: usize) -> anyhow::Result<KafkaRaw> {
     if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
         bail!("producing the benchmark topic: {e}");
     }
+
+    Ok((admin, producer))
+}
+
+/// Measures the figure with `events` messages.
+pub async fn run(events: usize) -> anyhow::Result<KafkaRaw> {
+    let broker = start_broker()?;
+    let bootstrap = format!("127.0.0.1:{}", broker.port);
+    let topic = format!("bench-{}", std::process::id());
+
+    let (admin, producer) = fill_topic(&bootstrap, &topic, events).await?;
 
     // The raw consumer: read every message, nothing else.
     let raw: StreamConsumer<Quiet> = client(&bootstrap)

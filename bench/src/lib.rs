@@ -6,11 +6,12 @@
 //! | core pipeline (discarding beams, 2 partitions x 2 replicas) | serde_json parsing the same events into a map | >= 0.8 x |
 //! | `POST /v1/post` -> druid-local | the same bodies POSTed to the task's push-events | >= 0.8 x |
 //! | Kafka connector -> druid-local | a raw consumer of the same topic | >= 0.8 x (not measured yet) |
+//! | druid-local's Kafka supervisor ingesting a topic | a raw consumer of the same topic | >= 0.8 x |
 //! | RSS under overload (druid-local throttled) | — | <= 128 MiB and flat, every event accounted |
 //! | POST to queryable at 20k events/s | — | p99 <= 1 s |
 //!
 //! [`run`] measures what [`Options`] selects and returns a [`Report`], which prints as a table
-//! and serialises to the JSON report (`core_ratio`, `server_ratio`, `kafka_ratio`,
+//! and serialises to the JSON report (`core_ratio`, `server_ratio`, `kafka_ratio`, `supervisor_ratio`,
 //! `overload_rss_mib`, `p99_latency_ms`, plus the raw figures behind each). Speed is a goal,
 //! not a test: nothing here asserts a timing.
 
@@ -25,6 +26,7 @@ pub mod rss;
 pub mod server_figure;
 pub mod slow_druid;
 pub mod stack;
+pub mod supervisor_figure;
 pub mod workload;
 
 use std::fmt;
@@ -57,6 +59,8 @@ pub enum Figure {
     Server,
     /// Kafka connector vs raw consumer.
     Kafka,
+    /// druid-local's Kafka supervisor vs raw consumer.
+    Supervisor,
     /// RSS under overload.
     Overload,
     /// POST-to-queryable latency.
@@ -65,10 +69,11 @@ pub enum Figure {
 
 impl Figure {
     /// Every figure, in report order.
-    pub const ALL: [Figure; 5] = [
+    pub const ALL: [Figure; 6] = [
         Figure::Core,
         Figure::Server,
         Figure::Kafka,
+        Figure::Supervisor,
         Figure::Overload,
         Figure::Latency,
     ];
@@ -79,6 +84,7 @@ impl Figure {
             Figure::Core => "core",
             Figure::Server => "server",
             Figure::Kafka => "kafka",
+            Figure::Supervisor => "supervisor",
             Figure::Overload => "overload",
             Figure::Latency => "latency",
         }
@@ -121,6 +127,8 @@ pub struct Options {
     pub latency_rate: u64,
     /// Messages in the Kafka figure's topic.
     pub kafka_events: usize,
+    /// Messages in the supervisor figure's topic.
+    pub supervisor_events: usize,
 }
 
 impl Default for Options {
@@ -139,6 +147,7 @@ impl Default for Options {
             latency_seconds: 30,
             latency_rate: 20_000,
             kafka_events: 200_000,
+            supervisor_events: 200_000,
         }
     }
 }
@@ -152,6 +161,7 @@ impl Options {
             overload_seconds: 20,
             latency_seconds: 10,
             kafka_events: 50_000,
+            supervisor_events: 50_000,
             ..Self::default()
         }
     }
@@ -190,6 +200,8 @@ pub struct Report {
     pub server_ratio: Option<f64>,
     /// Kafka connector over raw consumer; `null` while not measured (see `kafka.note`).
     pub kafka_ratio: Option<f64>,
+    /// druid-local's supervisor over a raw consumer of the same topic.
+    pub supervisor_ratio: Option<f64>,
     /// Largest RSS under overload, MiB.
     pub overload_rss_mib: Option<f64>,
     /// p99 POST-to-queryable latency, ms.
@@ -200,6 +212,8 @@ pub struct Report {
     pub server: Option<ServerFigure>,
     /// The Kafka figure.
     pub kafka: KafkaFigure,
+    /// The supervisor figure's raw numbers.
+    pub supervisor: Option<supervisor_figure::SupervisorRaw>,
     /// The overload figure's raw numbers.
     pub overload: Option<OverloadFigure>,
     /// The latency figure's raw numbers.
@@ -281,6 +295,14 @@ pub async fn run(options: &Options) -> Report {
             Err(e) => note(Figure::Kafka, e),
         }
     }
+    let mut supervisor = None;
+    if wants(Figure::Supervisor) {
+        tracing::info!("supervisor figure");
+        match supervisor_figure::run(options.supervisor_events).await {
+            Ok(f) => supervisor = Some(f),
+            Err(e) => note(Figure::Supervisor, e),
+        }
+    }
     let mut core = None;
     if wants(Figure::Core) {
         tracing::info!("core figure");
@@ -293,6 +315,7 @@ pub async fn run(options: &Options) -> Report {
         core_ratio: core.as_ref().map(|c| c.ratio),
         server_ratio: server.as_ref().map(|s| s.ratio),
         kafka_ratio: kafka.as_ref().map(|k| k.ratio),
+        supervisor_ratio: supervisor.as_ref().map(|s| s.ratio),
         overload_rss_mib: overload.as_ref().map(|o| o.rss_max_mib),
         p99_latency_ms: latency.as_ref().map(|l| l.p99_ms),
         core,
@@ -310,6 +333,7 @@ pub async fn run(options: &Options) -> Report {
             },
             raw: kafka,
         },
+        supervisor,
         overload,
         latency,
         errors,
@@ -372,6 +396,17 @@ impl fmt::Display for Report {
                 verdict(r.ratio >= RATIO_GOAL)
             )?,
             None => writeln!(f, "kafka             {}", self.kafka.note)?,
+        }
+        match &self.supervisor {
+            Some(r) => writeln!(
+                f,
+                "supervisor        {:<32} {:<32} {:>6.2} x        >= {RATIO_GOAL} x ({})",
+                format!("{} ingested", k(r.supervisor_per_second)),
+                format!("{} raw consumer", k(r.raw_per_second)),
+                r.ratio,
+                verdict(r.ratio >= RATIO_GOAL)
+            )?,
+            None => writeln!(f, "supervisor        not measured")?,
         }
         match &self.overload {
             Some(o) => writeln!(

@@ -46,6 +46,7 @@ fn every_subcommand_has_help() {
         "kafka",
         "fluvio",
         "spec",
+        "reindex",
         "bench",
     ] {
         assert!(out.contains(sub), "{out}");

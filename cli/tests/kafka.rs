@@ -263,6 +263,20 @@ async fn health_turns_unhealthy_while_a_partition_stalls_and_recovers() {
     let connector = Connector::start(&path.to_string_lossy());
 
     let health_url = format!("http://127.0.0.1:{http_port}/health");
+    // /metrics answers as every command's does: OpenMetrics text.
+    let metrics_url = format!("http://127.0.0.1:{http_port}/metrics");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let content_type = loop {
+        if let Ok(r) = reqwest::get(&metrics_url).await {
+            break r.headers()["content-type"].to_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "no /metrics");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
     let health = || async {
         match reqwest::get(&health_url).await {
             Ok(r) => Some((r.status().as_u16(), r.json::<Value>().await.unwrap())),

@@ -8,9 +8,11 @@
 //! ```
 //!
 //! [`Pipelines::from_config`] builds every dataSource of a Tranquility config file for
-//! production: realtime tasks through the Overlord (found through ZooKeeper discovery or a
-//! fixed URL), receivers found through ZooKeeper or the Overlord, beams shared through
-//! ZooKeeper or an in-process coordinator.
+//! production, on the backend `druid.ingestion` names or `auto` picks (`backend`): realtime
+//! tasks through the Overlord (found through ZooKeeper discovery or a fixed URL) with
+//! receivers found through ZooKeeper or the Overlord and beams shared through ZooKeeper or an
+//! in-process coordinator; or, on Druid 31+, a Kafka topic read by a supervisor, or batch
+//! appends. Callers never know which backend runs; [`DataSourcePipeline::backend`] tells.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -23,6 +25,9 @@ use futures::future::BoxFuture;
 use indexmap::IndexMap;
 use tracing::{debug, info};
 
+use crate::backend::batch::{BatchBeam, BatchConfig};
+use crate::backend::translate::BatchLocks;
+use crate::backend::{Backend, BackendBeam, BackendFactory, BackendHandle};
 use crate::beam::{
     Beam, Clock, ClusteredBeam, ClusteredBeamConfig, DropReason, Outcome, SystemClock,
     Tranquilizer, TranquilizerConfig, TranquilizerObserver,
@@ -41,8 +46,10 @@ use crate::metrics::events::{record_outcomes, EventsReceived};
 use crate::metrics::{DataSourceMetrics, Metrics};
 use crate::retry::RetryPolicy;
 use crate::source::Origin;
-use crate::spec::properties::{CoreProperties, TaskLocator as TaskLocatorKind};
-use crate::spec::{IngestionSpec, TranquilityConfig};
+use crate::spec::properties::{
+    CoreProperties, Ingestion, IngestionProperties, TaskLocator as TaskLocatorKind,
+};
+use crate::spec::{IngestionSpec, Properties, TranquilityConfig};
 use crate::time::window::WindowRule;
 use crate::time::Period;
 
@@ -79,6 +86,7 @@ struct Inner {
     extractor: TimestampExtractor,
     tranquilizer: Tranquilizer,
     metrics: DataSourceMetrics,
+    backend: Option<BackendHandle>,
 }
 
 impl Inner {
@@ -137,8 +145,32 @@ impl DataSourcePipeline {
                 extractor,
                 tranquilizer: Tranquilizer::observed(beam, tranquilizer, observer),
                 metrics,
+                backend: None,
             }),
         })
+    }
+
+    /// A pipeline over a [`BackendBeam`], which says which backend runs.
+    pub fn with_backend(
+        name: &str,
+        spec: &IngestionSpec,
+        beam: BackendBeam,
+        tranquilizer: TranquilizerConfig,
+        metrics: &Metrics,
+    ) -> Result<Self, PipelineError> {
+        let handle = beam.handle();
+        let mut pipeline = Self::with_beam(name, spec, Arc::new(beam), tranquilizer, metrics)?;
+        if let Some(inner) = Arc::get_mut(&mut pipeline.inner) {
+            inner.backend = Some(handle);
+        }
+        Ok(pipeline)
+    }
+
+    /// Which backend carries the events: `None` for a pipeline over a beam of the caller's
+    /// own ([`with_beam`](Self::with_beam)); the handle says `undecided` while `auto` has
+    /// not read Druid's version yet.
+    pub fn backend(&self) -> Option<&BackendHandle> {
+        self.inner.backend.as_ref()
     }
 
     /// The dataSource.
@@ -199,25 +231,11 @@ impl DataSourcePipeline {
         // future is never awaited.
         let sent = (!events.is_empty()).then_some(inner.tranquilizer.send_all(events).await);
         Box::pin(async move {
-            let mut sent = match sent {
-                Some(batch) => batch.await.into_iter(),
-                None => Vec::new().into_iter(),
+            let sent = match sent {
+                Some(batch) => batch.await,
+                None => Vec::new(),
             };
-            let mut bad = unparseable.into_iter().peekable();
-            (0..total)
-                .map(|i| {
-                    if bad.peek() == Some(&i) {
-                        bad.next();
-                        Outcome::Dropped(DropReason::Unparseable)
-                    } else {
-                        sent.next().unwrap_or_else(|| {
-                            Outcome::failed(crate::beam::SendError::Other(
-                                "the pipeline gave no outcome for this event".into(),
-                            ))
-                        })
-                    }
-                })
-                .collect()
+            with_unparseable(total, unparseable, sent)
         })
     }
 
@@ -240,30 +258,8 @@ impl DataSourcePipeline {
             }
         }
         inner.count_unparseable(unparseable.len() as u64);
-        if unparseable.is_empty() {
-            return inner.tranquilizer.send_whole(events).await.await;
-        }
-        let mut sent = inner
-            .tranquilizer
-            .send_whole(events)
-            .await
-            .await
-            .into_iter();
-        let mut bad = unparseable.into_iter().peekable();
-        (0..total)
-            .map(|i| {
-                if bad.peek() == Some(&i) {
-                    bad.next();
-                    Outcome::Dropped(DropReason::Unparseable)
-                } else {
-                    sent.next().unwrap_or_else(|| {
-                        Outcome::failed(crate::beam::SendError::Other(
-                            "the pipeline gave no outcome for this event".into(),
-                        ))
-                    })
-                }
-            })
-            .collect()
+        let sent = inner.tranquilizer.send_whole(events).await.await;
+        with_unparseable(total, unparseable, sent)
     }
 
     /// Counts events that never reached the pipeline (e.g. not a JSON object) as received and
@@ -334,12 +330,25 @@ impl Pipelines {
             };
             let props =
                 CoreProperties::from_properties(&ds.properties).map_err(|e| fail(e.to_string()))?;
+            let ingestion = IngestionProperties::from_properties(&ds.properties)
+                .map_err(|e| fail(e.to_string()))?;
             ds.spec.validate().map_err(|e| fail(e.to_string()))?;
-            let (pipeline, coordinator, identity) =
-                build(&ds.name, &ds.spec, &props, &options, &mut zk)?;
-            shared.push((ds.name.clone(), coordinator, identity));
+            let (pipeline, coordination) = build(
+                &ds.name,
+                &ds.spec,
+                &props,
+                &ingestion,
+                &ds.properties,
+                &options,
+                &mut zk,
+            )?;
+            if let Some((coordinator, identity)) = coordination {
+                shared.push((ds.name.clone(), coordinator, identity));
+            }
             info!(
                 dataSource = %ds.name,
+                ingestion = ingestion.ingestion.as_str(),
+                backend = pipeline.backend().map_or("", BackendHandle::describe),
                 partitions = props.task_partitions,
                 replicants = props.task_replicants,
                 "dataSource ready"
@@ -417,142 +426,351 @@ fn duration(period: &Period) -> Duration {
     Duration::from_millis(u64::try_from(millis).unwrap_or(0))
 }
 
-fn build(
-    name: &str,
-    spec: &IngestionSpec,
+/// The outcomes of `total` events in input order: `Dropped(Unparseable)` at the indexes in
+/// `unparseable` (ascending), the outcomes of the events that were sent everywhere else.
+fn with_unparseable(total: usize, unparseable: Vec<usize>, sent: Vec<Outcome>) -> Vec<Outcome> {
+    if unparseable.is_empty() && sent.len() == total {
+        return sent;
+    }
+    let mut sent = sent.into_iter();
+    let mut bad = unparseable.into_iter().peekable();
+    (0..total)
+        .map(|i| {
+            if bad.peek() == Some(&i) {
+                bad.next();
+                Outcome::Dropped(DropReason::Unparseable)
+            } else {
+                sent.next().unwrap_or_else(|| {
+                    Outcome::failed(crate::beam::SendError::Other(
+                        "the pipeline gave no outcome for this event".into(),
+                    ))
+                })
+            }
+        })
+        .collect()
+}
+
+/// Everything a backend of one dataSource may need; each backend takes its part.
+#[derive(Clone)]
+struct Parts {
+    name: String,
+    spec: IngestionSpec,
+    props: CoreProperties,
+    ingestion: IngestionProperties,
+    overlord: OverlordClient,
+    zk: Arc<ZkConnection>,
+    coordinator: Arc<dyn Coordinator>,
+    auth: Option<BasicAuth>,
+    tls: DruidTls,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+}
+
+impl Parts {
+    fn rule(&self) -> WindowRule {
+        WindowRule {
+            segment_granularity: self.spec.data_schema.granularity_spec.segment_granularity,
+            window_period: self.spec.tuning_config.window_period(),
+            warming_period: self.props.task_warming_period,
+        }
+    }
+
+    /// The beam of one backend: the one place that knows how each is built.
+    fn beam(&self, backend: Backend) -> Result<Arc<dyn Beam>, String> {
+        match backend {
+            Backend::Realtime => Ok(self.realtime()),
+            Backend::Batch => Ok(self.batch()),
+            Backend::Supervisor => self.supervisor(),
+        }
+    }
+
+    fn realtime(&self) -> Arc<dyn Beam> {
+        let props = &self.props;
+        let locator: Arc<dyn TaskLocator> = match props.task_locator {
+            TaskLocatorKind::Curator => Arc::new(
+                CuratorTaskLocator::new(Arc::new(CuratorDiscovery::new(
+                    self.zk.clone(),
+                    &props.discovery_path,
+                )))
+                .with_tls(self.tls.is_enabled()),
+            ),
+            // One attempt per poll: a push must not wait out the Overlord's long retries.
+            TaskLocatorKind::Overlord => Arc::new(OverlordTaskLocator::new(
+                self.overlord.with_retry(RetryPolicy::overlord().once()),
+                duration(&props.overlord_poll_period),
+            )),
+        };
+        let context = Arc::new(DruidBeamContext {
+            data_source: self.name.clone(),
+            receiver: ReceiverClient::with_tls(
+                ReceiverConfig {
+                    retry: RetryPolicy {
+                        period: Some(duration(&props.firehose_retry_period)),
+                        ..RetryPolicy::receiver()
+                    },
+                    quiet_period: duration(&props.firehose_quiet_period),
+                    auth: self.auth.clone(),
+                    ..ReceiverConfig::default()
+                },
+                &self.tls,
+            ),
+            locator,
+            overlord: self.overlord.clone(),
+            chunk_size: props.firehose_chunk_size,
+            format: props.serialization_format,
+            indexing_service_key: mangle_service_name(&props.indexing_service_name),
+            metrics: self.metrics.data_source(&self.name),
+        });
+        let maker = Arc::new(DruidBeamMaker::new(
+            self.spec.clone(),
+            props.clone(),
+            context,
+        ));
+        Arc::new(ClusteredBeam::new(
+            ClusteredBeamConfig {
+                identity: realtime_identity(props, &self.name),
+                rule: self.rule(),
+                partitions: props.task_partitions.max(1),
+                partitioner: dimension_hash_partitioner(&self.spec),
+                clock: self.clock.clone(),
+            },
+            maker,
+            self.coordinator.clone(),
+        ))
+    }
+
+    fn batch(&self) -> Arc<dyn Beam> {
+        // Concurrent locks came with Druid 29; the batch backend is meant for 31+.
+        let locks = BatchLocks::Concurrent;
+        let config = BatchConfig::new(
+            &self.name,
+            self.spec.data_schema.clone(),
+            self.spec.tuning_config.clone(),
+            self.rule(),
+            Duration::from_millis(self.ingestion.batch_period_millis),
+            usize::try_from(self.ingestion.batch_max_bytes).unwrap_or(usize::MAX),
+            locks,
+        );
+        Arc::new(BatchBeam::new(
+            config,
+            self.overlord.clone(),
+            self.clock.clone(),
+            self.metrics.data_source(&self.name),
+        ))
+    }
+
+    #[cfg(feature = "kafka")]
+    fn supervisor(&self) -> Result<Arc<dyn Beam>, String> {
+        use crate::backend::supervisor::{SupervisorBeam, SupervisorConfig, SupervisorSetup};
+        use crate::backend::translate::{EventFormat, SupervisorSettings};
+
+        let brokers = self.ingestion.kafka_bootstrap_servers.clone().ok_or(
+            "the supervisor backend needs druid.ingestion.kafka.bootstrap.servers (the Kafka \
+             brokers Tranquility produces to and Druid reads from)",
+        )?;
+        let mut consumer = serde_json::Map::new();
+        consumer.insert("bootstrap.servers".into(), brokers.clone().into());
+        for (k, v) in &self.ingestion.kafka_consumer_properties.0 {
+            consumer.insert(k.clone(), v.clone().into());
+        }
+        let partitions = match self.ingestion.kafka_partitions {
+            0 => self.props.task_partitions,
+            n => n,
+        };
+        let setup = SupervisorSetup {
+            data_source: self.name.clone(),
+            schema: self.spec.data_schema.clone(),
+            tuning: self.spec.tuning_config.clone(),
+            settings: SupervisorSettings {
+                topic: self.ingestion.kafka_topic(&self.name),
+                consumer_properties: consumer,
+                task_count: self.props.task_partitions,
+                replicas: self.props.task_replicants,
+                task_duration: self.ingestion.kafka_task_duration,
+                // Events may be produced before the supervisor's first read.
+                use_earliest_offset: true,
+                format: EventFormat::Json,
+            },
+            partitions,
+            replication_factor: self.ingestion.kafka_replication_factor,
+            identity: supervisor_identity(&self.props, &self.name),
+            stats_period: Duration::from_secs(30),
+        };
+        let beam = SupervisorBeam::new(
+            SupervisorConfig {
+                data_source: self.name.clone(),
+                rule: self.rule(),
+                bootstrap_servers: brokers,
+                producer_properties: self.ingestion.kafka_producer_properties.0.clone(),
+                setup,
+            },
+            dimension_hash_partitioner(&self.spec),
+            self.overlord.clone(),
+            self.coordinator.clone(),
+            self.clock.clone(),
+            self.metrics.data_source(&self.name),
+        )?;
+        Ok(Arc::new(beam))
+    }
+
+    #[cfg(not(feature = "kafka"))]
+    fn supervisor(&self) -> Result<Arc<dyn Beam>, String> {
+        Err(
+            "the supervisor backend needs a Kafka producer, and this build has none (build \
+             tranquility-core with its `kafka` feature)"
+                .into(),
+        )
+    }
+}
+
+/// The Overlord client of a dataSource's properties: at `overlord_url` (over
+/// `druid.overlord.url`), else found through ZooKeeper discovery on `zk`; retried for
+/// `druidBeam.indexRetryPeriod`, with `druidBeam.basicAuth*` and `tls` (`druid.tls.*`). An
+/// HTTPS URL without TLS enabled is refused, saying what to set.
+pub fn overlord_client(
     props: &CoreProperties,
-    options: &PipelineOptions,
-    zk: &mut HashMap<String, Arc<ZkConnection>>,
-) -> Result<(DataSourcePipeline, Arc<dyn Coordinator>, String), PipelineError> {
-    let mut zk_connection = || {
-        zk.entry(props.zookeeper_connect.clone())
-            .or_insert_with(|| {
-                Arc::new(ZkConnection::new(
-                    props.zookeeper_connect.clone(),
-                    duration(&props.zookeeper_timeout),
-                ))
-            })
-            .clone()
-    };
-    let auth = BasicAuth::from_properties(&props.basic_auth_user, &props.basic_auth_pass);
-    let config_error = |message: String| PipelineError::Config {
-        data_source: name.to_string(),
-        message,
-    };
-    let tls = DruidTls::from_properties(props).map_err(|e| config_error(e.to_string()))?;
-    let overlord_endpoint = match options.overlord_url.clone().or(props.overlord_url.clone()) {
+    overlord_url: Option<&str>,
+    zk: &Arc<ZkConnection>,
+    tls: &DruidTls,
+) -> Result<OverlordClient, String> {
+    let endpoint = match overlord_url
+        .map(str::to_string)
+        .or(props.overlord_url.clone())
+    {
         Some(url) if !tls.is_enabled() && url.trim().to_ascii_lowercase().starts_with("https:") => {
-            return Err(config_error(format!(
+            return Err(format!(
                 "the Overlord URL {url} is HTTPS: set druid.tls.enable=true (and \
                  druid.tls.trustStorePath to the PEM file of Druid's CA)"
-            )))
+            ))
         }
         Some(url) => OverlordEndpoint::Url(url),
         None => OverlordEndpoint::Discovery {
-            discovery: Arc::new(CuratorDiscovery::new(
-                zk_connection(),
-                &props.discovery_path,
-            )),
+            discovery: Arc::new(CuratorDiscovery::new(zk.clone(), &props.discovery_path)),
             service_name: props.indexing_service_name.clone(),
         },
     };
-    let overlord = OverlordClient::with_tls(
-        overlord_endpoint,
+    Ok(OverlordClient::with_tls(
+        endpoint,
         OverlordConfig {
             retry: RetryPolicy {
                 period: Some(duration(&props.index_retry_period)),
                 ..RetryPolicy::overlord()
             },
-            auth: auth.clone(),
+            auth: BasicAuth::from_properties(&props.basic_auth_user, &props.basic_auth_pass),
             ..OverlordConfig::default()
         },
-        &tls,
-    );
-    let locator: Arc<dyn TaskLocator> = match props.task_locator {
-        TaskLocatorKind::Curator => Arc::new(
-            CuratorTaskLocator::new(Arc::new(CuratorDiscovery::new(
-                zk_connection(),
-                &props.discovery_path,
-            )))
-            .with_tls(tls.is_enabled()),
-        ),
-        // One attempt per poll: a push must not wait out the Overlord's long retries.
-        TaskLocatorKind::Overlord => Arc::new(OverlordTaskLocator::new(
-            overlord.with_retry(RetryPolicy::overlord().once()),
-            duration(&props.overlord_poll_period),
-        )),
+        tls,
+    ))
+}
+
+/// The ZooKeeper coordinator of a dataSource's properties (`zookeeper.path`) on `zk`.
+pub fn zk_coordinator(props: &CoreProperties, zk: &Arc<ZkConnection>) -> Arc<dyn Coordinator> {
+    Arc::new(ZkCoordinator::new(
+        zk.clone(),
+        ZkCoordinatorConfig {
+            base_path: props.zookeeper_path.clone(),
+            ..ZkCoordinatorConfig::default()
+        },
+    ))
+}
+
+/// A ZooKeeper connection for `zookeeper.connect` and `zookeeper.timeout`; it connects at
+/// its first use.
+pub fn zk_connection(props: &CoreProperties) -> Arc<ZkConnection> {
+    Arc::new(ZkConnection::new(
+        props.zookeeper_connect.clone(),
+        duration(&props.zookeeper_timeout),
+    ))
+}
+
+/// A coordinator and the identity a dataSource shares through it.
+type Coordination = (Arc<dyn Coordinator>, String);
+
+/// The coordination identity of a dataSource's realtime beams (`druid:overlord/wiki`).
+pub fn realtime_identity(props: &CoreProperties, data_source: &str) -> String {
+    format!(
+        "{}/{data_source}",
+        mangle_service_name(&props.indexing_service_name)
+    )
+}
+
+/// The coordination identity whose lock serialises a dataSource's supervisor check-and-post
+/// across instances.
+pub fn supervisor_identity(props: &CoreProperties, data_source: &str) -> String {
+    format!(
+        "{}/{data_source}.supervisor",
+        mangle_service_name(&props.indexing_service_name)
+    )
+}
+
+fn build(
+    name: &str,
+    spec: &IngestionSpec,
+    props: &CoreProperties,
+    ingestion: &IngestionProperties,
+    properties: &Properties,
+    options: &PipelineOptions,
+    zk: &mut HashMap<String, Arc<ZkConnection>>,
+) -> Result<(DataSourcePipeline, Option<Coordination>), PipelineError> {
+    let fail = |message: String| PipelineError::Config {
+        data_source: name.to_string(),
+        message,
     };
+    // Nothing connects until a backend uses it.
+    let zk = zk
+        .entry(props.zookeeper_connect.clone())
+        .or_insert_with(|| zk_connection(props))
+        .clone();
+    let auth = BasicAuth::from_properties(&props.basic_auth_user, &props.basic_auth_pass);
+    let tls = DruidTls::from_properties(props).map_err(|e| fail(e.to_string()))?;
+    let overlord =
+        overlord_client(props, options.overlord_url.as_deref(), &zk, &tls).map_err(fail)?;
     let coordinator: Arc<dyn Coordinator> = match &options.coordinator {
         Some(c) => c.clone(),
-        None => Arc::new(ZkCoordinator::new(
-            zk_connection(),
-            ZkCoordinatorConfig {
-                base_path: props.zookeeper_path.clone(),
-                ..ZkCoordinatorConfig::default()
-            },
-        )),
+        None => zk_coordinator(props, &zk),
     };
-    let metrics = options.metrics.data_source(name);
-    let context = Arc::new(DruidBeamContext {
-        data_source: name.to_string(),
-        receiver: ReceiverClient::with_tls(
-            ReceiverConfig {
-                retry: RetryPolicy {
-                    period: Some(duration(&props.firehose_retry_period)),
-                    ..RetryPolicy::receiver()
-                },
-                quiet_period: duration(&props.firehose_quiet_period),
-                auth,
-                ..ReceiverConfig::default()
-            },
-            &tls,
-        ),
-        locator,
+    // What this dataSource shares with other instances through the coordinator: the realtime
+    // beams (also while `auto` has not chosen), or the supervisor's lock; batch shares nothing.
+    let coordination = match ingestion.ingestion {
+        Ingestion::Batch => None,
+        Ingestion::Supervisor => Some((coordinator.clone(), supervisor_identity(props, name))),
+        Ingestion::Realtime | Ingestion::Auto => {
+            Some((coordinator.clone(), realtime_identity(props, name)))
+        }
+    };
+    let parts = Parts {
+        name: name.to_string(),
+        spec: spec.clone(),
+        props: props.clone(),
+        ingestion: ingestion.clone(),
+        overlord: overlord.clone(),
+        zk,
+        coordinator,
+        auth,
+        tls,
+        clock: options.clock.clone(),
+        metrics: options.metrics.clone(),
+    };
+    let factory: BackendFactory = Box::new(move |backend, _status| parts.beam(backend));
+    let beam = BackendBeam::new(
+        name,
+        ingestion.ingestion,
+        ingestion.kafka_bootstrap_servers.is_some(),
         overlord,
-        chunk_size: props.firehose_chunk_size,
-        format: props.serialization_format,
-        indexing_service_key: mangle_service_name(&props.indexing_service_name),
-        metrics,
-    });
-    let maker = Arc::new(DruidBeamMaker::new(spec.clone(), props.clone(), context));
-    let identity = format!(
-        "{}/{}",
-        mangle_service_name(&props.indexing_service_name),
-        name
-    );
-    let clustered = ClusteredBeam::new(
-        ClusteredBeamConfig {
-            identity: identity.clone(),
-            rule: WindowRule {
-                segment_granularity: spec.data_schema.granularity_spec.segment_granularity,
-                window_period: spec.tuning_config.window_period(),
-                warming_period: props.task_warming_period,
-            },
-            partitions: props.task_partitions.max(1),
-            partitioner: dimension_hash_partitioner(spec),
-            clock: options.clock.clone(),
-        },
-        maker,
-        coordinator.clone(),
-    );
+        properties.clone(),
+        factory,
+    )
+    .map_err(fail)?;
     let tranquilizer = TranquilizerConfig::builder()
         .max_batch_size(props.max_batch_size)
         .max_pending_batches(props.max_pending_batches)
         .linger_millis(props.linger_millis)
         .block_on_full(props.block_on_full)
         .build()
-        .map_err(|e| PipelineError::Config {
-            data_source: name.to_string(),
-            message: e.to_string(),
-        })?;
-    let pipeline = DataSourcePipeline::with_beam(
-        name,
-        spec,
-        Arc::new(clustered),
-        tranquilizer,
-        &options.metrics,
-    )?;
-    Ok((pipeline, coordinator, identity))
+        .map_err(|e| fail(e.to_string()))?;
+    let pipeline =
+        DataSourcePipeline::with_backend(name, spec, beam, tranquilizer, &options.metrics)?;
+    Ok((pipeline, coordination))
 }
 
 #[cfg(test)]

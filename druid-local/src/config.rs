@@ -2,8 +2,10 @@
 
 pub use crate::auth::BasicCredentials;
 pub use crate::tls::TlsFiles;
+use crate::version::DruidVersion;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// How to run druid-local.
 #[derive(Debug, Clone)]
@@ -26,6 +28,13 @@ pub struct DruidLocalConfig {
     /// When set, the port speaks HTTPS only (Druid with its TLS port on and the plaintext
     /// one off): locations report `tlsPort` and announcements `sslPort`, with `port` -1.
     pub tls: Option<TlsFiles>,
+    /// The Druid release played: which task types exist and how the APIs answer.
+    pub druid_version: DruidVersion,
+    /// How long a published batch segment takes to become queryable (a real cluster needs
+    /// tens of seconds for the Coordinator to assign it and a Historical to load it).
+    pub segment_load_delay: Duration,
+    /// Druid's `druid.indexer.queue.maxTaskPayloadSize` (31+): larger task payloads are refused.
+    pub max_task_payload_size: Option<usize>,
 }
 
 /// Druid's two null-handling modes for numbers (`druid.generic.useDefaultValueForNull`). The
@@ -52,6 +61,9 @@ impl DruidLocalConfig {
             overlord_service_name: "druid/overlord".into(),
             basic_auth: None,
             tls: None,
+            druid_version: DruidVersion::default(),
+            segment_load_delay: Duration::ZERO,
+            max_task_payload_size: None,
         }
     }
 }

@@ -9,6 +9,24 @@ use std::sync::Arc;
 
 /// Builds the router.
 pub fn app(shared: Arc<Shared>) -> Router {
+    // From 31 no receiver can exist, and the Overlord has no chat resource: 404, as there.
+    let chat = if shared.version.has_realtime_tasks() {
+        Router::new()
+            .route(
+                "/druid/worker/v1/chat/{name}/push-events",
+                post(overlord::chat::push_events),
+            )
+            .route(
+                "/druid/worker/v1/chat/{name}/push-events/",
+                post(overlord::chat::push_events),
+            )
+            .route(
+                "/druid/worker/v1/chat/{name}/shutdown",
+                post(overlord::chat::shutdown),
+            )
+    } else {
+        Router::new()
+    };
     Router::new()
         .route("/druid/indexer/v1/task", post(overlord::submit))
         .route("/druid/indexer/v1/task/{id}", get(overlord::payload))
@@ -27,24 +45,16 @@ pub fn app(shared: Arc<Shared>) -> Router {
         .route("/druid/indexer/v1/isLeader", get(overlord::is_leader))
         .route("/status", get(overlord::process_status))
         .route("/status/health", get(overlord::health))
-        .route(
-            "/druid/worker/v1/chat/{name}/push-events",
-            post(overlord::chat::push_events),
-        )
-        .route(
-            "/druid/worker/v1/chat/{name}/push-events/",
-            post(overlord::chat::push_events),
-        )
-        .route(
-            "/druid/worker/v1/chat/{name}/shutdown",
-            post(overlord::chat::shutdown),
-        )
+        .merge(chat)
         .route("/druid/v2", post(query::handle))
         .route("/druid/v2/", post(query::handle))
         .route("/druid/v2/sql", post(sql::handle))
         .route("/druid/v2/sql/", post(sql::handle))
         .route("/druid/v2/datasources", get(query::data_sources))
         .route("/druid/v2/datasources/{ds}", get(query::data_source))
+        .merge(crate::supervisor::api::routes())
+        .merge(crate::batch::routes())
+        .merge(crate::coordinator::routes())
         .with_state(shared)
 }
 

@@ -1,9 +1,12 @@
 //! druid-local: a single-process, Druid-wire-compatible indexing service.
 //!
-//! It plays Druid's side of every wire a push client touches: the Overlord task API,
-//! `index_realtime` (and appenderator) tasks with the `clipped`/`timed`/`receiver` firehose chain and their
-//! push-events chat handler, rollup into segments, local "deep storage", Curator service
-//! announcements in ZooKeeper, native queries and Druid SQL. One HTTP port serves all of it.
+//! It plays Druid's side of every wire a push client touches, as one chosen Druid release
+//! (`version`): the Overlord task API, `index_realtime` (and appenderator) tasks with the
+//! `clipped`/`timed`/`receiver` firehose chain and their push-events chat handler (up to 30),
+//! Kafka supervisors (`supervisor`) and inline batch tasks (`batch`) with time-chunk locks
+//! (`locks`) and a metadata log (`metadata`), rollup into segments, local "deep storage",
+//! Curator service announcements in ZooKeeper, native queries and Druid SQL. One HTTP port
+//! serves all of it.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), druid_local::Error> {
@@ -14,16 +17,24 @@
 //! ```
 
 pub mod auth;
+pub mod batch;
 pub mod config;
+pub mod coordinator;
 mod http;
+pub mod ingest;
+pub mod locks;
+pub mod metadata;
 pub mod overlord;
 pub mod query;
 pub mod spec;
 pub mod sql;
 pub mod storage;
+pub mod supervisor;
 pub mod task;
+pub mod tasks;
 pub mod time;
 pub mod tls;
+pub mod version;
 pub mod zk;
 
 pub use config::{BasicCredentials, DruidLocalConfig, NullHandling, TlsFiles};
@@ -78,6 +89,22 @@ pub struct Shared {
     data_dir: Option<PathBuf>,
     /// How missing numbers are stored and aggregated (as the Druid version played: 28+).
     pub null_handling: NullHandling,
+    /// The Druid release played.
+    pub version: version::DruidVersion,
+    /// The Overlord's `druid.service`, which Druid names in unknown-type errors.
+    pub service_name: String,
+    /// Supervisor specs, stream offsets and published segments (Druid's metadata store).
+    pub metadata: metadata::Metadata,
+    /// Kafka supervisors.
+    pub supervisors: supervisor::Manager,
+    /// Time-chunk locks of batch and Kafka tasks.
+    pub locks: locks::LockBox,
+    /// Reports of batch tasks.
+    pub reports: batch::Reports,
+    /// Delay before a published batch segment is queryable.
+    pub segment_load_delay: std::time::Duration,
+    /// `druid.indexer.queue.maxTaskPayloadSize` (31+).
+    pub max_task_payload_size: Option<usize>,
 }
 
 impl Shared {
@@ -176,6 +203,10 @@ impl DruidLocal {
     ) -> Result<DruidLocal, Error> {
         let port = listener.local_addr()?.port();
         let store = storage::Store::open(config.data_dir.as_deref())?;
+        let (metadata, replay) = metadata::Metadata::open(config.data_dir.as_deref())?;
+        for (segments, dropped) in &replay.publishes {
+            store.publish(None, segments, dropped);
+        }
         let zk = match &config.zk {
             Some(connect) => Some(
                 zk::Announcer::connect(connect, &config.discovery_path, &config.host, port)
@@ -200,11 +231,24 @@ impl DruidLocal {
             next_reg: AtomicU64::new(0),
             zk,
             data_dir: config.data_dir.clone(),
-            null_handling: NullHandling::default(),
+            null_handling: if config.druid_version.major() >= 28 {
+                NullHandling::SqlCompatible
+            } else {
+                NullHandling::Legacy
+            },
+            version: config.druid_version.clone(),
+            service_name: config.overlord_service_name.clone(),
+            metadata,
+            supervisors: supervisor::Manager::default(),
+            locks: locks::LockBox::default(),
+            reports: batch::Reports::default(),
+            segment_load_delay: config.segment_load_delay,
+            max_task_payload_size: config.max_task_payload_size,
         });
         for t in shared.tasks.read().values() {
             shared.save_task(t);
         }
+        shared.supervisors.restore(&shared).await;
         let overlord_announcement = match &shared.zk {
             Some(a) => Some(a.announce(&config.overlord_service_name).await?),
             None => None,
@@ -272,6 +316,7 @@ impl DruidLocal {
     /// Stops serving. Running tasks are failed (their in-memory rows are lost), like a
     /// Druid process stop without task restore.
     pub async fn shutdown(self) {
+        self.shared.supervisors.stop_all(false).await;
         let tasks: Vec<_> = self.shared.tasks.read().values().cloned().collect();
         for t in tasks {
             if t.kill(task::persist::RESTART_FAILURE) {
@@ -285,9 +330,29 @@ impl DruidLocal {
         let _ = self.server.await;
     }
 
-    /// Serves until ctrl-c.
-    pub async fn run_until_ctrl_c(self) {
-        let _ = tokio::signal::ctrl_c().await;
+    /// Serves until CTRL-C or SIGTERM, then shuts down as [`DruidLocal::shutdown`] does.
+    /// (druid-local shares no code with Tranquility, whose commands have their own helper.)
+    pub async fn run_until_stopped(self) {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            () = ctrl_c => {}
+            () = term => {}
+        }
+        tracing::info!("stop signal received: shutting down");
         self.shutdown().await;
+        tracing::info!("druid-local stopped");
     }
 }

@@ -2,9 +2,11 @@
 
 use anyhow::Context;
 use clap::Parser;
+use druid_local::version::DruidVersion;
 use druid_local::{BasicCredentials, DruidLocal, DruidLocalConfig, TlsFiles};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 // glibc's allocator serialises request threads on its arena locks under load.
 #[global_allocator]
@@ -40,6 +42,17 @@ struct Args {
     /// `/druid/indexer/v1/isLeader` (like Druid's basic authenticator).
     #[arg(long, value_name = "USER:PASS", value_parser = BasicCredentials::parse, env = "DRUID_LOCAL_BASIC_AUTH", hide_env_values = true)]
     basic_auth: Option<BasicCredentials>,
+    /// The Druid release to play: up to 30 realtime tasks with the receiver firehose, from 31
+    /// only Kafka supervisors and native batch (see docs/druid-versions.md).
+    #[arg(long, default_value = druid_local::version::DEFAULT_VERSION, value_name = "VERSION")]
+    druid_version: DruidVersion,
+    /// Milliseconds before a published batch segment becomes queryable (a real cluster takes
+    /// tens of seconds to load one; 0 makes it immediate).
+    #[arg(long, default_value_t = 0, value_name = "MILLIS")]
+    segment_load_delay_ms: u64,
+    /// Druid's `druid.indexer.queue.maxTaskPayloadSize` in bytes (31+): larger tasks are refused.
+    #[arg(long, value_name = "BYTES")]
+    max_task_payload_size: Option<usize>,
     /// Serve HTTPS only, with this PEM certificate chain (leaf first); needs --tls-key.
     /// Locations then report `tlsPort` and announcements `sslPort`, as Druid's TLS port.
     #[arg(long, value_name = "PEM", requires = "tls_key")]
@@ -58,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
     let config = DruidLocalConfig {
@@ -68,6 +82,9 @@ async fn main() -> anyhow::Result<()> {
         discovery_path: args.discovery_path,
         overlord_service_name: args.overlord_service_name,
         basic_auth: args.basic_auth,
+        druid_version: args.druid_version,
+        segment_load_delay: Duration::from_millis(args.segment_load_delay_ms),
+        max_task_payload_size: args.max_task_payload_size,
         tls: match (args.tls_cert, args.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles {
                 cert,
@@ -81,6 +98,6 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("starting druid-local")?;
     println!("druid-local listening on {}", druid.url());
-    druid.run_until_ctrl_c().await;
+    druid.run_until_stopped().await;
     Ok(())
 }

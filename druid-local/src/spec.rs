@@ -18,6 +18,12 @@ pub enum TaskKind {
     /// `index_realtime_appenderator`: every row is kept (no window), and each task is
     /// allocated its own partition of each segment interval.
     Appenderator,
+    /// `index`: the simple native batch task (see `crate::batch`).
+    Index,
+    /// `index_parallel`: native batch; an inline input runs sequentially, as in Druid.
+    IndexParallel,
+    /// `index_kafka`: a Kafka supervisor's reading task (see `crate::supervisor`).
+    IndexKafka,
 }
 
 impl TaskKind {
@@ -26,6 +32,9 @@ impl TaskKind {
         match self {
             TaskKind::Realtime => "index_realtime",
             TaskKind::Appenderator => "index_realtime_appenderator",
+            TaskKind::Index => "index",
+            TaskKind::IndexParallel => "index_parallel",
+            TaskKind::IndexKafka => "index_kafka",
         }
     }
 }
@@ -374,14 +383,10 @@ pub fn parse_task(v: &Value) -> Result<TaskSpec, SpecError> {
         None | Some(Value::Null) => return Err(format!("Could not resolve subtype of [simple type, class {TASK_CLASS}]: missing type id property 'type'")),
         Some(other) => return Err(format!("Could not resolve subtype of [simple type, class {TASK_CLASS}]: type id property 'type' must be a string, got {other}")),
     };
-    let kind = match ty {
-        "index_realtime" => TaskKind::Realtime,
-        "index_realtime_appenderator" => TaskKind::Appenderator,
+    let (kind, tuning_type) = match ty {
+        "index_realtime" => (TaskKind::Realtime, "realtime"),
+        "index_realtime_appenderator" => (TaskKind::Appenderator, "realtime_appenderator"),
         _ => return Err(format!("Could not resolve type id '{ty}' as a subtype of `{TASK_CLASS}`: druid-local supports only [index_realtime, index_realtime_appenderator]")),
-    };
-    let tuning_type = match kind {
-        TaskKind::Realtime => "realtime",
-        TaskKind::Appenderator => "realtime_appenderator",
     };
     let spec = match o.get("spec") {
         Some(s @ Value::Object(_)) => s,
@@ -553,7 +558,7 @@ pub fn parse_task(v: &Value) -> Result<TaskSpec, SpecError> {
 
 /// Materialises the parser (legacy `parser.parseSpec` or top-level specs). Errors here fail the
 /// task at run time, like Druid's lazy parser conversion.
-fn parse_schema(ds: &Map<String, Value>, metrics: &[MetricSpec]) -> Result<Schema, String> {
+pub fn parse_schema(ds: &Map<String, Value>, metrics: &[MetricSpec]) -> Result<Schema, String> {
     let parse_spec = ds.get("parser").and_then(|p| p.get("parseSpec"));
     if let Some(p) = ds.get("parser").filter(|p| !p.is_null()) {
         match p.get("type").and_then(Value::as_str) {

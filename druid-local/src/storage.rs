@@ -237,6 +237,71 @@ impl Store {
         Ok(())
     }
 
+    /// Serves segments published through the metadata log (`crate::metadata`) as handed off,
+    /// drops the task's live copies and removes `drop` (segments a replace overshadowed), all
+    /// in one step for readers. Nothing is written here: the log is the durable copy.
+    pub fn publish(
+        &self,
+        task_id: Option<&str>,
+        add: &[Arc<Segment>],
+        drop: &[(String, SegmentKey)],
+    ) {
+        let mut all = self.segments.write();
+        {
+            let mut versions = self.versions.lock();
+            for seg in add {
+                let key = (seg.interval, seg.version.clone(), seg.partition);
+                all.entry(seg.data_source.clone())
+                    .or_default()
+                    .entry(key)
+                    .or_default()
+                    .handed_off = Some(seg.clone());
+                let v = versions
+                    .entry((seg.data_source.clone(), seg.interval))
+                    .or_insert_with(|| seg.version.clone());
+                if seg.version > *v {
+                    *v = seg.version.clone();
+                }
+            }
+        }
+        for (ds, key) in drop {
+            if let Some(per_ds) = all.get_mut(ds) {
+                per_ds.remove(key);
+            }
+        }
+        if let Some(t) = task_id {
+            for per_ds in all.values_mut() {
+                for e in per_ds.values_mut() {
+                    e.live.retain(|(id, _)| id != t);
+                }
+            }
+        }
+        for per_ds in all.values_mut() {
+            per_ds.retain(|_, e| e.handed_off.is_some() || !e.live.is_empty());
+        }
+        all.retain(|_, m| !m.is_empty());
+    }
+
+    /// The newest version any segment of exactly this chunk has, if the chunk has segments.
+    pub fn chunk_version(&self, data_source: &str, interval: Interval) -> Option<String> {
+        self.segments
+            .read()
+            .get(data_source)?
+            .keys()
+            .filter(|(iv, _, _)| *iv == interval)
+            .map(|(_, v, _)| v.clone())
+            .max()
+    }
+
+    /// Handed-off (published) segments of a data source, in key order.
+    pub fn published(&self, data_source: &str) -> Vec<Arc<Segment>> {
+        self.segments
+            .read()
+            .get(data_source)
+            .map(|m| m.values().filter_map(|e| e.handed_off.clone()).collect())
+            .unwrap_or_default()
+    }
+
     /// Whether `seg` is served from deep storage (handed off) rather than by a running task.
     pub fn is_handed_off(&self, seg: &Segment) -> bool {
         let key = (seg.interval, seg.version.clone(), seg.partition);
@@ -272,6 +337,8 @@ impl Store {
         let Some(per_ds) = all.get(data_source) else {
             return Vec::new();
         };
+        // Newest version per interval, then anything inside a newer interval's span is
+        // overshadowed too (a replace with a coarser segment granularity).
         let mut newest: BTreeMap<Interval, &str> = BTreeMap::new();
         for (iv, version, _) in per_ds.keys() {
             let v = newest.entry(*iv).or_insert(version.as_str());
@@ -279,9 +346,16 @@ impl Store {
                 *v = version.as_str();
             }
         }
+        let overshadowed = |iv: &Interval, version: &str| {
+            newest
+                .iter()
+                .any(|(other, v)| *v > version && other.start <= iv.start && iv.end <= other.end)
+        };
         per_ds
             .iter()
-            .filter(|((iv, version, _), _)| newest.get(iv).is_some_and(|v| *v == version.as_str()))
+            .filter(|((iv, version, _), _)| {
+                newest.get(iv).is_some_and(|v| *v == version.as_str()) && !overshadowed(iv, version)
+            })
             .filter(|((iv, _, _), _)| intervals.iter().any(|q| q.overlaps(iv)))
             .filter_map(|(_, e)| {
                 e.handed_off

@@ -31,6 +31,26 @@ elif cmd == "produce":
             p.produce(topic, line, partition=i % parts)
             p.poll(0)
     assert p.flush(60) == 0, "messages left undelivered"
+elif cmd == "read":
+    # Every message of the topic, from the start to the current end, without a group.
+    topic, parts = sys.argv[3], int(sys.argv[4])
+    c = Consumer(conf(**{"group.id": "reader", "enable.auto.commit": False}))
+    out = []
+    for p in range(parts):
+        low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+        if high <= low:
+            continue
+        c.assign([TopicPartition(topic, p, low)])
+        got = 0
+        while got < high - low:
+            m = c.poll(10)
+            assert m is not None, "timed out reading partition %d" % p
+            if m.error():
+                continue
+            got += 1
+            out.append({"partition": p, "key": (m.key() or b"").hex(), "value": m.value().decode()})
+    print(json.dumps(out))
+    c.close()
 elif cmd == "committed":
     group, topic, parts = sys.argv[3], sys.argv[4], int(sys.argv[5])
     c = Consumer(conf(**{"group.id": group, "enable.auto.commit": False}))
@@ -158,4 +178,36 @@ impl KafkaClient {
         );
         serde_json::from_str(out.trim()).expect("committed offsets as JSON")
     }
+}
+
+/// One message read back by [`read_all`].
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// Its partition.
+    pub partition: i32,
+    /// Its key, in hex.
+    pub key: String,
+    /// Its value, as text.
+    pub value: String,
+}
+
+/// Every message of `topic` (over `partitions` partitions), read without a consumer group.
+pub fn read_all(broker: &Tansu, topic: &str, partitions: usize) -> Vec<Message> {
+    let out = kafka_py(
+        &[
+            "read",
+            &broker.bootstrap_servers(),
+            topic,
+            &partitions.to_string(),
+        ],
+        b"",
+    );
+    let list: Vec<serde_json::Value> = serde_json::from_str(out.trim()).expect("messages as JSON");
+    list.iter()
+        .map(|m| Message {
+            partition: m["partition"].as_i64().unwrap_or(-1) as i32,
+            key: m["key"].as_str().unwrap_or_default().to_string(),
+            value: m["value"].as_str().unwrap_or_default().to_string(),
+        })
+        .collect()
 }

@@ -457,6 +457,7 @@ fn tansu_bin() -> PathBuf {
 pub mod java;
 /// Native queries against druid-local (or any Druid broker), for checking what arrived.
 pub mod kafka;
+pub mod modern;
 pub mod partition;
 pub mod real_druid;
 pub mod target;

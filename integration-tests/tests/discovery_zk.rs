@@ -72,6 +72,11 @@ async fn finds_an_announced_overlord_and_a_task_receiver() {
 
     let overlord_port = serve(
         axum::Router::new()
+            // druid.ingestion=auto reads the version: a Druid with realtime tasks.
+            .route(
+                "/status",
+                axum::routing::get(|| async { Json(json!({"version": "0.9.2", "modules": []})) }),
+            )
             .route(
                 "/druid/indexer/v1/task",
                 post(|Json(task): Json<Value>| async move { Json(json!({"task": task["id"]})) }),

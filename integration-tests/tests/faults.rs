@@ -31,6 +31,8 @@ async fn overlord_down_at_task_creation_fails_with_a_reason_then_recovers() {
         &[
             ("druidBeam.taskLocator", "overlord"),
             ("druidBeam.indexRetryPeriod", "PT2S"),
+            // Task creation is what fails here; auto would fail earlier, reading the version.
+            ("druid.ingestion", "realtime"),
         ],
     );
     let pipelines = local_pipelines(&cfg, &format!("http://127.0.0.1:{port}"));

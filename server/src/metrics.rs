@@ -16,8 +16,10 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 
 /// `GET /metrics`.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, CONTENT_TYPE)],
-        state.metrics().encode(),
-    )
+    encoded(state.metrics())
+}
+
+/// The `/metrics` answer for `metrics`: every command that serves metrics answers this way.
+pub fn encoded(metrics: &tranquility::metrics::Metrics) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], metrics.encode())
 }

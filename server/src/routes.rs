@@ -343,14 +343,21 @@ pub async fn root() -> impl IntoResponse {
     )
 }
 
-/// `GET /health`: 200 with the dataSources while serving, 503 once a stop has begun.
+/// `GET /health`: 200 with the dataSources while serving, 503 once a stop has begun; with
+/// each dataSource's backend (`realtime`, `supervisor`, `batch`, or `undecided` until
+/// `druid.ingestion=auto` has read Druid's version).
 pub async fn health(State(state): State<AppState>) -> Response {
     let mut names: Vec<&str> = state.data_sources().map(|(n, _)| n).collect();
     names.sort_unstable();
+    let backends: BTreeMap<&str, &str> = state
+        .data_sources()
+        .filter_map(|(n, entry)| Some((n, entry.ingest.backend()?)))
+        .collect();
     let stopping = state.is_stopping();
     let body = serde_json::json!({
         "status": if stopping { "stopping" } else { "ok" },
         "dataSources": names,
+        "backends": backends,
     });
     let status = if stopping {
         StatusCode::SERVICE_UNAVAILABLE

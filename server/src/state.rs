@@ -35,6 +35,11 @@ pub trait Ingest: Send + Sync + fmt::Debug + 'static {
     async fn close(&self);
     /// This dataSource's series.
     fn metrics(&self) -> &DataSourceMetrics;
+    /// Which backend carries its events (`realtime`, `supervisor`, `batch`, `undecided`),
+    /// when it has one.
+    fn backend(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 #[async_trait]
@@ -57,6 +62,10 @@ impl Ingest for DataSourcePipeline {
 
     fn metrics(&self) -> &DataSourceMetrics {
         DataSourcePipeline::metrics(self)
+    }
+
+    fn backend(&self) -> Option<&'static str> {
+        DataSourcePipeline::backend(self).map(|b| b.describe())
     }
 }
 

@@ -414,7 +414,7 @@ async fn liveness_health_and_not_found() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         serde_json::from_slice::<Value>(&body).unwrap(),
-        json!({"status": "ok", "dataSources": ["csvds", "wiki"]})
+        json!({"status": "ok", "dataSources": ["csvds", "wiki"], "backends": {}})
     );
     let (status, _, body) = call(&state, get("/v2/whatever")).await;
     assert_eq!(

@@ -2,6 +2,10 @@
 //! configuration file, until SIGTERM or CTRL-C; then a graceful stop (wait for outcomes,
 //! commit, leave the group) and the final counts.
 //!
+//! On Druid 31+ (`druid.ingestion=supervisor`, or `auto` there), Druid's own Kafka
+//! supervisors read the topics the mappings name, and only mappings a supervisor cannot
+//! express are consumed here (`supervisors`).
+//!
 //! With `kafka.http.port` set in the file's global properties (or `--http-port`), it also
 //! serves `GET /metrics` (Prometheus text) and `GET /health` on `http.bindAddress` (default
 //! `0.0.0.0`). Without, there is no HTTP listener, as in the original Kafka process.
@@ -20,6 +24,8 @@ use tranquility::spec::properties::KafkaProperties;
 use tranquility::spec::TranquilityConfig;
 use tranquility_kafka::{KafkaConfig, KafkaConnector, KafkaHealth, PipelineSinks};
 
+mod supervisors;
+
 /// Options of `tranquility kafka`.
 #[derive(Debug, clap::Args)]
 #[command(
@@ -36,12 +42,20 @@ pub struct Args {
     /// Serve /metrics and /health on this port (over the file's `kafka.http.port`).
     #[arg(long = "http-port", value_name = "PORT")]
     pub http_port: Option<u16>,
+    /// Druid 31+: Druid's supervisors read the topics (see `supervisors`).
+    #[command(flatten)]
+    pub supervisors: supervisors::SupervisorArgs,
 }
 
 /// Consumes until a stop signal or a fatal error, then stops gracefully.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let config = TranquilityConfig::load(&args.config_file)
         .with_context(|| format!("loading {}", args.config_file.display()))?;
+    // On Druid 31+ supervisors may take some or all mappings; the rest is consumed here.
+    let taken = supervisors::take_over(config, &args.config_file, &args.supervisors, stop_signal());
+    let Some(config) = taken.await? else {
+        return Ok(());
+    };
     let kafka = KafkaConfig::from_config(&config)?;
     let metrics = Metrics::new();
     let sinks = Arc::new(PipelineSinks::new(PipelineOptions {
@@ -132,12 +146,7 @@ async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>, kafka: 
             "/metrics",
             get(move || {
                 let metrics = metrics.clone();
-                async move {
-                    (
-                        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-                        metrics.encode(),
-                    )
-                }
+                async move { tranquility_server::metrics::encoded(&metrics) }
             }),
         )
         .route("/health", get(move || health(kafka.clone())));
@@ -146,26 +155,9 @@ async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>, kafka: 
     }
 }
 
-/// Completes on CTRL-C or SIGTERM.
+/// Completes on CTRL-C or SIGTERM (the helper every command shares), saying so.
 async fn stop_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
+    tranquility_server::shutdown_signal().await;
     tracing::info!("stop signal received: stopping gracefully");
 }
 

@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::Context;
+use druid_local::version::DruidVersion;
 use druid_local::{BasicCredentials, DruidLocal, DruidLocalConfig};
 use tranquility_server::shutdown_signal;
 
@@ -36,6 +37,13 @@ pub struct Args {
     /// `/druid/indexer/v1/isLeader`, as Druid's basic authenticator does.
     #[arg(long, value_name = "USER:PASS", value_parser = BasicCredentials::parse, env = "DRUID_LOCAL_BASIC_AUTH", hide_env_values = true)]
     pub basic_auth: Option<BasicCredentials>,
+    /// The Druid release to play (up to 30 realtime tasks; from 31 Kafka supervisors and
+    /// native batch only).
+    #[arg(long, default_value = druid_local::version::DEFAULT_VERSION, value_name = "VERSION")]
+    pub druid_version: DruidVersion,
+    /// Milliseconds before a published batch segment becomes queryable.
+    #[arg(long, default_value_t = 0, value_name = "MILLIS")]
+    pub segment_load_delay_ms: u64,
 }
 
 /// Serves until a stop signal.
@@ -50,6 +58,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         overlord_service_name: args.overlord_service_name,
         basic_auth: args.basic_auth,
         tls: None,
+        druid_version: args.druid_version,
+        segment_load_delay: std::time::Duration::from_millis(args.segment_load_delay_ms),
+        ..DruidLocalConfig::ephemeral()
     };
     let druid = DruidLocal::start(config)
         .await

@@ -8,6 +8,7 @@ pub mod kafka;
 pub mod local;
 pub mod push;
 pub mod quickstart;
+pub mod reindex;
 pub mod server;
 pub mod spec;
 
@@ -30,6 +31,9 @@ pub enum Command {
     /// Tranquility Fluvio: consume Fluvio topics into Druid as a fluvio.json says (needs the
     /// `fluvio` build feature).
     Fluvio(fluvio::Args),
+    /// Replace an interval of a dataSource with a batch re-ingestion of the true data set (the
+    /// hybrid batch/streaming architecture).
+    Reindex(reindex::Args),
     /// Print the JSON Tranquility would submit to Druid for each dataSource (realtime task,
     /// Kafka supervisor or batch task).
     Spec(spec::Args),
@@ -48,6 +52,7 @@ impl Command {
             Command::Console(args) => console::run(args).await,
             Command::Kafka(args) => kafka::run(args).await,
             Command::Fluvio(args) => fluvio::run(args).await,
+            Command::Reindex(args) => reindex::run(args).await,
             Command::Spec(args) => spec::run(args).await,
             Command::Bench(args) => bench::run(args).await,
         }

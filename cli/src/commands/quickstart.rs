@@ -91,6 +91,10 @@ pub struct Args {
     /// one; also `-configFile FILE`. Tasks are found through druid-local's Overlord.
     #[arg(long = "config-file", value_name = "FILE")]
     pub config_file: Option<PathBuf>,
+    /// The Druid release druid-local plays. The server pushes through `index_realtime`
+    /// tasks, which exist up to 30; from 31 they are refused, as Druid refuses them.
+    #[arg(long, default_value = druid_local::version::DEFAULT_VERSION, value_name = "VERSION")]
+    pub druid_version: druid_local::version::DruidVersion,
 }
 
 /// The built-in configuration.
@@ -113,6 +117,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let druid = DruidLocal::start(DruidLocalConfig {
         bind: druid_bind,
         data_dir: args.data_dir.clone(),
+        druid_version: args.druid_version.clone(),
         ..DruidLocalConfig::ephemeral()
     })
     .await

@@ -122,6 +122,9 @@ fn spec_of(ds: &DataSourceConfig, flag: Option<Backend>, file: &str) -> anyhow::
             })?;
             let mut consumer = Map::new();
             consumer.insert("bootstrap.servers".into(), Value::from(brokers));
+            for (k, v) in &ingestion.kafka_consumer_properties.0 {
+                consumer.insert(k.clone(), Value::from(v.as_str()));
+            }
             let settings = SupervisorSettings {
                 topic: ingestion.kafka_topic(&ds.name),
                 consumer_properties: consumer,

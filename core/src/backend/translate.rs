@@ -243,6 +243,37 @@ pub fn batch_task(
     mode: BatchMode,
     locks: BatchLocks,
 ) -> Result<Value, TranslateError> {
+    let context = match locks {
+        BatchLocks::Concurrent => json!({"useConcurrentLocks": true}),
+        BatchLocks::Shared => json!({"useSharedLock": true}),
+    };
+    index_task(
+        schema,
+        tuning,
+        id,
+        interval,
+        json!({"type": "inline", "data": rows}),
+        EventFormat::Json,
+        mode,
+        context,
+    )
+}
+
+/// An `index_parallel` task reading `input_source` (any Druid input source: `inline`,
+/// `local`, `http`, `s3`, ...) written as `format` says, into `interval`, with the task
+/// `context` given (its lock settings). Rows outside `interval` are thrown away by Druid and
+/// counted in the task's report; a bad row is a counted drop, never a failed task.
+#[allow(clippy::too_many_arguments)]
+pub fn index_task(
+    schema: &DataSchema,
+    tuning: &TuningConfig,
+    id: &str,
+    interval: Interval,
+    input_source: Value,
+    format: EventFormat,
+    mode: BatchMode,
+    context: Value,
+) -> Result<Value, TranslateError> {
     let mut data_schema = modern_data_schema(schema);
     if let Some(Value::Object(g)) = data_schema.get_mut("granularitySpec") {
         g.insert(
@@ -255,7 +286,7 @@ pub fn batch_task(
         );
     }
     let mut tuning = modern_tuning(tuning, "index_parallel");
-    // A realtime spec may carry maxRowsPerSegment; batch appends need dynamic partitions.
+    // A realtime spec may carry maxRowsPerSegment; appends need dynamic partitions.
     let max_rows = tuning
         .remove("maxRowsPerSegment")
         .unwrap_or_else(|| json!(5_000_000));
@@ -263,16 +294,11 @@ pub fn batch_task(
         "partitionsSpec".into(),
         json!({"type": "dynamic", "maxRowsPerSegment": max_rows}),
     );
-    // A bad row is a counted drop, never a failed batch.
     tuning.insert("maxParseExceptions".into(), json!(i32::MAX));
     tuning
         .entry("maxSavedParseExceptions")
         .or_insert_with(|| json!(100));
     tuning.insert("maxNumConcurrentSubTasks".into(), json!(1));
-    let context = match locks {
-        BatchLocks::Concurrent => json!({"useConcurrentLocks": true}),
-        BatchLocks::Shared => json!({"useSharedLock": true}),
-    };
     Ok(json!({
         "type": "index_parallel",
         "id": id,
@@ -280,8 +306,8 @@ pub fn batch_task(
             "dataSchema": data_schema,
             "ioConfig": {
                 "type": "index_parallel",
-                "inputSource": {"type": "inline", "data": rows},
-                "inputFormat": input_format(schema, EventFormat::Json)?,
+                "inputSource": input_source,
+                "inputFormat": input_format(schema, format)?,
                 "appendToExisting": mode == BatchMode::Append,
                 "dropExisting": false,
             },

@@ -127,16 +127,20 @@ pub enum DropReason {
     BeamDefunct,
     /// The beam was closed before the event could be sent.
     BeamClosed,
+    /// Druid's batch ingestion threw the row away (a `transformSpec` filter, or a row outside
+    /// the task's interval), as its task report counted.
+    ThrownAway,
 }
 
 impl DropReason {
     /// Every reason, in declaration order (for metrics that pre-register their labels).
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::OutsideWindow,
         DropReason::IntervalClosed,
         DropReason::Unparseable,
         DropReason::BeamDefunct,
         DropReason::BeamClosed,
+        DropReason::ThrownAway,
     ];
 
     /// The reason's position in [`DropReason::ALL`].
@@ -147,6 +151,7 @@ impl DropReason {
             DropReason::Unparseable => 2,
             DropReason::BeamDefunct => 3,
             DropReason::BeamClosed => 4,
+            DropReason::ThrownAway => 5,
         }
     }
 
@@ -158,6 +163,7 @@ impl DropReason {
             DropReason::Unparseable => "unparseable",
             DropReason::BeamDefunct => "beam_defunct",
             DropReason::BeamClosed => "beam_closed",
+            DropReason::ThrownAway => "thrown_away",
         }
     }
 }
@@ -199,6 +205,17 @@ pub enum SendError {
     /// Coordination with other instances (ZooKeeper) failed.
     #[error("coordination failed: {0}")]
     Coordination(String),
+    /// A backend could not take the events: Druid's version could not be read, a topic or a
+    /// supervisor could not be set up, a batch task was refused or failed.
+    #[error("dataSource {data_source}: {message}")]
+    Backend {
+        /// The dataSource.
+        data_source: String,
+        /// What went wrong, naming the cause.
+        message: String,
+        /// Whether sending the same events again may succeed.
+        retriable: bool,
+    },
     /// Any other failure, with its message.
     #[error("{0}")]
     Other(String),
@@ -234,6 +251,7 @@ impl SendError {
             | SendError::TaskCreation { .. }
             | SendError::Push { .. }
             | SendError::Coordination(_) => true,
+            SendError::Backend { retriable, .. } => *retriable,
             SendError::Other(_) => false,
             SendError::Replicas(errors) => errors.iter().any(|e| e.error.is_retriable()),
         }

@@ -619,7 +619,32 @@ impl OverlordClient {
         }
     }
 
-    /// One request, following redirects with the same method, body and credentials.
+    /// Calls any Druid API on the Overlord's host: `path` from the root (`/status`, or under
+    /// `/druid/`), retried like every other call. A 404 is an answer, not an error; other
+    /// refusals carry Druid's body in [`CallError::Status`].
+    pub async fn call_api(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<ApiAnswer, ApiError> {
+        debug_assert!(is_root_path(path), "{path} is not a path from the root");
+        let (result, attempts) = self.call_with_retries(method, path, body, true).await;
+        match result {
+            Ok(answer) => Ok(ApiAnswer {
+                status: answer.status.as_u16(),
+                body: answer.body,
+            }),
+            Err(source) => Err(ApiError {
+                overlord: self.endpoint.describe(),
+                attempts,
+                source,
+            }),
+        }
+    }
+
+    /// One request, following redirects with the same method, body and credentials. `path`
+    /// is under `/druid/indexer/v1` unless it starts from the root (see `is_root_path`).
     async fn call_once(
         &self,
         method: &Method,
@@ -627,7 +652,11 @@ impl OverlordClient {
         body: Option<Bytes>,
     ) -> Result<Answer, CallError> {
         let base = self.base_url().await?;
-        let mut url = format!("{base}/druid/indexer/v1{path}");
+        let mut url = if is_root_path(path) {
+            format!("{base}{path}")
+        } else {
+            format!("{base}/druid/indexer/v1{path}")
+        };
         let mut redirects = 0;
         loop {
             let mut req = self
@@ -703,8 +732,48 @@ impl OverlordClient {
     }
 }
 
+/// Whether `path` starts from the host's root (`/status`, `/druid/...`) rather than from the
+/// indexer API (`/task`, `/runningTasks`).
+fn is_root_path(path: &str) -> bool {
+    path == "/status" || path.starts_with("/status/") || path.starts_with("/druid/")
+}
+
+/// The answer of [`OverlordClient::call_api`]: a success or a 404.
+#[derive(Debug, Clone)]
+pub struct ApiAnswer {
+    /// HTTP status.
+    pub status: u16,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl ApiAnswer {
+    /// Whether the Overlord answered 404.
+    pub fn is_not_found(&self) -> bool {
+        self.status == 404
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> Result<Value, serde_json::Error> {
+        serde_json::from_slice(&self.body)
+    }
+}
+
+/// A failed [`OverlordClient::call_api`] (after retries, if it was transient).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the Overlord ({overlord}) after {attempts} attempt(s): {source}")]
+pub struct ApiError {
+    /// The Overlord (URL or service name).
+    pub overlord: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last failure.
+    #[source]
+    pub source: CallError,
+}
+
 /// Percent-encodes what cannot appear raw in a path segment (task ids keep `:`).
-fn encode_segment(s: &str) -> String {
+pub fn encode_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {

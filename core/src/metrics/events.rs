@@ -102,3 +102,33 @@ impl TaskAttached<'_> {
         debug!(dataSource = %metrics.data_source, task = self.task_id, "task attached");
     }
 }
+
+/// Druid reported its own row counts for the dataSource (a supervisor's task stats), in
+/// [`DRUID_ROW_KINDS`](super::DRUID_ROW_KINDS) order; rows it rejected are counted, not lost
+/// silently.
+#[derive(Debug, Clone, Copy)]
+pub struct DruidRowsCounted {
+    /// processed, processedWithError, thrownAway, unparseable.
+    pub counts: [u64; 4],
+}
+
+impl DruidRowsCounted {
+    /// Sets the gauges; logs a warning when Druid's rejections grew since the last report.
+    pub fn emit(self, metrics: &DataSourceMetrics) {
+        let before = metrics.druid_rows();
+        for (gauge, count) in metrics.druid_rows.iter().zip(self.counts) {
+            gauge.set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+        let rejected = |c: [i64; 4]| c[2] + c[3];
+        let now = self.counts.map(|c| i64::try_from(c).unwrap_or(i64::MAX));
+        if rejected(now) > rejected(before) {
+            warn!(
+                dataSource = %metrics.data_source,
+                thrownAway = now[2],
+                unparseable = now[3],
+                "Druid rejected rows of the dataSource's topic (late or early messages, a \
+                 transformSpec filter, or rows it could not parse)"
+            );
+        }
+    }
+}

@@ -52,6 +52,34 @@ impl EncodeLabelSet for DropLabels {
     }
 }
 
+/// Labels of Druid's own row counts: `dataSource` and `kind` (`processed`,
+/// `processedWithError`, `thrownAway`, `unparseable`, as Druid spells them).
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+pub struct DruidRowsLabels {
+    /// The dataSource.
+    pub data_source: String,
+    /// Which count.
+    pub kind: &'static str,
+}
+
+impl EncodeLabelSet for DruidRowsLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> std::fmt::Result {
+        [
+            ("dataSource", self.data_source.as_str()),
+            ("kind", self.kind),
+        ]
+        .encode(encoder)
+    }
+}
+
+/// The kinds of [`DruidRowsLabels`], in the order of `DataSourceMetrics::druid_rows`.
+pub const DRUID_ROW_KINDS: [&str; 4] = [
+    "processed",
+    "processedWithError",
+    "thrownAway",
+    "unparseable",
+];
+
 /// The process's metrics: core series plus whatever other components register.
 #[derive(Debug)]
 pub struct Metrics {
@@ -63,6 +91,7 @@ pub struct Metrics {
     pending: Family<DataSourceLabel, Gauge>,
     tasks_active: Family<DataSourceLabel, Gauge>,
     tasks_created: Family<DataSourceLabel, Counter>,
+    druid_rows: Family<DruidRowsLabels, Gauge>,
 }
 
 impl Metrics {
@@ -77,6 +106,7 @@ impl Metrics {
             pending: Family::default(),
             tasks_active: Family::default(),
             tasks_created: Family::default(),
+            druid_rows: Family::default(),
             registry: Mutex::new(Registry::default()),
         };
         registry.register(
@@ -114,6 +144,12 @@ impl Metrics {
             "Druid tasks created through the Overlord",
             metrics.tasks_created.clone(),
         );
+        registry.register(
+            "tranquility_druid_rows",
+            "Rows Druid's own ingestion counted for the dataSource, by kind (supervisor backend: \
+             the running tasks of GET /druid/indexer/v1/supervisor/{id}/stats)",
+            metrics.druid_rows.clone(),
+        );
         *metrics.registry.lock() = registry;
         Arc::new(metrics)
     }
@@ -145,6 +181,14 @@ impl Metrics {
             pending: self.pending.get_or_create(&label).clone(),
             tasks_active: self.tasks_active.get_or_create(&label).clone(),
             tasks_created: self.tasks_created.get_or_create(&label).clone(),
+            druid_rows: DRUID_ROW_KINDS.map(|kind| {
+                self.druid_rows
+                    .get_or_create(&DruidRowsLabels {
+                        data_source: data_source.to_string(),
+                        kind,
+                    })
+                    .clone()
+            }),
         }
     }
 
@@ -169,6 +213,7 @@ pub struct DataSourceMetrics {
     pending: Gauge,
     tasks_active: Gauge,
     tasks_created: Counter,
+    druid_rows: [Gauge; DRUID_ROW_KINDS.len()],
 }
 
 impl DataSourceMetrics {
@@ -198,6 +243,11 @@ impl DataSourceMetrics {
     /// Events currently pending.
     pub fn pending(&self) -> i64 {
         self.pending.get()
+    }
+
+    /// Druid's own row counts, in [`DRUID_ROW_KINDS`] order.
+    pub fn druid_rows(&self) -> [i64; DRUID_ROW_KINDS.len()] {
+        self.druid_rows.each_ref().map(Gauge::get)
     }
 }
 

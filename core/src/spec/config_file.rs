@@ -440,6 +440,7 @@ impl Loader {
                         ));
                     }
                 }
+                None if properties::is_ingestion_passthrough(&key) => {}
                 None => self.warn(format!(
                     "{path}: unknown property '{key}' (kept, but Tranquility does not read it)"
                 )),

@@ -173,6 +173,14 @@ pub const KAFKA_PASSTHROUGH_PREFIX: &str = "kafka.";
 /// Keys under the passthrough prefix that are Tranquility's own, never given to the consumer.
 const KAFKA_OWN_KEYS: &[&str] = &["kafka.http.port"];
 
+/// Prefix of the supervisor backend's producer passthrough properties: librdkafka settings of
+/// Tranquility's producer and admin client, such as `security.protocol` (the prefix is removed).
+pub const INGESTION_PRODUCER_PREFIX: &str = "druid.ingestion.kafka.producer.";
+
+/// Prefix of the supervisor backend's consumer passthrough properties: the Java consumer
+/// settings Druid's supervisor reads the topic with (its `consumerProperties`).
+pub const INGESTION_CONSUMER_PREFIX: &str = "druid.ingestion.kafka.consumer.";
+
 /// The definition of `key` (or of the key it is an alias of).
 pub fn property(key: &str) -> Option<&'static PropertyDef> {
     PROPERTIES
@@ -182,7 +190,14 @@ pub fn property(key: &str) -> Option<&'static PropertyDef> {
 
 /// Whether `key` is a known property or a Kafka passthrough key.
 pub fn is_known(key: &str) -> bool {
-    property(key).is_some() || key.starts_with(KAFKA_PASSTHROUGH_PREFIX)
+    property(key).is_some()
+        || key.starts_with(KAFKA_PASSTHROUGH_PREFIX)
+        || is_ingestion_passthrough(key)
+}
+
+/// Whether `key` is a producer or consumer passthrough key of the supervisor backend.
+pub fn is_ingestion_passthrough(key: &str) -> bool {
+    key.starts_with(INGESTION_PRODUCER_PREFIX) || key.starts_with(INGESTION_CONSUMER_PREFIX)
 }
 
 /// Checks `value` against `kind`, saying what was expected.
@@ -702,6 +717,29 @@ pub struct IngestionProperties {
     pub batch_period_millis: u64,
     /// `druid.ingestion.batch.maxBytes`.
     pub batch_max_bytes: u64,
+    /// `druid.ingestion.kafka.producer.*`, the prefix removed: Tranquility's producer.
+    pub kafka_producer_properties: Passthrough,
+    /// `druid.ingestion.kafka.consumer.*`, the prefix removed: Druid's consumerProperties.
+    pub kafka_consumer_properties: Passthrough,
+}
+
+/// Passthrough settings (key without its prefix, value); `Debug` redacts secret values.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Passthrough(pub IndexMap<String, String>);
+
+impl std::fmt::Debug for Passthrough {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut m = f.debug_map();
+        for (k, v) in &self.0 {
+            let shown = if is_secret(k) {
+                "<redacted>"
+            } else {
+                v.as_str()
+            };
+            m.entry(k, &shown);
+        }
+        m.finish()
+    }
 }
 
 impl IngestionProperties {
@@ -739,6 +777,8 @@ impl IngestionProperties {
             batch_period_millis: p.int_in("druid.ingestion.batch.periodMillis", 1, i64::MAX)?
                 as u64,
             batch_max_bytes: p.int_in("druid.ingestion.batch.maxBytes", 1, i64::MAX)? as u64,
+            kafka_producer_properties: Passthrough(p.with_prefix(INGESTION_PRODUCER_PREFIX)),
+            kafka_consumer_properties: Passthrough(p.with_prefix(INGESTION_CONSUMER_PREFIX)),
         })
     }
 

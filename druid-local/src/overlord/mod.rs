@@ -4,8 +4,7 @@
 pub mod chat;
 
 use crate::http::{self, json, media, Media};
-use crate::spec;
-use crate::task::{self, StatusCode as TaskStatus, Task};
+use crate::task::{StatusCode as TaskStatus, Task};
 use crate::time;
 use crate::Shared;
 use axum::body::Bytes;
@@ -54,8 +53,9 @@ fn status_plus(t: &Task, runner: &str, listed: bool, tls: bool) -> Value {
 }
 
 fn runner_code(t: &Task) -> &'static str {
-    match t.state.lock().status {
-        TaskStatus::Running => "RUNNING",
+    let st = t.state.lock();
+    match st.status {
+        TaskStatus::Running => st.runner.unwrap_or("RUNNING"),
         _ => "NONE",
     }
 }
@@ -82,9 +82,9 @@ pub async fn submit(
             )
         }
     };
-    let spec = match spec::parse_task(&v) {
+    let spec = match crate::tasks::parse(&shared, &v) {
         Ok(s) => s,
-        Err(e) => return http::error(StatusCode::BAD_REQUEST, e),
+        Err(refusal) => return refusal.into_response(),
     };
     let id = spec.id.clone();
     let task = {
@@ -101,7 +101,7 @@ pub async fn submit(
     };
     shared.save_task(&task);
     tracing::info!(task = %id, "task submitted");
-    tokio::spawn(task::run(shared.clone(), task));
+    tokio::spawn(crate::tasks::run(shared.clone(), task));
     let body = json!({ "task": id });
     match m {
         Media::Smile => smile(StatusCode::OK, &body),
@@ -153,10 +153,13 @@ pub async fn status(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -
     match find(&shared, &id) {
         Some(t) => {
             // Druid's quirk: a completed task no longer tracked by the runner shows WAITING here.
-            let runner = if t.state.lock().status == TaskStatus::Running {
-                "RUNNING"
-            } else {
-                "WAITING"
+            let runner = {
+                let st = t.state.lock();
+                if st.status == TaskStatus::Running {
+                    st.runner.unwrap_or("RUNNING")
+                } else {
+                    "WAITING"
+                }
             };
             json(
                 StatusCode::OK,
@@ -302,33 +305,7 @@ pub async fn health() -> Response {
     json(StatusCode::OK, json!(true))
 }
 
-/// `GET /status`: Druid's fields. No extension modules are loaded; `memory` has the JVM's
-/// figures filled from this process (resident size as used and total, physical memory as max).
-pub async fn process_status() -> Response {
-    let (used, max) = process_memory();
-    json(
-        StatusCode::OK,
-        json!({
-            "version": concat!(env!("CARGO_PKG_VERSION"), "-druid-local"),
-            "modules": [],
-            "memory": {"maxMemory": max, "totalMemory": used, "freeMemory": 0, "usedMemory": used, "directMemory": 0},
-        }),
-    )
-}
-
-/// Resident and physical memory in bytes, from `/proc` (0 where it cannot be read).
-fn process_memory() -> (u64, u64) {
-    let kib = |file: &str, key: &str| -> u64 {
-        std::fs::read_to_string(file)
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-            .unwrap_or(0)
-            * 1024
-    };
-    (
-        kib("/proc/self/status", "VmRSS:"),
-        kib("/proc/meminfo", "MemTotal:"),
-    )
+/// `GET /status`: the played release, its modules and this process's memory.
+pub async fn process_status(State(shared): State<Arc<Shared>>) -> Response {
+    json(StatusCode::OK, shared.version.status_body())
 }

@@ -26,6 +26,16 @@ fn shared() -> Shared {
         zk: None,
         data_dir: None,
         null_handling: crate::NullHandling::default(),
+        version: crate::version::DruidVersion::default(),
+        service_name: "druid/overlord".into(),
+        metadata: crate::metadata::Metadata::open(None)
+            .expect("memory metadata")
+            .0,
+        supervisors: crate::supervisor::Manager::default(),
+        locks: crate::locks::LockBox::default(),
+        reports: crate::batch::Reports::default(),
+        segment_load_delay: std::time::Duration::ZERO,
+        max_task_payload_size: None,
     };
     let metrics = [
         MetricSpec {

@@ -42,6 +42,9 @@ pub struct TaskState {
     pub error: Option<String>,
     /// Host and port once the task is started.
     pub location: Option<(String, u16)>,
+    /// The runner's status while the task runs, when not RUNNING (a batch task waiting for
+    /// its locks is WAITING, then PENDING).
+    pub runner: Option<&'static str>,
 }
 
 /// Counters kept by a task (Druid's FireDepartmentMetrics subset).
@@ -86,6 +89,7 @@ impl Task {
                 duration: None,
                 error: None,
                 location: None,
+                runner: None,
             }),
             counters: Counters::default(),
             kill: watch::channel(false).0,
@@ -107,6 +111,7 @@ impl Task {
             duration,
             error,
             location: None,
+            runner: None,
         };
         t
     }
@@ -126,7 +131,13 @@ impl Task {
         true
     }
 
-    fn finish(&self, status: StatusCode, error: Option<String>) {
+    /// A receiver that turns `true` when the task is shut down (Overlord shutdown or stop).
+    pub fn kill_signal(&self) -> watch::Receiver<bool> {
+        self.kill.subscribe()
+    }
+
+    /// Ends a running task with `status` (no effect once it ended).
+    pub fn finish(&self, status: StatusCode, error: Option<String>) {
         let mut st = self.state.lock();
         if st.status == StatusCode::Running {
             st.status = status;
@@ -308,12 +319,12 @@ impl Indexer<'_> {
             };
             let version = self.store.store.version_for(&spec.data_source, iv);
             let partition = match spec.kind {
-                TaskKind::Realtime => spec.partition_num,
                 TaskKind::Appenderator => {
                     self.store
                         .store
                         .allocate_partition(&spec.data_source, iv, &version)
                 }
+                _ => spec.partition_num,
             };
             let seg = Arc::new(Segment {
                 data_source: spec.data_source.clone(),

@@ -96,6 +96,14 @@ impl RowParser {
         Ok(rows)
     }
 
+    /// Parses one event object already in memory (native batch and Kafka ingestion, after
+    /// transforms).
+    pub fn parse_value(&self, event: &serde_json::Value) -> Result<InputRow, ParseError> {
+        RowSeed(self)
+            .deserialize(event)
+            .map_err(|e| self.classify(e.to_string()))
+    }
+
     fn classify(&self, msg: String) -> ParseError {
         match msg.strip_prefix(UNPARSEABLE) {
             Some(rest) => {

@@ -2,7 +2,6 @@
 //! tasks that were running are failed clearly instead of vanishing.
 
 use super::{StatusCode, Task};
-use crate::spec;
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -76,7 +75,7 @@ pub fn load_all(dir: &Path) -> std::io::Result<Vec<Arc<Task>>> {
                 continue;
             }
         };
-        let spec = match spec::parse_task(&rec.payload) {
+        let spec = match crate::tasks::parse_stored(&rec.payload) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(file = %path.display(), error = %e, "skipping task record whose spec no longer maps");

@@ -13,6 +13,13 @@ pub async fn start() -> DruidLocal {
         .expect("druid-local starts")
 }
 
+/// Starts an in-memory druid-local playing Druid `version`.
+pub async fn start_version(version: &str) -> DruidLocal {
+    let mut c = DruidLocalConfig::ephemeral();
+    c.druid_version = version.parse().expect("a Druid version");
+    DruidLocal::start(c).await.expect("druid-local starts")
+}
+
 /// Starts druid-local with a data dir.
 pub async fn start_with(data_dir: Option<&std::path::Path>, zk: Option<String>) -> DruidLocal {
     let mut c = DruidLocalConfig::ephemeral();
