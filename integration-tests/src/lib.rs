@@ -519,6 +519,17 @@ pub mod druid {
         }
     }
 
+    /// druid-local's counters of a task: `processed` (rows ingested), `skippedRequests`
+    /// (pushes skipped by producer-sequence dedup), ...
+    pub async fn task_metrics(druid_url: &str, task_id: &str) -> Value {
+        reqwest::get(format!("{druid_url}/druid-local/v1/task/{task_id}/metrics"))
+            .await
+            .expect("task metrics request")
+            .json()
+            .await
+            .expect("task metrics are JSON")
+    }
+
     /// The Overlord's running tasks of a dataSource (ids).
     pub async fn running_task_ids(druid_url: &str, data_source: &str) -> Vec<String> {
         let tasks: Value = reqwest::get(format!("{druid_url}/druid/indexer/v1/runningTasks"))
@@ -573,6 +584,9 @@ pub mod proxy {
         pushes: AtomicUsize,
         push_slot: tokio::sync::Semaphore,
         push_hold_ms: AtomicU64,
+        /// True while answers to pushes are held back.
+        answers_held: tokio::sync::watch::Sender<bool>,
+        held: AtomicUsize,
         http: reqwest::Client,
     }
 
@@ -591,6 +605,8 @@ pub mod proxy {
                 pushes: AtomicUsize::new(0),
                 push_slot: tokio::sync::Semaphore::new(1),
                 push_hold_ms: AtomicU64::new(0),
+                answers_held: tokio::sync::watch::channel(false).0,
+                held: AtomicUsize::new(0),
                 http: reqwest::Client::new(),
             });
             let app = axum::Router::new()
@@ -617,6 +633,23 @@ pub mod proxy {
         pub fn slow_pushes(&self, hold: Duration) {
             let ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX);
             self.state.push_hold_ms.store(ms, Ordering::SeqCst);
+        }
+
+        /// From now on pushes reach the task, but their answers wait until
+        /// [`LossyProxy::release_answers`]: pushes that Druid has taken and the sender does not
+        /// know of yet.
+        pub fn hold_answers(&self) {
+            self.state.answers_held.send_replace(true);
+        }
+
+        /// Sends the held answers, and answers at once again.
+        pub fn release_answers(&self) {
+            self.state.answers_held.send_replace(false);
+        }
+
+        /// Answers held back so far (released ones included).
+        pub fn held(&self) -> usize {
+            self.state.held.load(Ordering::SeqCst)
         }
 
         /// Acknowledgements lost so far.
@@ -680,6 +713,11 @@ pub mod proxy {
             if lose {
                 state.lost.fetch_add(1, Ordering::SeqCst);
                 return (StatusCode::INTERNAL_SERVER_ERROR, "lost acknowledgement").into_response();
+            }
+            let mut gate = state.answers_held.subscribe();
+            if *gate.borrow_and_update() {
+                state.held.fetch_add(1, Ordering::SeqCst);
+                let _ = gate.wait_for(|held| !*held).await;
             }
         }
         let bytes = if path.contains("/druid/indexer/v1/") {
