@@ -562,12 +562,12 @@ async fn consumers_joining_and_leaving_leave_every_message_in_druid_once() {
     let (c, sinks_c) = member(&mc);
     wait_for("C owns partitions", Duration::from_secs(60), || owns(&mc)).await;
     proxy.release_answers();
-    a.stop().await.expect("A stops cleanly");
+    stop_within_a_minute(a, "A").await;
     wait_for("C consumes", Duration::from_secs(60), || {
         consumed(&mc) >= 300
     })
     .await;
-    b.stop().await.expect("B stops cleanly");
+    stop_within_a_minute(b, "B").await;
     let alone = consumed(&mc);
     wait_for("C consumes alone", Duration::from_secs(60), || {
         consumed(&mc) >= alone + 300
@@ -576,7 +576,7 @@ async fn consumers_joining_and_leaving_leave_every_message_in_druid_once() {
     stop_producing.store(true, std::sync::atomic::Ordering::SeqCst);
     let n = producing.join().expect("producer");
     expect_count(&http, &druid, &topic, "count", None, n).await;
-    c.stop().await.expect("C stops cleanly");
+    stop_within_a_minute(c, "C").await;
 
     let read = consumed(&ma) + consumed(&mb) + consumed(&mc);
     assert!(
@@ -592,4 +592,12 @@ async fn consumers_joining_and_leaving_leave_every_message_in_druid_once() {
         sinks.close().await;
     }
     druid.shutdown().await;
+}
+
+/// Stops a group member, failing the test (instead of hanging it) if stopping takes a minute.
+async fn stop_within_a_minute(member: KafkaConnector, name: &str) {
+    tokio::time::timeout(Duration::from_secs(60), member.stop())
+        .await
+        .unwrap_or_else(|_| panic!("{name} did not stop within a minute"))
+        .unwrap_or_else(|e| panic!("{name} did not stop cleanly: {e}"));
 }
