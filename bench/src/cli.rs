@@ -15,7 +15,8 @@ pub struct Args {
     /// Write the JSON report here.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Figures to measure, comma-separated: core, server, kafka, supervisor, overload, latency.
+    /// Figures to measure, comma-separated: core, server, kafka, supervisor, overload, latency,
+    /// supervisor-backend, backend-latency.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Core figure: times the 100k-event pool goes through the pipeline.
@@ -44,12 +45,22 @@ pub struct Args {
     /// druid-local, and the overload RSS includes druid-local's memory.
     #[arg(long)]
     pub in_process_druid: bool,
-    /// Latency figure: seconds of posting.
+    /// Latency figures: seconds of posting (on each backend for backend-latency).
     #[arg(long)]
     pub latency_seconds: Option<u64>,
-    /// Latency figure: events per second.
+    /// Latency figures: events per second.
     #[arg(long)]
     pub latency_rate: Option<u64>,
+    /// Backend-latency figure: the batch backend's batch period (ms).
+    #[arg(long)]
+    pub batch_period_ms: Option<u64>,
+    /// Supervisor-backend figure: seconds per side.
+    #[arg(long)]
+    pub produce_seconds: Option<u64>,
+    /// Supervisor-backend figure: run the broker on half the cores (taskset) and the rest of
+    /// the figure on the other half, instead of sharing every core.
+    #[arg(long)]
+    pub pin_broker: bool,
     /// (internal) Serve a throttled druid-local for the overload figure, holding each push
     /// this many milliseconds.
     #[arg(long, hide = true)]
@@ -71,7 +82,7 @@ fn options(args: &Args, program: &[&str]) -> anyhow::Result<Options> {
             .iter()
             .map(|name| {
                 Figure::from_name(name).with_context(|| {
-                    format!("unknown figure '{name}'; expected core, server, kafka, supervisor, overload or latency")
+                    format!("unknown figure '{name}'; expected core, server, kafka, supervisor, overload, latency, supervisor-backend or backend-latency")
                 })
             })
             .collect::<anyhow::Result<_>>()?;
@@ -95,6 +106,9 @@ fn options(args: &Args, program: &[&str]) -> anyhow::Result<Options> {
     set(args.push_hold_ms, &mut o.push_hold_ms);
     set(args.latency_seconds, &mut o.latency_seconds);
     set(args.latency_rate, &mut o.latency_rate);
+    set(args.batch_period_ms, &mut o.batch_period_ms);
+    set(args.produce_seconds, &mut o.produce_seconds);
+    o.pin_broker = args.pin_broker;
     if !args.in_process_druid {
         let me = std::env::current_exe().context("finding this program to run druid-local")?;
         let mut command = vec![me.to_string_lossy().into_owned()];

@@ -48,6 +48,13 @@ pub(crate) struct Broker {
     _dir: PathBuf,
 }
 
+impl Broker {
+    /// The broker's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Broker {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -56,6 +63,9 @@ impl Drop for Broker {
 }
 
 fn tansu_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("TANSU_BIN") {
+        return PathBuf::from(bin);
+    }
     let on_path = std::env::var_os("PATH")
         .map(|p| {
             std::env::split_paths(&p)
@@ -125,6 +135,26 @@ pub(crate) fn client(bootstrap: &str) -> ClientConfig {
     config
 }
 
+/// Creates `topic` with `partitions` partitions; the admin client is returned for the caller
+/// to drop when done.
+pub(crate) async fn create_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+) -> anyhow::Result<AdminClient<DefaultClientContext>> {
+    let admin: AdminClient<DefaultClientContext> = client(bootstrap).create()?;
+    admin
+        .create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await?
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|(t, e)| anyhow::anyhow!("creating topic {t}: {e}"))?;
+    Ok(admin)
+}
+
 /// Creates `topic` (one partition) and fills it with `events` workload events; the clients
 /// are returned so the caller drops them when done (librdkafka dislikes early drops here).
 pub(crate) async fn fill_topic(
@@ -132,16 +162,7 @@ pub(crate) async fn fill_topic(
     topic: &str,
     events: usize,
 ) -> anyhow::Result<(AdminClient<DefaultClientContext>, FutureProducer)> {
-    let admin: AdminClient<DefaultClientContext> = client(bootstrap).create()?;
-    admin
-        .create_topics(
-            &[NewTopic::new(topic, 1, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
-        .await?
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|(t, e)| anyhow::anyhow!("creating topic {t}: {e}"))?;
+    let admin = create_topic(bootstrap, topic, 1).await?;
 
     let producer: FutureProducer = client(bootstrap).set("linger.ms", "5").create()?;
     let payloads = workload::events(events);

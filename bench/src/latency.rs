@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tokio::time::MissedTickBehavior;
+use tranquility::spec::TranquilityConfig;
 
 use crate::load::{self, quantile};
 use crate::stack::ServerStack;
@@ -22,6 +23,8 @@ const POSTS_PER_SEC: u64 = 100;
 const POLL_EVERY: Duration = Duration::from_millis(20);
 /// How long after the last post a probe may still show up.
 const GRACE: Duration = Duration::from_secs(10);
+/// How long the warm-up post may take to become queryable (a supervisor starting its task).
+const READY_WITHIN: Duration = Duration::from_secs(120);
 /// Requests in flight at most (beyond that the rate is not kept and the figure says so).
 const MAX_IN_FLIGHT: usize = 512;
 
@@ -55,7 +58,8 @@ type Outstanding = Arc<Mutex<HashMap<String, Instant>>>;
 /// Runs the latency figure against an in-process druid-local.
 pub async fn run(seconds: u64, rate: u64) -> anyhow::Result<LatencyFigure> {
     let druid = druid_local::DruidLocal::start(druid_local::DruidLocalConfig::ephemeral()).await?;
-    let result = measure(&druid.url(), seconds, rate).await;
+    let ds = "bench_latency";
+    let result = measure(&druid.url(), ds, &workload::config(ds, &[])?, seconds, rate).await;
     druid.shutdown().await;
     result
 }
@@ -66,12 +70,27 @@ fn filler(n: usize) -> Bytes {
     body.slice(1..body.len() - 1)
 }
 
-async fn measure(druid_url: &str, seconds: u64, rate: u64) -> anyhow::Result<LatencyFigure> {
-    let ds = "bench_latency";
+/// Posts through a server over `config` (the workload's dataSource `ds`, on the backend the
+/// config picks) to the Druid at `druid_url`, and times every probe. The measure starts once
+/// a first post is queryable (the backend's task or supervisor running).
+pub(crate) async fn measure(
+    druid_url: &str,
+    ds: &'static str,
+    config: &TranquilityConfig,
+    seconds: u64,
+    rate: u64,
+) -> anyhow::Result<LatencyFigure> {
     let batch = (rate / POSTS_PER_SEC).max(1) as usize;
-    let config = workload::config(ds, &[])?;
-    let stack = ServerStack::start(&config, druid_url).await?;
+    let stack = ServerStack::start(config, druid_url).await?;
     server_figure::warm_up(&stack.url, ds).await?;
+    let ready_by = Instant::now() + READY_WITHIN;
+    while server_figure::druid_count(druid_url, ds).await? < 10 {
+        anyhow::ensure!(
+            Instant::now() < ready_by,
+            "the warm-up events of {ds} were not queryable within {READY_WITHIN:?}"
+        );
+        tokio::time::sleep(POLL_EVERY).await;
+    }
     let url = format!("{}/v1/post/{ds}", stack.url);
     let outstanding: Outstanding = Arc::default();
     let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();

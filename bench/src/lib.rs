@@ -9,12 +9,17 @@
 //! | druid-local's Kafka supervisor ingesting a topic | a raw consumer of the same topic | >= 0.8 x |
 //! | RSS under overload (druid-local throttled) | — | <= 128 MiB and flat, every event accounted |
 //! | POST to queryable at 20k events/s | — | p99 <= 1 s |
+//! | `POST /v1/post` -> Kafka on the supervisor backend (Druid 35) | a raw producer of the same events | >= 0.8 x |
+//! | POST to queryable at 20k events/s, supervisor backend (Druid 35) | — | p99 <= 2 s |
+//! | POST to queryable, batch backend (Druid 35) | — | reported with its batch period |
 //!
 //! [`run`] measures what [`Options`] selects and returns a [`Report`], which prints as a table
 //! and serialises to the JSON report (`core_ratio`, `server_ratio`, `kafka_ratio`, `supervisor_ratio`,
-//! `overload_rss_mib`, `p99_latency_ms`, plus the raw figures behind each). Speed is a goal,
-//! not a test: nothing here asserts a timing.
+//! `overload_rss_mib`, `p99_latency_ms`, `supervisor_backend_ratio`,
+//! `supervisor_backend_p99_latency_ms`, `batch_backend_p99_latency_ms`, plus the raw figures
+//! behind each). Speed is a goal, not a test: nothing here asserts a timing.
 
+pub mod backend_latency;
 pub mod cli;
 pub mod core_figure;
 pub mod kafka_figure;
@@ -22,6 +27,7 @@ pub mod latency;
 pub mod load;
 pub mod overload;
 pub mod pin;
+pub mod produce_figure;
 pub mod rss;
 pub mod server_figure;
 pub mod slow_druid;
@@ -34,9 +40,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+pub use backend_latency::BackendLatency;
 pub use core_figure::CoreFigure;
 pub use latency::LatencyFigure;
 pub use overload::OverloadFigure;
+pub use produce_figure::ProduceFigure;
 pub use server_figure::ServerFigure;
 
 /// Goal for every throughput ratio.
@@ -45,6 +53,8 @@ pub const RATIO_GOAL: f64 = 0.8;
 pub const RSS_GOAL_MIB: f64 = 128.0;
 /// Goal for p99 POST-to-queryable latency, ms.
 pub const P99_GOAL_MS: f64 = 1000.0;
+/// Goal for p99 POST-to-queryable latency on the supervisor backend, ms.
+pub const SUPERVISOR_P99_GOAL_MS: f64 = 2000.0;
 
 /// Why the Kafka figure is not measured.
 pub const KAFKA_NOT_MEASURED: &str = "not measured: the figure was not selected or failed \
@@ -65,17 +75,23 @@ pub enum Figure {
     Overload,
     /// POST-to-queryable latency.
     Latency,
+    /// Server to Kafka on the supervisor backend vs a raw producer.
+    SupervisorBackend,
+    /// POST-to-queryable latency on the supervisor and batch backends.
+    BackendLatency,
 }
 
 impl Figure {
     /// Every figure, in report order.
-    pub const ALL: [Figure; 6] = [
+    pub const ALL: [Figure; 8] = [
         Figure::Core,
         Figure::Server,
         Figure::Kafka,
         Figure::Supervisor,
         Figure::Overload,
         Figure::Latency,
+        Figure::SupervisorBackend,
+        Figure::BackendLatency,
     ];
 
     /// Its name on the command line.
@@ -87,6 +103,8 @@ impl Figure {
             Figure::Supervisor => "supervisor",
             Figure::Overload => "overload",
             Figure::Latency => "latency",
+            Figure::SupervisorBackend => "supervisor-backend",
+            Figure::BackendLatency => "backend-latency",
         }
     }
 
@@ -121,10 +139,17 @@ pub struct Options {
     /// The program and arguments that reach this benchmark's command line, used to run
     /// druid-local as a child process (see [`slow_druid`]); `None` runs it in this process.
     pub druid_program: Option<Vec<String>>,
-    /// Seconds of posting in the latency figure.
+    /// Seconds of posting in the latency figure (and on each backend of the backend-latency
+    /// figure).
     pub latency_seconds: u64,
-    /// Events per second in the latency figure.
+    /// Events per second in the latency figures.
     pub latency_rate: u64,
+    /// The batch backend's `druid.ingestion.batch.periodMillis` in the backend-latency figure.
+    pub batch_period_ms: u64,
+    /// Seconds each side of the supervisor-backend figure runs.
+    pub produce_seconds: u64,
+    /// Gives the supervisor-backend figure's broker half the cores, this process the rest.
+    pub pin_broker: bool,
     /// Messages in the Kafka figure's topic.
     pub kafka_events: usize,
     /// Messages in the supervisor figure's topic.
@@ -146,6 +171,9 @@ impl Default for Options {
             druid_program: None,
             latency_seconds: 30,
             latency_rate: 20_000,
+            batch_period_ms: 1000,
+            produce_seconds: 10,
+            pin_broker: false,
             kafka_events: 200_000,
             supervisor_events: 200_000,
         }
@@ -160,6 +188,7 @@ impl Options {
             server_seconds: 8,
             overload_seconds: 20,
             latency_seconds: 10,
+            produce_seconds: 4,
             kafka_events: 50_000,
             supervisor_events: 50_000,
             ..Self::default()
@@ -206,6 +235,13 @@ pub struct Report {
     pub overload_rss_mib: Option<f64>,
     /// p99 POST-to-queryable latency, ms.
     pub p99_latency_ms: Option<f64>,
+    /// Server to Kafka on the supervisor backend over a raw producer of the same events.
+    pub supervisor_backend_ratio: Option<f64>,
+    /// p99 POST-to-queryable latency on the supervisor backend, ms.
+    pub supervisor_backend_p99_latency_ms: Option<f64>,
+    /// p99 POST-to-queryable latency on the batch backend, ms (see
+    /// `backend_latency.batch_period_ms`).
+    pub batch_backend_p99_latency_ms: Option<f64>,
     /// The core figure's raw numbers.
     pub core: Option<CoreFigure>,
     /// The server figure's raw numbers.
@@ -218,6 +254,10 @@ pub struct Report {
     pub overload: Option<OverloadFigure>,
     /// The latency figure's raw numbers.
     pub latency: Option<LatencyFigure>,
+    /// The supervisor-backend figure's raw numbers.
+    pub supervisor_backend: Option<ProduceFigure>,
+    /// The backend-latency figure's raw numbers.
+    pub backend_latency: Option<BackendLatency>,
     /// Figures that could not be measured, with the error.
     pub errors: Vec<(String, String)>,
     /// The machine.
@@ -303,6 +343,38 @@ pub async fn run(options: &Options) -> Report {
             Err(e) => note(Figure::Supervisor, e),
         }
     }
+    let mut supervisor_backend = None;
+    if wants(Figure::SupervisorBackend) {
+        tracing::info!("supervisor-backend figure");
+        match produce_figure::run(
+            Duration::from_secs(options.produce_seconds),
+            options.concurrency,
+            options.batch_size,
+            options.pin_broker,
+        )
+        .await
+        {
+            Ok(f) => supervisor_backend = Some(f),
+            Err(e) => note(Figure::SupervisorBackend, e),
+        }
+    }
+    let mut backend_latency = None;
+    if wants(Figure::BackendLatency) {
+        tracing::info!("backend-latency figure");
+        let (figure, failures) = backend_latency::run(
+            options.latency_seconds,
+            options.latency_rate,
+            options.batch_period_ms,
+        )
+        .await;
+        for (backend, e) in failures {
+            note(
+                Figure::BackendLatency,
+                e.context(format!("{backend} backend")),
+            );
+        }
+        backend_latency = Some(figure);
+    }
     let mut core = None;
     if wants(Figure::Core) {
         tracing::info!("core figure");
@@ -318,6 +390,13 @@ pub async fn run(options: &Options) -> Report {
         supervisor_ratio: supervisor.as_ref().map(|s| s.ratio),
         overload_rss_mib: overload.as_ref().map(|o| o.rss_max_mib),
         p99_latency_ms: latency.as_ref().map(|l| l.p99_ms),
+        supervisor_backend_ratio: supervisor_backend.as_ref().map(|s| s.ratio),
+        supervisor_backend_p99_latency_ms: backend_latency
+            .as_ref()
+            .and_then(|b| b.supervisor.as_ref().map(|l| l.p99_ms)),
+        batch_backend_p99_latency_ms: backend_latency
+            .as_ref()
+            .and_then(|b| b.batch.as_ref().map(|l| l.p99_ms)),
         core,
         server,
         kafka: KafkaFigure {
@@ -336,6 +415,8 @@ pub async fn run(options: &Options) -> Report {
         supervisor,
         overload,
         latency,
+        supervisor_backend,
+        backend_latency,
         errors,
         machine: Machine {
             cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -345,6 +426,19 @@ pub async fn run(options: &Options) -> Report {
         },
         seconds: started.elapsed().as_secs_f64(),
     }
+}
+
+/// A latency figure's quantiles, rate and probes, in one line.
+fn latency_line(l: &LatencyFigure) -> String {
+    format!(
+        "p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms at {:.0}k/s ({} of {} probes found)",
+        l.p50_ms,
+        l.p99_ms,
+        l.max_ms,
+        l.achieved_events_per_sec / 1000.0,
+        l.found,
+        l.probes
+    )
 }
 
 fn verdict(met: bool) -> &'static str {
@@ -438,6 +532,41 @@ impl fmt::Display for Report {
                 verdict(l.p99_ms <= P99_GOAL_MS && l.found == l.probes)
             )?,
             None => writeln!(f, "latency           not measured")?,
+        }
+        match &self.supervisor_backend {
+            Some(s) => writeln!(
+                f,
+                "server -> kafka   {:<32} {:<32} {:>6.2} x        >= {RATIO_GOAL} x ({})",
+                format!("{} events sent", k(s.server.events_per_sec)),
+                format!("{} raw producer", k(s.raw.events_per_sec)),
+                s.ratio,
+                verdict(s.ratio >= RATIO_GOAL)
+            )?,
+            None => writeln!(f, "server -> kafka   not measured")?,
+        }
+        if let Some(s) = &self.supervisor_backend {
+            writeln!(f, "                  ({})", s.placement)?;
+        }
+        let backends = self.backend_latency.as_ref();
+        match backends.and_then(|b| b.supervisor.as_ref()) {
+            Some(l) => writeln!(
+                f,
+                "latency (supervisor backend, Druid {}) {}   p99 <= {SUPERVISOR_P99_GOAL_MS} ms ({})",
+                backends.map_or("", |b| b.druid_version.as_str()),
+                latency_line(l),
+                verdict(l.p99_ms <= SUPERVISOR_P99_GOAL_MS && l.found == l.probes)
+            )?,
+            None => writeln!(f, "latency (supervisor backend) not measured")?,
+        }
+        match backends.and_then(|b| b.batch.as_ref().map(|l| (b, l))) {
+            Some((b, l)) => writeln!(
+                f,
+                "latency (batch backend, Druid {}, batches every {} ms) {}",
+                b.druid_version,
+                b.batch_period_ms,
+                latency_line(l)
+            )?,
+            None => writeln!(f, "latency (batch backend) not measured")?,
         }
         for (figure, error) in &self.errors {
             writeln!(f, "error in {figure}: {error}")?;

@@ -44,13 +44,17 @@ impl Split {
 
     /// Moves every thread of this process onto `cpus`.
     pub fn pin_self(cpus: &str) -> anyhow::Result<()> {
-        let pid = std::process::id().to_string();
+        Self::pin(std::process::id(), cpus)
+    }
+
+    /// Moves every thread of process `pid` onto `cpus`.
+    pub fn pin(pid: u32, cpus: &str) -> anyhow::Result<()> {
         let out = Command::new("taskset")
-            .args(["-a", "-p", "-c", cpus, &pid])
+            .args(["-a", "-p", "-c", cpus, &pid.to_string()])
             .output()?;
         anyhow::ensure!(
             out.status.success(),
-            "taskset could not pin this process to CPUs {cpus}: {}",
+            "taskset could not pin process {pid} to CPUs {cpus}: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         );
         Ok(())

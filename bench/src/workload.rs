@@ -100,13 +100,58 @@ pub fn spec(name: &str) -> Result<IngestionSpec, serde_json::Error> {
 /// A Tranquility config with one dataSource and the given properties (tasks found through the
 /// Overlord, one partition and replica).
 pub fn config(name: &str, properties: &[(&str, String)]) -> Result<TranquilityConfig, ConfigError> {
+    config_over(
+        name,
+        &[
+            ("druidBeam.taskLocator", "overlord"),
+            ("task.partitions", "1"),
+            ("task.replicants", "1"),
+        ],
+        properties,
+    )
+}
+
+/// A config for the supervisor backend (one partition, one replica) on the Kafka brokers
+/// `bootstrap`, plus `properties`.
+pub fn supervisor_config(
+    name: &str,
+    bootstrap: &str,
+    properties: &[(&str, String)],
+) -> Result<TranquilityConfig, ConfigError> {
+    let mut all = vec![
+        ("druid.ingestion", "supervisor".to_string()),
+        (
+            "druid.ingestion.kafka.bootstrap.servers",
+            bootstrap.to_string(),
+        ),
+    ];
+    all.extend(properties.iter().cloned());
+    config_over(
+        name,
+        &[("task.partitions", "1"), ("task.replicants", "1")],
+        &all,
+    )
+}
+
+/// A config for the batch backend, plus `properties`.
+pub fn batch_config(
+    name: &str,
+    properties: &[(&str, String)],
+) -> Result<TranquilityConfig, ConfigError> {
+    let mut all = vec![("druid.ingestion", "batch".to_string())];
+    all.extend(properties.iter().cloned());
+    config_over(name, &[], &all)
+}
+
+/// `base` properties, then `properties` over them.
+fn config_over(
+    name: &str,
+    base: &[(&str, &str)],
+    properties: &[(&str, String)],
+) -> Result<TranquilityConfig, ConfigError> {
     let mut props = serde_json::Map::new();
-    for (k, v) in [
-        ("druidBeam.taskLocator", "overlord"),
-        ("task.partitions", "1"),
-        ("task.replicants", "1"),
-    ] {
-        props.insert(k.into(), Value::from(v));
+    for (k, v) in base {
+        props.insert((*k).into(), Value::from(*v));
     }
     for (k, v) in properties {
         props.insert((*k).into(), Value::from(v.as_str()));
@@ -156,6 +201,25 @@ mod tests {
         let body: Vec<Value> = serde_json::from_slice(&json_array(&evs)).unwrap();
         assert_eq!(body.len(), 3);
         assert_eq!(serde_json::to_vec(&body[2]).unwrap().len(), EVENT_BYTES);
+    }
+
+    #[test]
+    fn backend_configs_set_nothing_their_backend_ignores() {
+        use tranquility::backend::{unused_properties, Backend};
+        let supervisor = supervisor_config("bench_s", "127.0.0.1:9092", &[]).unwrap();
+        let props = &supervisor.data_sources()[0].properties;
+        assert_eq!(props.get("druid.ingestion"), Some("supervisor"));
+        assert!(unused_properties(props, Backend::Supervisor).is_empty());
+        let batch = batch_config("bench_b", &[("tranquility.maxBatchSize", "10".into())]).unwrap();
+        let props = &batch.data_sources()[0].properties;
+        assert_eq!(props.get("druid.ingestion"), Some("batch"));
+        assert_eq!(props.get("tranquility.maxBatchSize"), Some("10"));
+        assert!(unused_properties(props, Backend::Batch).is_empty());
+        // The realtime config would be named in the batch backend's warning.
+        let realtime = config("bench_r", &[]).unwrap();
+        assert!(
+            !unused_properties(&realtime.data_sources()[0].properties, Backend::Batch).is_empty()
+        );
     }
 
     #[test]

@@ -42,26 +42,20 @@ pub fn load_config(path: &Path) -> anyhow::Result<TranquilityConfig> {
     Ok(config)
 }
 
-/// Loads a configuration file with `overrides` set as global properties and on every
-/// dataSource (so they win over what the file says).
-pub fn load_config_with(
-    path: &Path,
-    overrides: &[(&str, &str)],
-) -> anyhow::Result<TranquilityConfig> {
+/// A configuration file's JSON tree (YAML read as the same tree) and its name in messages,
+/// once it loads as a valid configuration.
+pub fn load_config_root(path: &Path) -> anyhow::Result<(Value, String)> {
     // Loading it plainly first gives the usual precise errors for a bad file.
     let checked = load_config(path)?;
     let name = checked.source().to_string();
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {name}"))?;
     let lower = name.to_ascii_lowercase();
-    let mut root: Value = if lower.ends_with(".json") || text.trim_start().starts_with('{') {
+    let root: Value = if lower.ends_with(".json") || text.trim_start().starts_with('{') {
         serde_json::from_str(&text).map_err(|e| ConfigProblem(format!("{name}: {e}")))?
     } else {
         serde_yaml_ng::from_str(&text).map_err(|e| ConfigProblem(format!("{name}: {e}")))?
     };
-    for (key, value) in overrides {
-        set_property(&mut root, key, value);
-    }
-    Ok(TranquilityConfig::from_value(root, &name)?)
+    Ok((root, name))
 }
 
 /// Sets `key` in the global `properties` and in every dataSource's own `properties`.

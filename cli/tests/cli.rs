@@ -55,7 +55,14 @@ fn every_subcommand_has_help() {
         assert!(out.contains(&format!("Usage: tranquility {sub}")), "{out}");
     }
     let (_, out, _) = run(&["quickstart", "--help"]);
-    for flag in ["--port", "--druid-port", "--data-dir", "--config-file"] {
+    for flag in [
+        "--port",
+        "--druid-port",
+        "--data-dir",
+        "--config-file",
+        "--druid-version",
+        "--kafka",
+    ] {
         assert!(out.contains(flag), "{out}");
     }
     // No subcommand: usage, and the usage-error code.
@@ -212,7 +219,11 @@ async fn count_rows(druid_url: &str, data_source: &str) -> u64 {
 }
 
 async fn wait_for_rows(druid_url: &str, data_source: &str, expected: u64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    wait_for_rows_within(druid_url, data_source, expected, Duration::from_secs(20)).await
+}
+
+async fn wait_for_rows_within(druid_url: &str, data_source: &str, expected: u64, wait: Duration) {
+    let deadline = Instant::now() + wait;
     loop {
         let got = count_rows(druid_url, data_source).await;
         if got == expected {
@@ -229,6 +240,8 @@ struct Quickstart {
     stderr: mpsc::Receiver<String>,
     push_url: String,
     druid_url: String,
+    /// The banner's lines up to the query URL.
+    banner: Vec<String>,
 }
 
 impl Quickstart {
@@ -244,6 +257,7 @@ impl Quickstart {
         let stdout = lines_of(child.stdout.take().unwrap());
         let stderr = lines_of(child.stderr.take().unwrap());
         let (mut push_url, mut query_url) = (None, None);
+        let mut banner = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         while query_url.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -254,6 +268,7 @@ impl Quickstart {
             };
             push_url = push_url.or(field_after(&line, "push URL:"));
             query_url = query_url.or(field_after(&line, "query URL:"));
+            banner.push(line);
         }
         let druid_url = query_url.unwrap().trim_end_matches("/druid/v2").to_string();
         Self {
@@ -261,6 +276,7 @@ impl Quickstart {
             stderr,
             push_url: push_url.expect("push URL before query URL"),
             druid_url,
+            banner,
         }
     }
 
@@ -775,4 +791,138 @@ async fn quickstart_restarts_on_the_same_data_dir_within_an_interval() {
         let (code, logs) = qs.terminate().await;
         assert_eq!(code, Some(0), "{logs:#?}");
     }
+}
+
+/// Events of the built-in dataSource, `n` of them, each a row of its own.
+fn quickstart_events(n: u64) -> String {
+    let events: Vec<Value> = (0..n)
+        .map(|i| json!({"timestamp": now_millis(), "page": format!("p{i}"), "user": "alice"}))
+        .collect();
+    serde_json::to_string(&events).unwrap()
+}
+
+/// The server's `GET /health`, next to the push URL.
+async fn quickstart_health(qs: &Quickstart) -> Value {
+    let base = qs.push_url.split("/v1/post").next().unwrap().to_string();
+    reqwest::get(format!("{base}/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn quickstart_on_druid_35_appends_batches() {
+    let qs = Quickstart::start(&["--druid-version", "35.0.0"]);
+    assert!(
+        qs.banner.iter().any(|l| l.contains("backend:")
+            && l.contains("batch, an index_parallel task per interval every 2000 ms")
+            && l.contains("Druid 35.0.0")),
+        "{:#?}",
+        qs.banner
+    );
+    // A synchronous POST answers once the batch's task succeeded.
+    let answer = qs.post(&qs.push_url, quickstart_events(5)).await;
+    assert_eq!(
+        answer,
+        json!({"received": 5, "sent": 5, "dropped": 0, "failed": 0})
+    );
+    wait_for_rows(&qs.druid_url, "quickstart", 5).await;
+    assert_eq!(
+        quickstart_health(&qs).await["backends"]["quickstart"],
+        "batch"
+    );
+    let tasks: Value = reqwest::get(format!("{}/druid/indexer/v1/tasks", qs.druid_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let types: Vec<&str> = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["type"].as_str())
+        .collect();
+    assert!(!types.is_empty(), "{tasks}");
+    assert!(types.iter().all(|t| *t == "index_parallel"), "{tasks}");
+
+    let (code, logs) = qs.terminate().await;
+    assert_eq!(code, Some(0), "{logs:#?}");
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("final counts")
+                && l.contains("received=5 sent=5 dropped=0 failed=0")),
+        "{logs:#?}"
+    );
+    // Nothing the batch backend ignores is set, so no warning names unused properties.
+    assert!(
+        !logs.iter().any(|l| l.contains("have no meaning")),
+        "{logs:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quickstart_on_druid_35_with_kafka_goes_through_a_supervisor() {
+    let broker = integration_tests::Tansu::start();
+    let brokers = broker.bootstrap_servers();
+    let qs = Quickstart::start(&["--druid-version", "35.0.0", "--kafka", &brokers]);
+    assert!(
+        qs.banner.iter().any(|l| l.contains("backend:")
+            && l.contains(&format!("supervisor, a Kafka topic on {brokers}"))),
+        "{:#?}",
+        qs.banner
+    );
+    // `sent` once the broker acknowledged them; then Druid's Kafka supervisor reads them.
+    let answer = qs.post(&qs.push_url, quickstart_events(7)).await;
+    assert_eq!(
+        answer,
+        json!({"received": 7, "sent": 7, "dropped": 0, "failed": 0})
+    );
+    wait_for_rows_within(&qs.druid_url, "quickstart", 7, Duration::from_secs(90)).await;
+    assert_eq!(
+        quickstart_health(&qs).await["backends"]["quickstart"],
+        "supervisor"
+    );
+    let supervisor: Value = reqwest::get(format!(
+        "{}/druid/indexer/v1/supervisor/quickstart",
+        qs.druid_url
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        supervisor["spec"]["ioConfig"]["topic"], "tranquility-quickstart",
+        "{supervisor}"
+    );
+
+    let (code, logs) = qs.terminate().await;
+    assert_eq!(code, Some(0), "{logs:#?}");
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("final counts")
+                && l.contains("received=7 sent=7 dropped=0 failed=0")),
+        "{logs:#?}"
+    );
+}
+
+#[test]
+fn quickstart_refuses_kafka_before_druid_31() {
+    let (code, _, err) = run(&[
+        "quickstart",
+        "--kafka",
+        "127.0.0.1:9092",
+        "--port",
+        "0",
+        "--druid-port",
+        "0",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--kafka needs --druid-version 31.0.0"),
+        "{err}"
+    );
 }

@@ -3,15 +3,19 @@
 //! topic, the messages already on the topics become rows without passing through Tranquility,
 //! and a second run finds the supervisors current and changes nothing.
 //!
-//! Runs only when the release is installed (`scripts/real-druid.sh install 33.0.0`).
+//! Runs only when the release is installed (`scripts/real-druid.sh install 33.0.0`). The same
+//! on druid-local playing 35.0.0: the repository's `kafka.json` becomes a supervisor whose rows
+//! are queryable; of the original file, the `twitter` mapping does, and the `wikipedia.*`
+//! pattern is refused (druid-local runs no multi-topic supervisors) with the cause printed.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use druid_local::{DruidLocal, DruidLocalConfig};
 use integration_tests::kafka::{create_topic, produce};
 use integration_tests::real_druid::{RealDruid, MODERN_RELEASE};
 use integration_tests::setup::now_millis;
-use integration_tests::Tansu;
+use integration_tests::{Tansu, ZooKeeper};
 use serde_json::{json, Value};
 use test_support::peer_data_or_skip;
 
@@ -138,4 +142,135 @@ async fn kafka_json_becomes_supervisors_on_the_users_topics() {
     .await
     .unwrap();
     assert_eq!(history.as_array().map(Vec::len), Some(1), "{history}");
+}
+
+/// druid-local playing the newest release it knows, announcing its Overlord in `zookeeper`.
+async fn druid_local(zookeeper: &ZooKeeper) -> DruidLocal {
+    let mut config = DruidLocalConfig::ephemeral();
+    config.druid_version = "35.0.0".parse().unwrap();
+    config.zk = Some(zookeeper.connect_string());
+    DruidLocal::start(config).await.unwrap()
+}
+
+/// `file` with where ZooKeeper, the Overlord (when the file names it) and the brokers are.
+fn located(
+    file: &std::path::Path,
+    dir: &std::path::Path,
+    zk: &str,
+    druid: &str,
+    kafka: &str,
+) -> std::path::PathBuf {
+    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    config["properties"]["zookeeper.connect"] = json!(zk);
+    if config["properties"].get("druid.overlord.url").is_some() {
+        config["properties"]["druid.overlord.url"] = json!(druid);
+    }
+    config["properties"]["kafka.bootstrap.servers"] = json!(kafka);
+    let path = dir.join("kafka.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_repository_kafka_json_becomes_a_supervisor_on_druid_local() {
+    let zookeeper = ZooKeeper::start();
+    let druid = druid_local(&zookeeper).await;
+    let broker = Tansu::start();
+    create_topic(&broker, "metrics", 2);
+    let now = now_millis();
+    let lines: Vec<String> = (0..12)
+        .map(|i| {
+            json!({"timestamp": now, "host": format!("h{}", i % 3), "metric": "cpu", "value": 0.5})
+                .to_string()
+        })
+        .collect();
+    produce(&broker, "metrics", 2, &lines);
+    let dir = tempfile::tempdir().unwrap();
+    let example = test_support::example_configs().join("kafka.json");
+    let path = located(
+        &example,
+        dir.path(),
+        &zookeeper.connect_string(),
+        &druid.url(),
+        &broker.bootstrap_servers(),
+    );
+
+    let (code, stdout, stderr) = run_kafka(&path);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("metrics: supervisor on topic metrics created"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("metrics: supervisor RUNNING"),
+        "{stdout}\n{stderr}"
+    );
+    // The messages already on the topic, read by Druid itself.
+    assert_eq!(rows(&druid.url(), "metrics", "count", 12).await, 12);
+    let spec: Value = reqwest::get(format!(
+        "{}/druid/indexer/v1/supervisor/metrics",
+        druid.url()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(spec["spec"]["ioConfig"]["topic"], "metrics", "{spec}");
+
+    let (code, stdout, stderr) = run_kafka(&path);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("metrics: supervisor on topic metrics unchanged"),
+        "{stdout}"
+    );
+    let history: Value = reqwest::get(format!(
+        "{}/druid/indexer/v1/supervisor/metrics/history",
+        druid.url()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(history.as_array().map(Vec::len), Some(1), "{history}");
+    druid.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_original_kafka_json_on_druid_local() {
+    let example = peer_data_or_skip!("tranquility-configs/kafka.json.example");
+    let zookeeper = ZooKeeper::start();
+    let druid = druid_local(&zookeeper).await;
+    let broker = Tansu::start();
+    create_topic(&broker, "twitter", 1);
+    create_topic(&broker, "wikipedia-en", 1);
+    let now = now_millis();
+    let tweets: Vec<String> = (0..10)
+        .map(|i| json!({"timestamp": now, "text": format!("t{i}"), "lang": "en", "followers": 3, "retweets": 1}).to_string())
+        .collect();
+    produce(&broker, "twitter", 1, &tweets);
+    let dir = tempfile::tempdir().unwrap();
+    let path = located(
+        &example,
+        dir.path(),
+        &zookeeper.connect_string(),
+        &druid.url(),
+        &broker.bootstrap_servers(),
+    );
+
+    let (code, stdout, stderr) = run_kafka(&path);
+    assert!(
+        stdout.contains("twitter: supervisor on topic twitter created"),
+        "{stdout}\n{stderr}"
+    );
+    assert_eq!(rows(&druid.url(), "twitter", "tweets", 10).await, 10);
+    assert_eq!(rows(&druid.url(), "twitter", "followers", 30).await, 30);
+    // druid-local does not run multi-topic supervisors: the pattern's supervisor is refused
+    // (400), and the command says which and why.
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    for part in ["wikipedia", "HTTP 400", "topicPattern"] {
+        assert!(stderr.contains(part), "{part}: {stdout}\n{stderr}");
+    }
+    druid.shutdown().await;
 }

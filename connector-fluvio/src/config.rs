@@ -52,18 +52,15 @@ impl FluvioConfig {
         let global = config.global_properties();
         let bad = |e: tranquility::spec::ConfigError| FluvioError::Config(e.to_string());
         let invalid = |what: String| FluvioError::Config(format!("{}: {what}", config.source()));
-        let offset_start = match global.get("fluvio.offsetStart") {
-            None | Some("beginning") => OffsetStart::Beginning,
-            Some("end") => OffsetStart::End,
-            Some(other) => {
-                return Err(invalid(format!(
-                "properties.fluvio.offsetStart is \"{other}\"; expected \"beginning\" or \"end\""
-            )))
-            }
+        let offset_start = match global
+            .one_of("fluvio.offsetStart", &["beginning", "end"])
+            .map_err(bad)?
+            .as_str()
+        {
+            "end" => OffsetStart::End,
+            _ => OffsetStart::Beginning,
         };
-        let consumer_id = global
-            .get("fluvio.consumer.id")
-            .unwrap_or("tranquility-fluvio");
+        let consumer_id = global.string("fluvio.consumer.id").map_err(bad)?;
         if consumer_id.trim().is_empty() {
             return Err(invalid("properties.fluvio.consumer.id is empty".into()));
         }
@@ -74,9 +71,11 @@ impl FluvioConfig {
             .data_sources()
             .iter()
             .map(|ds| {
-                let topic = ds.properties.get("fluvio.topic").unwrap_or(&ds.name);
                 Ok(TopicRoute {
-                    topic: topic.to_string(),
+                    topic: ds
+                        .properties
+                        .opt_string("fluvio.topic")
+                        .unwrap_or_else(|| ds.name.clone()),
                     report: ReportFlags::from_properties(&ds.properties).map_err(bad)?,
                     data_source: ds.clone(),
                 })
@@ -86,8 +85,8 @@ impl FluvioConfig {
             return Err(invalid("no dataSources to consume into".into()));
         }
         Ok(Self {
-            endpoint: global.get("fluvio.endpoint").map(str::to_string),
-            consumer_id: consumer_id.to_string(),
+            endpoint: global.opt_string("fluvio.endpoint"),
+            consumer_id,
             offset_start,
             options: DriverOptions {
                 commit_period: Duration::from_millis(commit_millis.unsigned_abs()),

@@ -1,8 +1,10 @@
 //! Criterion benches of the core hot path, per 1000 events of 200 bytes:
 //! - `decode`: serde_json parsing into a map (the yardstick) vs the timestamp extraction the
-//!   pipeline does;
+//!   pipeline does, and the event reader of a dataSource without a flattenSpec (no extra
+//!   work) and with one (nested events flattened, then timestamped);
 //! - `pipeline`: `DataSourcePipeline::hand_in` through the Tranquilizer and a ClusteredBeam over
-//!   2 partitions x 2 replicas of discarding beams, outcomes awaited;
+//!   2 partitions x 2 replicas of discarding beams, outcomes awaited; flat events, and nested
+//!   events through a flattenSpec;
 //! - `encode`: a push body (JSON array) of the events as received, vs with each event's ISO
 //!   timestamp rewritten in epoch millis for a task of the original's shape: for events the
 //!   server parsed (extraction noted where the timestamp lies) and for unchecked bytes (a
@@ -25,7 +27,7 @@ use tranquility::coord::{BeamDescriptor, LocalCoordinator};
 use tranquility::druid::event_shape::EventShape;
 use tranquility::druid::partitioner::dimension_hash_partitioner;
 use tranquility::druid::receiver::encode_json_array;
-use tranquility::event::{Event, RawEvent, TimestampExtractor};
+use tranquility::event::{Event, EventReader, RawEvent, TimestampExtractor};
 use tranquility::metrics::Metrics;
 use tranquility::pipeline::DataSourcePipeline;
 use tranquility::spec::properties::SerializationFormat;
@@ -48,6 +50,41 @@ fn spec() -> IngestionSpec {
         "tuningConfig": {"type": "realtime", "windowPeriod": "PT10M"}
     }))
     .expect("bench spec")
+}
+
+/// The same schema, its dimensions read from nested objects through a flattenSpec.
+fn flatten_spec() -> IngestionSpec {
+    let mut spec = serde_json::to_value(spec()).expect("bench spec");
+    spec["dataSchema"]["parser"]["parseSpec"]["flattenSpec"] = json!({
+        "useFieldDiscovery": true,
+        "fields": [
+            {"type": "path", "name": "page", "expr": "$.what.page"},
+            {"type": "path", "name": "action", "expr": "$.what.action"},
+            {"type": "path", "name": "user", "expr": "$.who.user"},
+            {"type": "path", "name": "country", "expr": "$.who.where.country"},
+            {"type": "path", "name": "device", "expr": "$.who.device"}
+        ]
+    });
+    serde_json::from_value(spec).expect("bench flatten spec")
+}
+
+/// 200-byte nested events with current timestamps, for [`flatten_spec`].
+fn nested_events() -> Vec<Bytes> {
+    let now = chrono::Utc::now().timestamp_millis();
+    (0..EVENTS)
+        .map(|i| {
+            let mut v = json!({
+                "timestamp": format_iso_millis(now - i as i64),
+                "what": {"page": format!("page-{:02}", i % 10), "action": "click"},
+                "who": {"user": format!("user-{}", i % 5), "device": "mobile",
+                        "where": {"country": "fr"}},
+                "latency_ms": i % 1000, "bytes": (i * 104_729) % 100_000, "pad": ""
+            });
+            let pad = 200usize.saturating_sub(v.to_string().len());
+            v["pad"] = Value::from("x".repeat(pad));
+            Bytes::from(v.to_string())
+        })
+        .collect()
 }
 
 /// 200-byte events with current timestamps.
@@ -105,7 +142,7 @@ impl BeamMaker for DiscardMaker {
     }
 }
 
-fn pipeline(spec: &IngestionSpec) -> DataSourcePipeline {
+fn pipeline_of(spec: &IngestionSpec) -> DataSourcePipeline {
     let clustered = ClusteredBeam::new(
         ClusteredBeamConfig {
             identity: "druid:overlord/bench".into(),
@@ -151,6 +188,33 @@ fn decode(c: &mut Criterion) {
                 .fold(0i64, i64::wrapping_add)
         })
     });
+    let plain = EventReader::new(&spec.data_schema).expect("reader");
+    group.bench_function("reader_no_flatten_spec", |b| {
+        b.iter(|| {
+            raws.iter()
+                .map(|r| {
+                    plain
+                        .read(RawEvent::unchecked(r.clone()))
+                        .map_or(0, |e| e.timestamp_millis())
+                })
+                .fold(0i64, i64::wrapping_add)
+        })
+    });
+    let nested = nested_events();
+    let flattening = EventReader::new(&flatten_spec().data_schema).expect("reader");
+    assert!(flattening.flattens());
+    group.bench_function("reader_flatten_spec_nested", |b| {
+        b.iter(|| {
+            nested
+                .iter()
+                .map(|r| {
+                    flattening
+                        .read(RawEvent::unchecked(r.clone()))
+                        .map_or(0, |e| e.timestamp_millis())
+                })
+                .fold(0i64, i64::wrapping_add)
+        })
+    });
     group.finish();
 }
 
@@ -164,7 +228,9 @@ fn through_pipeline(c: &mut Criterion) {
         .expect("runtime");
     // The Tranquilizer starts its tasks when built.
     let _runtime = runtime.enter();
-    let pipeline = pipeline(&spec);
+    let pipeline = pipeline_of(&spec);
+    let flattening = pipeline_of(&flatten_spec());
+    let nested = nested_events();
     let mut group = c.benchmark_group("pipeline");
     group.throughput(Throughput::Elements(EVENTS as u64));
     group.bench_function("hand_in_2x2_discard", |b| {
@@ -173,6 +239,18 @@ fn through_pipeline(c: &mut Criterion) {
             |batch| {
                 runtime.block_on(async {
                     let outcomes = pipeline.hand_in(batch).await.await;
+                    assert!(outcomes.iter().all(Outcome::is_sent));
+                })
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("hand_in_2x2_discard_flatten_spec", |b| {
+        b.iter_batched(
+            || nested.clone(),
+            |batch| {
+                runtime.block_on(async {
+                    let outcomes = flattening.hand_in(batch).await.await;
                     assert!(outcomes.iter().all(Outcome::is_sent));
                 })
             },

@@ -2,7 +2,7 @@
 //! per dataSource, turning raw JSON objects into outcomes.
 //!
 //! ```text
-//! raw JSON ─> timestamp (Dropped(Unparseable) if bad) ─> Tranquilizer ─> ClusteredBeam ─> ...
+//! raw JSON ─> flatten, timestamp (Dropped(Unparseable) if bad) ─> Tranquilizer ─> ClusteredBeam ─> ...
 //!   │                                                                                  │
 //!   └─ counted received ──────────────── one outcome, counted sent/dropped/failed ─────┘
 //! ```
@@ -41,7 +41,7 @@ use crate::druid::partitioner::dimension_hash_partitioner;
 use crate::druid::receiver::{ReceiverClient, ReceiverConfig};
 use crate::druid::tls::DruidTls;
 use crate::druid::{mangle_service_name, BasicAuth};
-use crate::event::{Event, RawEvent, TimestampExtractor};
+use crate::event::{EventReader, RawEvent};
 use crate::metrics::events::{record_outcomes, EventsReceived};
 use crate::metrics::{DataSourceMetrics, Metrics};
 use crate::retry::RetryPolicy;
@@ -83,7 +83,7 @@ pub struct DataSourcePipeline {
 
 struct Inner {
     name: String,
-    extractor: TimestampExtractor,
+    reader: EventReader,
     tranquilizer: Tranquilizer,
     metrics: DataSourceMetrics,
     backend: Option<BackendHandle>,
@@ -122,7 +122,8 @@ impl fmt::Debug for DataSourcePipeline {
 }
 
 impl DataSourcePipeline {
-    /// A pipeline over any beam, with the spec's timestampSpec and the given batching.
+    /// A pipeline over any beam, reading events with the spec's parseSpec (flattenSpec and
+    /// timestampSpec), with the given batching.
     pub fn with_beam(
         name: &str,
         spec: &IngestionSpec,
@@ -130,19 +131,16 @@ impl DataSourcePipeline {
         tranquilizer: TranquilizerConfig,
         metrics: &Metrics,
     ) -> Result<Self, PipelineError> {
-        let extractor =
-            TimestampExtractor::new(&spec.data_schema.timestamp_spec()).map_err(|e| {
-                PipelineError::Config {
-                    data_source: name.to_string(),
-                    message: e.to_string(),
-                }
-            })?;
+        let reader = EventReader::new(&spec.data_schema).map_err(|e| PipelineError::Config {
+            data_source: name.to_string(),
+            message: e.to_string(),
+        })?;
         let metrics = metrics.data_source(name);
         let observer = Arc::new(MetricsObserver(metrics.clone()));
         Ok(Self {
             inner: Arc::new(Inner {
                 name: name.to_string(),
-                extractor,
+                reader,
                 tranquilizer: Tranquilizer::observed(beam, tranquilizer, observer),
                 metrics,
                 backend: None,
@@ -189,7 +187,7 @@ impl DataSourcePipeline {
         let inner = self.inner.clone();
         let raw = raw.into();
         async move {
-            match Event::from_raw(raw, &inner.extractor) {
+            match inner.reader.read(raw) {
                 // Counted by the Tranquilizer's observer, even if this future is dropped.
                 Ok(event) => inner.tranquilizer.send(event).await.await,
                 Err(e) => {
@@ -218,7 +216,7 @@ impl DataSourcePipeline {
         let mut unparseable = Vec::new();
         let mut events = Vec::with_capacity(total);
         for (i, raw) in raws.into_iter().enumerate() {
-            match Event::from_raw(raw.into(), &inner.extractor) {
+            match inner.reader.read(raw.into()) {
                 Ok(event) => events.push(event),
                 Err(e) => {
                     debug!(dataSource = %inner.name, error = %e, "unparseable event");
@@ -249,7 +247,7 @@ impl DataSourcePipeline {
         let mut unparseable = Vec::new();
         let mut events = Vec::with_capacity(total);
         for (i, (raw, origin)) in records.into_iter().enumerate() {
-            match Event::from_raw(RawEvent::unchecked(raw), &inner.extractor) {
+            match inner.reader.read(RawEvent::unchecked(raw)) {
                 Ok(event) => events.push(event.with_origin(origin)),
                 Err(e) => {
                     debug!(dataSource = %inner.name, error = %e, "unparseable event");

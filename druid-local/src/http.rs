@@ -1,6 +1,7 @@
 //! The HTTP surface: one router for the Overlord, worker chat and query APIs.
 
 use crate::{overlord, query, sql, Shared};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -55,6 +56,10 @@ pub fn app(shared: Arc<Shared>) -> Router {
         .merge(crate::supervisor::api::routes())
         .merge(crate::batch::routes())
         .merge(crate::coordinator::routes())
+        // Druid's Jetty sets no request-body limit (a task over
+        // `druid.indexer.queue.maxTaskPayloadSize` is refused by the Overlord itself, 400), so
+        // axum's 2 MB default would refuse inline batch tasks Druid takes.
+        .layer(DefaultBodyLimit::disable())
         .with_state(shared)
 }
 

@@ -20,6 +20,7 @@ pub mod auth;
 pub mod batch;
 pub mod config;
 pub mod coordinator;
+pub mod flatten;
 mod http;
 pub mod ingest;
 pub mod locks;

@@ -276,10 +276,15 @@ pub struct Schema {
     pub ts_format: TsFormat,
     /// Value used when the timestamp is missing.
     pub ts_missing: Option<Millis>,
-    /// Explicit dimensions, or `None` for schemaless.
+    /// Explicit dimensions (spatial ones last), or `None` for schemaless.
     pub dimensions: Option<Vec<String>>,
     /// Columns never used as schemaless dimensions.
     pub exclusions: Vec<String>,
+    /// `spatialDimensions`: each one's name and the columns whose values it joins.
+    pub spatial: Vec<(String, Vec<String>)>,
+    /// The parseSpec's flattenSpec, when its parser applies one (a `string` parser reading
+    /// `json`; Druid's `map` parser ignores it).
+    pub flatten: Option<std::sync::Arc<crate::flatten::Flattener>>,
 }
 
 /// Why a submit was refused (each becomes a 400 `{"error": ...}`).
@@ -560,9 +565,29 @@ pub fn parse_task(v: &Value) -> Result<TaskSpec, SpecError> {
 /// task at run time, like Druid's lazy parser conversion.
 pub fn parse_schema(ds: &Map<String, Value>, metrics: &[MetricSpec]) -> Result<Schema, String> {
     let parse_spec = ds.get("parser").and_then(|p| p.get("parseSpec"));
+    let mut flatten = None;
     if let Some(p) = ds.get("parser").filter(|p| !p.is_null()) {
         match p.get("type").and_then(Value::as_str) {
-            None | Some("map") | Some("string") => {}
+            Some("map") => {}
+            // Druid's default parser type is `string`: its json parseSpec flattens first.
+            None | Some("string") => {
+                let json = parse_spec
+                    .and_then(|s| s.get("format"))
+                    .and_then(Value::as_str)
+                    .is_none_or(|f| f.eq_ignore_ascii_case("json"));
+                let spec = parse_spec
+                    .and_then(|s| s.get("flattenSpec"))
+                    .filter(|f| !f.is_null());
+                if let (true, Some(spec)) = (json, spec) {
+                    let keep_nulls = parse_spec
+                        .and_then(|s| s.get("keepNullColumns"))
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false);
+                    flatten = Some(std::sync::Arc::new(crate::flatten::Flattener::new(
+                        spec, keep_nulls,
+                    )?));
+                }
+            }
             Some(t) => {
                 return Err(format!(
                 "druid-local supports only the `map` parser for the receiver firehose, got [{t}]"
@@ -605,6 +630,7 @@ pub fn parse_schema(ds: &Map<String, Value>, metrics: &[MetricSpec]) -> Result<S
     };
     let mut dimensions = None;
     let mut exclusions = Vec::new();
+    let mut spatial = Vec::new();
     if let Some(d) = pick("dimensionsSpec") {
         if let Some(list) = d.get("dimensions").and_then(Value::as_array) {
             let mut names = Vec::new();
@@ -628,6 +654,34 @@ pub fn parse_schema(ds: &Map<String, Value>, metrics: &[MetricSpec]) -> Result<S
         }
         if let Some(ex) = d.get("dimensionExclusions").and_then(Value::as_array) {
             exclusions.extend(ex.iter().filter_map(Value::as_str).map(str::to_owned));
+        }
+        // Druid appends spatial dimensions to the dimension list (so a spec listing only
+        // spatial ones has explicit dimensions).
+        for sd in d
+            .get("spatialDimensions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = sd
+                .get("dimName")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| format!("spatial dimension {sd} has no dimName"))?;
+            let dims: Vec<String> = sd
+                .get("dims")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            dimensions
+                .get_or_insert_with(Vec::new)
+                .push(name.to_owned());
+            spatial.push((name.to_owned(), dims));
         }
     }
     let mut seen = std::collections::HashSet::new();
@@ -656,6 +710,8 @@ pub fn parse_schema(ds: &Map<String, Value>, metrics: &[MetricSpec]) -> Result<S
         ts_missing,
         dimensions,
         exclusions,
+        spatial,
+        flatten,
     })
 }
 

@@ -209,6 +209,23 @@ async fn payload_limit_from_31_and_transforms() {
 }
 
 #[tokio::test]
+async fn a_task_of_several_megabytes_is_taken_without_a_payload_cap() {
+    // Druid sets no request-body limit: an inline batch of a few MiB (Tranquility's batch
+    // backend submits up to 5 MiB by default) is taken and runs.
+    let druid = start_version("35.0.0").await;
+    let (c, base) = (reqwest::Client::new(), druid.url());
+    let pad = "x".repeat(200);
+    let rows: Vec<Value> = (0..12_000)
+        .map(|i| json!({"ts": "2025-01-01T10:00:00Z", "page": format!("p{i}"), "n": 1, "pad": pad}))
+        .collect();
+    let t = task("large", "large", &rows, true, "HOUR", None);
+    assert!(t.to_string().len() > 3 << 20, "{}", t.to_string().len());
+    assert_eq!(run(&c, &base, &t).await, "SUCCESS");
+    assert_eq!(count(&c, &base, "large").await, 12_000);
+    druid.shutdown().await;
+}
+
+#[tokio::test]
 async fn published_segments_and_task_records_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let c = reqwest::Client::new();

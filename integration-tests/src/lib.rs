@@ -454,6 +454,7 @@ fn tansu_bin() -> PathBuf {
     cargo_home.join("bin").join("tansu")
 }
 
+pub mod backends;
 pub mod java;
 /// Native queries against druid-local (or any Druid broker), for checking what arrived.
 pub mod kafka;
@@ -530,6 +531,39 @@ pub mod druid {
             .expect("task metrics are JSON")
     }
 
+    /// The rows of a groupBy over all time (`granularity`, e.g. `all` or `minute`), each
+    /// row's `event` with its bucket's start under `timestamp`, in the answer's order.
+    pub async fn group_by(
+        druid_url: &str,
+        data_source: &str,
+        granularity: &str,
+        dimensions: &[&str],
+        aggregations: Value,
+    ) -> Vec<Value> {
+        let answer = query(
+            druid_url,
+            &json!({
+                "queryType": "groupBy",
+                "dataSource": data_source,
+                "granularity": granularity,
+                "intervals": ["1000-01-01/3000-01-01"],
+                "dimensions": dimensions,
+                "aggregations": aggregations
+            }),
+        )
+        .await;
+        answer
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|row| {
+                let mut event = row["event"].clone();
+                event["timestamp"] = row["timestamp"].clone();
+                event
+            })
+            .collect()
+    }
+
     /// The Overlord's running tasks of a dataSource (ids).
     pub async fn running_task_ids(druid_url: &str, data_source: &str) -> Vec<String> {
         let tasks: Value = reqwest::get(format!("{druid_url}/druid/indexer/v1/runningTasks"))
@@ -551,8 +585,8 @@ pub mod druid {
 }
 
 /// An HTTP proxy in front of druid-local that can lose acknowledgements (it forwards a push to
-/// the task, then answers the client 500 as if the answer never arrived) and slow pushes down
-/// (one at a time, each held a while). Task locations in the Overlord's answers are rewritten
+/// the task, then answers the client 500 as if the answer never arrived), slow pushes down
+/// (one at a time, each held a while) and refuse task submissions as a failing Overlord would. Task locations in the Overlord's answers are rewritten
 /// to the proxy, so clients find tasks through it.
 pub mod proxy {
     use std::net::SocketAddr;
@@ -587,6 +621,8 @@ pub mod proxy {
         /// True while answers to pushes are held back.
         answers_held: tokio::sync::watch::Sender<bool>,
         held: AtomicUsize,
+        /// Task submissions to refuse: (task id suffix, how many more times).
+        refuse_submits: std::sync::Mutex<Option<(String, usize)>>,
         http: reqwest::Client,
     }
 
@@ -607,6 +643,7 @@ pub mod proxy {
                 push_hold_ms: AtomicU64::new(0),
                 answers_held: tokio::sync::watch::channel(false).0,
                 held: AtomicUsize::new(0),
+                refuse_submits: std::sync::Mutex::new(None),
                 http: reqwest::Client::new(),
             });
             let app = axum::Router::new()
@@ -652,6 +689,17 @@ pub mod proxy {
             self.state.held.load(Ordering::SeqCst)
         }
 
+        /// The next `times` task submissions whose id ends with `id_suffix` are answered 500
+        /// without reaching the Overlord.
+        pub fn refuse_task_submits(&self, id_suffix: &str, times: usize) {
+            *self
+                .state
+                .refuse_submits
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some((id_suffix.to_string(), times));
+        }
+
         /// Acknowledgements lost so far.
         pub fn lost(&self) -> usize {
             self.state.lost.load(Ordering::SeqCst)
@@ -680,6 +728,26 @@ pub mod proxy {
             Ok(b) => b,
             Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
         };
+        if parts.method == axum::http::Method::POST && path == "/druid/indexer/v1/task" {
+            let id = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|t| t["id"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let mut refuse = state
+                .refuse_submits
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((suffix, left)) = refuse.as_mut() {
+                if *left > 0 && id.ends_with(suffix.as_str()) {
+                    *left -= 1;
+                    return (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("task {id} refused by the test"),
+                    )
+                        .into_response();
+                }
+            }
+        }
         let hold = state.push_hold_ms.load(Ordering::SeqCst);
         let _slot = if hold > 0 && path.contains("/push-events") {
             let slot = state.push_slot.acquire().await.ok();

@@ -100,3 +100,69 @@ async fn single_replica_task_gone_is_reported_never_silent() {
     assert!(tally.is_balanced());
     pipelines.close().await;
 }
+
+/// The Overlord refuses the second replica's task once: the first replica's task keeps
+/// running, and the retry adopts it and creates the second, so the interval is not lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_created_partition_is_adopted_by_the_retry() {
+    half_created_then_adopted("1", "2", "_0_1", "_0_0").await;
+}
+
+/// The same one level up: partition 0 created, partition 1 refused once; the retry takes
+/// partition 0's task over and creates partition 1's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_created_interval_is_adopted_by_the_retry() {
+    half_created_then_adopted("2", "1", "_1_0", "_0_0").await;
+}
+
+/// Task ids end with `_<partition>_<replicant>`: the submit of `refused` fails once, after
+/// `kept` was created.
+async fn half_created_then_adopted(partitions: &str, replicants: &str, refused: &str, kept: &str) {
+    let druid = druid_on(0).await;
+    let proxy =
+        integration_tests::proxy::LossyProxy::start(([127, 0, 0, 1], druid.port()).into()).await;
+    let ds = unique_name("fault-half");
+    let cfg = config(
+        &ds,
+        "hour",
+        &[
+            ("task.partitions", partitions),
+            ("task.replicants", replicants),
+            ("druidBeam.taskLocator", "overlord"),
+            // One attempt per submission: a refusal fails the creation at once.
+            ("druidBeam.indexRetryPeriod", "PT0S"),
+        ],
+    );
+    proxy.refuse_task_submits(refused, 1);
+    let pipelines = local_pipelines(&cfg, &proxy.url());
+    let pipeline = pipelines.get(&ds).unwrap();
+
+    let outcomes = pipeline.send_all(events(10)).await;
+    for outcome in &outcomes {
+        match outcome {
+            Outcome::Failed(e) => {
+                assert!(matches!(**e, SendError::TaskCreation { .. }), "{e}");
+                assert!(e.to_string().contains("refused by the test"), "{e}");
+            }
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    }
+    let first = druid::running_task_ids(&druid.url(), &ds).await;
+    assert_eq!(first.len(), 1, "the task created keeps running: {first:?}");
+    assert!(first[0].ends_with(kept), "{first:?}");
+
+    let outcomes = pipeline.send_all(events(10)).await;
+    setup::assert_all_sent(&outcomes);
+    let both = druid::running_task_ids(&druid.url(), &ds).await;
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert!(both.contains(&first[0]), "adopted: {both:?}");
+    assert_eq!(
+        druid::wait_for_count(&druid.url(), &ds, "count", 10, Duration::from_secs(30)).await,
+        10
+    );
+    let tally = pipeline.metrics().snapshot();
+    assert_eq!((tally.received, tally.sent, tally.failed), (20, 10, 10));
+    assert!(tally.is_balanced());
+    pipelines.close().await;
+    druid.shutdown().await;
+}

@@ -340,3 +340,157 @@ async fn own_server_json_example_serves() {
 async fn own_server_yaml_example_serves() {
     own_example_serves("server.yaml").await;
 }
+
+/// The start of the minute holding `millis`, as Druid writes timestamps.
+fn minute_of(millis: u64) -> String {
+    let start = (millis - millis % 60_000) as i64;
+    chrono::DateTime::from_timestamp_millis(start)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The original's own `direct-druid-test-flattenSpec.yaml`, unchanged but for its ZooKeeper
+/// placeholder, served through ZooKeeper (its discovery path and Overlord service name): nested
+/// events posted as JSON are flattened, and their fields are queryable in druid-local (`ts` as
+/// the time, `foo` as a dimension, `bar` through the `barr` metric, `lat` and `lon` through the
+/// spatial dimension `coord.geo`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_flatten_spec_peer_file_serves_nested_events() {
+    let path = peer_data_or_skip!("tranquility-configs/direct-druid-test-flattenSpec.yaml");
+    let zk = ZooKeeper::start();
+    let druid = DruidLocal::start(DruidLocalConfig {
+        zk: Some(zk.connect_string()),
+        discovery_path: "/disco-fever".into(),
+        overlord_service_name: "druid/tranquility/indexer".into(),
+        ..DruidLocalConfig::ephemeral()
+    })
+    .await
+    .unwrap();
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("@ZKPLACEHOLDER@", &zk.connect_string());
+    let config = TranquilityConfig::from_str(&text, "direct-druid-test-flattenSpec.yaml").unwrap();
+    let server = Running::start(&config, PipelineOptions::default()).await;
+
+    let now = now_millis();
+    let events: Vec<Value> = (0..12)
+        .map(|i| {
+            json!({"ts": now / 1000, "geo": {"lat": 37.7, "lon": -122.4},
+                   "data": {"foo": format!("f{}", i % 3), "bar": i}, "unlisted": {"deep": i}})
+        })
+        .collect();
+    let result = server.post("xxx", &events).await;
+    assert_eq!(
+        result,
+        json!({"received": 12, "sent": 12, "dropped": 0, "failed": 0})
+    );
+    let barr = integration_tests::druid::wait_for_count(
+        &druid.url(),
+        "xxx",
+        "barr",
+        66,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(barr, 66);
+    let rows = integration_tests::druid::group_by(
+        &druid.url(),
+        "xxx",
+        "minute",
+        &["foo", "coord.geo"],
+        json!([{"type": "longSum", "name": "barr", "fieldName": "barr"}]),
+    )
+    .await;
+    let seen: Vec<(String, String, String, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["timestamp"].as_str().unwrap_or_default().to_string(),
+                r["foo"].as_str().unwrap_or_default().to_string(),
+                r["coord.geo"].as_str().unwrap_or_default().to_string(),
+                r["barr"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    // ts is in seconds (posix): every row falls in the minute of the posted time.
+    let minute = minute_of(now / 1000 * 1000);
+    let geo = "37.7,-122.4".to_string();
+    assert_eq!(
+        seen,
+        [
+            (minute.clone(), "f0".to_string(), geo.clone(), 18),
+            (minute.clone(), "f1".to_string(), geo.clone(), 22),
+            (minute, "f2".to_string(), geo, 26),
+        ]
+    );
+    let reports = server.stop().await;
+    let report = reports.iter().find(|r| r.name == "xxx").unwrap();
+    assert_eq!((report.tally.received, report.tally.sent), (12, 12));
+    druid.shutdown().await;
+}
+
+/// The repository's own `nested.json` (no peer data needed): root, path (with an index, a
+/// bracketed name and `length()`), jq and tree fields, and discovered root fields, all
+/// queryable after a POST of nested events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nested_example_flattens_posted_events() {
+    let druid = DruidLocal::start(DruidLocalConfig::ephemeral())
+        .await
+        .unwrap();
+    let config = config_with(
+        &test_support::example_configs().join("nested.json"),
+        &[("druid.overlord.url", druid.url())],
+    );
+    let options = PipelineOptions {
+        coordinator: Some(Arc::new(LocalCoordinator::new())),
+        ..PipelineOptions::default()
+    };
+    let server = Running::start(&config, options).await;
+    let events: Vec<Value> = (0..6)
+        .map(|i| {
+            json!({"timestamp": now_millis(), "status": if i % 2 == 0 { "paid" } else { "sent" },
+                   "customer": {"id": format!("c{}", i % 2), "address": {"country": "NZ"}},
+                   "items": [{"sku": "sku-1", "qty": 1}, {"sku": "sku-2", "qty": 2}],
+                   "payment": {"total": 10.5, "currency": "NZD"},
+                   "context": {"channel": "web"}})
+        })
+        .collect();
+    let result = server.post("orders", &events).await;
+    assert_eq!(
+        result,
+        json!({"received": 6, "sent": 6, "dropped": 0, "failed": 0})
+    );
+    assert_eq!(wait_for_count(&druid.url(), "orders", 6).await.0, 6);
+    let rows = integration_tests::druid::group_by(
+        &druid.url(),
+        "orders",
+        "all",
+        &[
+            "customer",
+            "country",
+            "first_sku",
+            "currency",
+            "channel",
+            "status",
+        ],
+        json!([{"type": "longSum", "name": "count", "fieldName": "count"},
+               {"type": "doubleSum", "name": "revenue", "fieldName": "revenue"},
+               {"type": "longSum", "name": "items", "fieldName": "items"}]),
+    )
+    .await;
+    let mut seen: Vec<Value> = rows
+        .into_iter()
+        .map(|mut r| {
+            r.as_object_mut().unwrap().remove("timestamp");
+            r
+        })
+        .collect();
+    seen.sort_by_key(|r| r["customer"].as_str().unwrap_or_default().to_string());
+    let row = |customer: &str, status: &str| {
+        json!({"customer": customer, "country": "NZ", "first_sku": "sku-1", "currency": "NZD",
+               "channel": "web", "status": status, "count": 3, "revenue": 31.5, "items": 6})
+    };
+    assert_eq!(seen, [row("c0", "paid"), row("c1", "sent")]);
+    server.stop().await;
+    druid.shutdown().await;
+}

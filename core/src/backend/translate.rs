@@ -4,15 +4,18 @@
 //!
 //! The dataSchema keeps its meaning: the parser's `timestampSpec` and `dimensionsSpec` move to
 //! the top of `dataSchema` (Druid 0.17's layout), `metricsSpec`, `granularitySpec` and
-//! `transformSpec` stay, and the parser's `flattenSpec` moves into the `inputFormat`. What
+//! `transformSpec` stay, and the parser's `flattenSpec` goes where the events are read. What
 //! only realtime tasks understand (`windowPeriod`, `rejectionPolicy`, `shardSpec`,
 //! `versioningPolicy`, ...) is dropped from the tuning; the window stays a client-side drop,
 //! and a supervisor also gets it as late/early message rejection, as a backstop.
 //!
 //! Events reach Druid as Tranquility holds them, JSON objects, whatever format the producer
 //! posted (text lines are parsed into objects first), so the input format is `json`
-//! ([`EventFormat::Json`]). A supervisor on a user's own topic reads the messages as they are
-//! and takes the format from the parseSpec instead ([`EventFormat::AsParseSpec`]).
+//! ([`EventFormat::Json`]). Those events are already flat (the pipeline applies the
+//! flattenSpec as they come in, see [`crate::event::flatten`]), so that `inputFormat` carries
+//! no flattenSpec: flattening them again would look for nested fields that are gone. A
+//! supervisor on a user's own topic reads the messages as they are and takes the format,
+//! flattenSpec included, from the parseSpec instead ([`EventFormat::AsParseSpec`]).
 
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
@@ -53,9 +56,10 @@ pub struct TranslateError {
 /// How the events Druid reads are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventFormat {
-    /// JSON objects, as Tranquility forwards every event.
+    /// JSON objects, as Tranquility forwards every event: already flattened.
     Json,
-    /// The format the parseSpec describes (`json`, `csv`, `tsv`): a user's own topic.
+    /// The format the parseSpec describes (`json` with its flattenSpec, `csv`, `tsv`): a
+    /// user's own topic, read by Druid as the producers wrote it.
     AsParseSpec,
 }
 
@@ -141,7 +145,8 @@ pub fn input_format(schema: &DataSchema, format: EventFormat) -> Result<Value, T
     match kind.as_str() {
         "json" => {
             out.insert("type".into(), json!("json"));
-            if let Some(f) = flatten {
+            // Events Tranquility forwards were flattened on their way in.
+            if let (EventFormat::AsParseSpec, Some(f)) = (format, flatten) {
                 out.insert("flattenSpec".into(), f);
             }
         }
@@ -437,11 +442,8 @@ mod tests {
         assert_eq!(ds["transformSpec"]["transforms"][0]["name"], "p2");
         assert!(ds.get("parser").is_none(), "{ds}");
         let io = &out["spec"]["ioConfig"];
-        assert_eq!(io["inputFormat"]["type"], "json");
-        assert_eq!(
-            io["inputFormat"]["flattenSpec"]["fields"][0]["expr"],
-            "$.where.city"
-        );
+        // Forwarded events are flat already: no second flattening.
+        assert_eq!(io["inputFormat"], json!({"type": "json"}));
         assert_eq!(
             (io["taskCount"].as_u64(), io["replicas"].as_u64()),
             (Some(2), Some(1))
@@ -495,6 +497,52 @@ mod tests {
         assert!(e.to_string().contains("'regex'"), "{e}");
     }
 
+    /// Events forwarded by Tranquility are flattened once, by the pipeline, and read by Druid
+    /// without a flattenSpec; a user's own topic is flattened by Druid.
+    #[test]
+    fn flattening_happens_once_whichever_side_reads_the_raw_events() {
+        let s = json_wiki();
+        let spec = &s.data_schema;
+        let mut own = settings();
+        own.format = EventFormat::AsParseSpec;
+        let own = supervisor_spec(spec, &s.tuning_config, &own).unwrap();
+        assert_eq!(
+            own["spec"]["ioConfig"]["inputFormat"]["flattenSpec"]["fields"][0]["expr"],
+            "$.where.city"
+        );
+
+        // What the pipeline writes for a nested event is what the forwarded inputFormat
+        // (no flattenSpec) reads as is: the flattened field and the discovered ones.
+        let reader = crate::event::EventReader::new(spec).unwrap();
+        assert!(reader.flattens());
+        let event = reader
+            .read(crate::event::RawEvent::unchecked(
+                r#"{"ts":"2025-12-01T10:00:00Z","page":"a","where":{"city":"Oslo"}}"#,
+            ))
+            .unwrap();
+        let flat: Value = serde_json::from_slice(event.raw()).unwrap();
+        assert_eq!(
+            flat,
+            json!({"city": "Oslo", "ts": "2025-12-01T10:00:00Z", "page": "a"})
+        );
+        let forwarded = input_format(spec, EventFormat::Json).unwrap();
+        assert!(forwarded.get("flattenSpec").is_none(), "{forwarded}");
+        let rows = flat.to_string();
+        let batch = batch_task(
+            spec,
+            &s.tuning_config,
+            "b",
+            Interval::new(0, 1),
+            &rows,
+            BatchMode::Append,
+            BatchLocks::Concurrent,
+        )
+        .unwrap();
+        assert!(batch["spec"]["ioConfig"]["inputFormat"]
+            .get("flattenSpec")
+            .is_none());
+    }
+
     #[test]
     fn a_csv_topic_reads_with_the_parse_specs_columns() {
         let csv = spec(
@@ -533,7 +581,7 @@ mod tests {
         );
         let io = &spec["ioConfig"];
         assert_eq!(io["inputSource"], json!({"type": "inline", "data": rows}));
-        assert_eq!(io["inputFormat"]["flattenSpec"]["useFieldDiscovery"], true);
+        assert_eq!(io["inputFormat"], json!({"type": "json"}));
         assert_eq!(
             (&io["appendToExisting"], &io["dropExisting"]),
             (&json!(true), &json!(false))

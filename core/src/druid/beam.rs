@@ -12,12 +12,18 @@
 //! [`positioned`]: pushed in offset order under the partition's producer id with the chunk's
 //! last offset as the sequence, so that a task skips a message it already has.
 //!
+//! A partition whose creation fails half-way (a replica's task created, the next one refused)
+//! keeps the tasks already created running, as the original did: the retry adopts them (a task
+//! this maker created and that still runs is taken as it is; one another instance created is
+//! found through the Overlord's "already exists"), so the interval is not lost. Shutting them
+//! down instead would leave the retry only FAILED tasks under the same ids.
+//!
 //! Each beam writes its events the way its tasks read timestamps ([`EventShape`]): tasks this
 //! process created are of the original's shape; for tasks found in the shared metadata the
 //! Overlord is asked once for their spec, since they may come from the original or from an
 //! earlier Tranquility-RS.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -75,6 +81,9 @@ pub struct DruidBeamMaker {
     timestamps: Result<Arc<TimestampExtractor>, String>,
     /// Tasks this maker created and no beam has opened yet: their shape is known.
     created: Mutex<HashSet<String>>,
+    /// Tasks this maker created per (interval start, partition, replicant) that no beam has
+    /// opened yet: a retry of a half-created partition adopts them while they run.
+    unopened: Mutex<HashMap<(i64, u32, u32), TaskRef>>,
 }
 
 /// Created tasks remembered at most (ids whose descriptor never got written are forgotten).
@@ -92,6 +101,37 @@ impl DruidBeamMaker {
             context,
             timestamps,
             created: Mutex::new(HashSet::new()),
+            unopened: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A task this maker created for this slot earlier and that still runs (a retry after a
+    /// half-created partition). One that is gone is forgotten, so a new one is submitted.
+    async fn still_running(
+        &self,
+        interval: Interval,
+        slot: (i64, u32, u32),
+    ) -> Result<Option<TaskRef>, SendError> {
+        let Some(task) = self.unopened.lock().get(&slot).cloned() else {
+            return Ok(None);
+        };
+        match self.context.overlord.task_status(&task.id).await {
+            Ok(Some(status)) if status.state == TaskState::Running => {
+                info!(
+                    dataSource = %self.context.data_source,
+                    task = %task.id,
+                    "adopting the running task created before this partition's creation failed"
+                );
+                Ok(Some(task))
+            }
+            Ok(_) => {
+                self.unopened.lock().remove(&slot);
+                Ok(None)
+            }
+            Err(e) => Err(self.creation_error(
+                interval,
+                format!("could not check task {} created earlier: {e}", task.id),
+            )),
         }
     }
 
@@ -129,6 +169,11 @@ impl BeamMaker for DruidBeamMaker {
     ) -> Result<BeamDescriptor, SendError> {
         let mut tasks = Vec::new();
         for replicant in 0..self.props.task_replicants.max(1) {
+            let slot = (interval.start, partition, replicant);
+            if let Some(task) = self.still_running(interval, slot).await? {
+                tasks.push(task);
+                continue;
+            }
             let task = realtime_task(&self.spec, &self.props, interval, partition, replicant)
                 .map_err(|e| self.creation_error(interval, e.to_string()))?;
             let submitted = match self.context.overlord.submit_task(&task.json).await {
@@ -144,19 +189,29 @@ impl BeamMaker for DruidBeamMaker {
                     }
                     created.insert(id.clone());
                     drop(created);
-                    tasks.push(TaskRef {
+                    let task = TaskRef {
                         id,
                         firehose_id: task.firehose_id,
-                    });
+                    };
+                    let mut unopened = self.unopened.lock();
+                    if unopened.len() >= CREATED_REMEMBERED {
+                        unopened.clear();
+                    }
+                    unopened.insert(slot, task.clone());
+                    drop(unopened);
+                    tasks.push(task);
                 }
                 Err(e) => {
-                    // Replicas already created would run idle until their shutoff time.
-                    for created in &tasks {
-                        if let Err(shutdown) =
-                            self.context.overlord.shutdown_task(&created.id).await
-                        {
-                            warn!(task = %created.id, error = %shutdown, "could not shut down a half-created beam's task");
-                        }
+                    // The replicas already created keep running for the retry to adopt.
+                    if !tasks.is_empty() {
+                        warn!(
+                            dataSource = %self.context.data_source,
+                            interval = %interval,
+                            partition,
+                            created = ?tasks.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+                            error = %e,
+                            "partition half-created; its running tasks are kept for the retry"
+                        );
                     }
                     return Err(self.creation_error(interval, e.to_string()));
                 }
@@ -185,6 +240,12 @@ impl BeamMaker for DruidBeamMaker {
     fn open(&self, descriptor: &BeamDescriptor) -> Result<Arc<dyn Beam>, SendError> {
         let tasks = RealtimeTasks::from_descriptor(descriptor)
             .map_err(|e| SendError::Other(e.to_string()))?;
+        // The partition is in the shared metadata now: nothing left to adopt for it.
+        if let Some(start) = descriptor.interval.map(|i| i.start.timestamp_millis()) {
+            self.unopened
+                .lock()
+                .retain(|(s, p, _), _| !(*s == start && *p == descriptor.partition));
+        }
         let timestamps = self.timestamps.clone().map_err(SendError::Other)?;
         let ours = {
             let mut created = self.created.lock();
@@ -403,5 +464,166 @@ impl Beam for DruidBeam {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::http::{Method, StatusCode};
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::druid::locator::OverlordTaskLocator;
+    use crate::druid::overlord::{OverlordConfig, OverlordEndpoint};
+    use crate::druid::receiver::ReceiverConfig;
+    use crate::druid::testing::{json, Recorded, Scripted};
+    use crate::metrics::Metrics;
+    use crate::retry::RetryPolicy;
+    use crate::spec::properties::Properties;
+
+    fn maker(url: &str, replicants: &str) -> DruidBeamMaker {
+        let spec: IngestionSpec = serde_json::from_value(json!({
+            "dataSchema": {
+                "dataSource": "wiki",
+                "parser": {"type": "string", "parseSpec": {"format": "json",
+                    "timestampSpec": {"column": "ts", "format": "iso"},
+                    "dimensionsSpec": {"dimensions": ["page"]}}},
+                "metricsSpec": [{"type": "count", "name": "count"}],
+                "granularitySpec": {"segmentGranularity": "hour", "queryGranularity": "none"}
+            },
+            "tuningConfig": {"type": "realtime"}
+        }))
+        .expect("spec");
+        let mut p = Properties::new();
+        p.insert("task.replicants", replicants);
+        // Random suffixes: a second submission could not be recognised as the same task.
+        p.insert("druidBeam.randomizeTaskId", "true");
+        let props = CoreProperties::from_properties(&p).expect("props");
+        // One attempt per call, so a refusal fails the creation at once.
+        let overlord = OverlordClient::new(
+            OverlordEndpoint::Url(url.to_string()),
+            OverlordConfig {
+                retry: RetryPolicy {
+                    max_attempts: Some(1),
+                    ..RetryPolicy::overlord()
+                },
+                ..OverlordConfig::default()
+            },
+        );
+        let context = Arc::new(DruidBeamContext {
+            data_source: "wiki".into(),
+            receiver: ReceiverClient::new(ReceiverConfig::default()),
+            locator: Arc::new(OverlordTaskLocator::new(
+                overlord.clone(),
+                Duration::from_secs(60),
+            )),
+            overlord,
+            chunk_size: 100,
+            format: SerializationFormat::Json,
+            indexing_service_key: "druid:overlord".into(),
+            metrics: Metrics::new().data_source("wiki"),
+        });
+        DruidBeamMaker::new(spec, props, context)
+    }
+
+    /// An Overlord that refuses the second submission, and reports every task it took as
+    /// running.
+    async fn overlord_refusing_the_second_submit() -> Scripted {
+        let submits = Arc::new(parking_lot::Mutex::new(0usize));
+        Scripted::start(move |_, req: &Recorded| {
+            let path = req.path.trim_start_matches("/druid/indexer/v1");
+            if req.method == Method::POST && path == "/task" {
+                let n = {
+                    let mut submits = submits.lock();
+                    *submits += 1;
+                    *submits
+                };
+                if n == 2 {
+                    return json(StatusCode::BAD_REQUEST, r#"{"error":"refused, once"}"#);
+                }
+                let task: Value = serde_json::from_slice(&req.body).expect("task json");
+                return json(StatusCode::OK, &json!({"task": task["id"]}).to_string());
+            }
+            if let Some(id) = path
+                .strip_prefix("/task/")
+                .and_then(|p| p.strip_suffix("/status"))
+            {
+                let body = json!({"task": id, "status": {"id": id, "status": "RUNNING"}});
+                return json(StatusCode::OK, &body.to_string());
+            }
+            json(StatusCode::NOT_FOUND, "{}")
+        })
+        .await
+    }
+
+    fn posts(server: &Scripted, suffix: &str) -> usize {
+        server
+            .requests
+            .lock()
+            .iter()
+            .filter(|r| r.method == Method::POST && r.path.ends_with(suffix))
+            .count()
+    }
+
+    #[tokio::test]
+    async fn the_retry_of_a_half_created_partition_adopts_the_running_replica() {
+        let server = overlord_refusing_the_second_submit().await;
+        let maker = maker(&server.url, "2");
+        let interval: Interval = "2024-01-01T10:00:00Z/2024-01-01T11:00:00Z"
+            .parse()
+            .expect("interval");
+        let err = maker.create(interval, 0).await.expect_err("half-created");
+        assert!(err.to_string().contains("refused, once"), "{err}");
+        let first: Value = serde_json::from_slice(&server.get(0).body).expect("json");
+        let first_id = first["id"].as_str().expect("id").to_string();
+
+        let descriptor = maker.create(interval, 0).await.expect("retried");
+        let tasks = RealtimeTasks::from_descriptor(&descriptor)
+            .expect("tasks")
+            .0;
+        assert_eq!(tasks.len(), 2);
+        assert_eq!(
+            tasks[0].id, first_id,
+            "replica 0 adopted, not submitted again"
+        );
+        assert_ne!(tasks[1].id, first_id);
+        assert_eq!(posts(&server, "/task"), 3);
+        assert_eq!(posts(&server, "/shutdown"), 0, "nothing shut down");
+    }
+
+    #[tokio::test]
+    async fn a_partition_created_whole_is_reused_until_a_beam_opens_it() {
+        let server = Scripted::start(|_, req: &Recorded| {
+            if req.method == Method::POST {
+                let task: Value = serde_json::from_slice(&req.body).expect("task json");
+                return json(StatusCode::OK, &json!({"task": task["id"]}).to_string());
+            }
+            let status = if req.path.contains("_gone") {
+                "FAILED"
+            } else {
+                "RUNNING"
+            };
+            json(
+                StatusCode::OK,
+                &json!({"status": {"id": "x", "status": status}}).to_string(),
+            )
+        })
+        .await;
+        let maker = maker(&server.url, "1");
+        let interval: Interval = "2024-01-01T10:00:00Z/2024-01-01T11:00:00Z"
+            .parse()
+            .expect("interval");
+        // Partition 0 made, then (say) partition 1 failed: the bucket's retry asks again.
+        let a = maker.create(interval, 0).await.expect("created");
+        let b = maker.create(interval, 0).await.expect("asked again");
+        assert_eq!(a.details, b.details, "the same running task");
+        assert_eq!(posts(&server, "/task"), 1);
+        // Once a beam opened it (it is in the shared metadata), a new creation is new.
+        maker.open(&a).expect("opens");
+        let c = maker.create(interval, 0).await.expect("created");
+        assert_ne!(a.details, c.details);
+        assert_eq!(posts(&server, "/task"), 2);
     }
 }

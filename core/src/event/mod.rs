@@ -1,8 +1,11 @@
 //! Events as they travel through the beams: the original bytes plus the extracted timestamp.
 //!
-//! [`TimestampExtractor`] reads the timestamp the way a Druid `timestampSpec` says, scanning
-//! only the top-level key it needs, so decoding costs about one JSON validation pass.
+//! [`EventReader`] reads what producers hand in the way a dataSource's parseSpec says: flattened
+//! first when it has a flattenSpec ([`flatten`]), then timestamped. [`TimestampExtractor`]
+//! reads the timestamp the way a Druid `timestampSpec` says, scanning only the top-level key
+//! it needs, so decoding costs about one JSON validation pass.
 
+pub mod flatten;
 mod pattern;
 pub(crate) mod scan;
 pub mod string_parser;
@@ -12,7 +15,9 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 
 use crate::source::Origin;
+use crate::spec::DataSchema;
 
+pub use flatten::{FlattenError, FlattenSpecError, Flattener};
 pub use pattern::JodaPattern;
 pub use string_parser::{LineError, ParsedLine, StringParser, StringParserError};
 pub use timestamp::{TimestampError, TimestampExtractor, TimestampFormat, TimestampSpecError};
@@ -102,6 +107,87 @@ impl PartialEq for Event {
 
 impl Eq for Event {}
 
+/// Turns what a producer handed in into an [`Event`], as the dataSource's parseSpec reads it:
+/// flattened when the parseSpec has a flattenSpec, then timestamped. Without a flattenSpec the
+/// bytes go on untouched.
+#[derive(Debug, Clone)]
+pub struct EventReader {
+    flattener: Option<Flattener>,
+    extractor: TimestampExtractor,
+}
+
+/// Why an event reader cannot be built from a dataSchema.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EventReaderError {
+    /// The timestampSpec cannot be used.
+    #[error(transparent)]
+    Timestamp(#[from] TimestampSpecError),
+    /// The flattenSpec cannot be used.
+    #[error("parseSpec.{0}")]
+    Flatten(#[from] FlattenSpecError),
+}
+
+/// Why one event could not be read (it is dropped as unparseable).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    /// It could not be flattened.
+    #[error(transparent)]
+    Flatten(#[from] FlattenError),
+    /// Its timestamp could not be read.
+    #[error(transparent)]
+    Timestamp(#[from] TimestampError),
+}
+
+impl EventReader {
+    /// The reader of a dataSchema: its timestampSpec and, on a json parseSpec, its flattenSpec.
+    pub fn new(schema: &DataSchema) -> Result<Self, EventReaderError> {
+        let extractor = TimestampExtractor::new(&schema.timestamp_spec())?;
+        let flattener = match &schema.parser {
+            Some(parser) => {
+                if Flattener::ignored(parser) {
+                    tracing::warn!(
+                        dataSource = %schema.data_source,
+                        parser = %parser.kind,
+                        format = parser.parse_spec.format.as_deref().unwrap_or("json"),
+                        "the flattenSpec is ignored: Druid applies it to a string parser reading json only"
+                    );
+                }
+                Flattener::for_parser(parser)?
+            }
+            None => None,
+        };
+        Ok(Self {
+            flattener,
+            extractor,
+        })
+    }
+
+    /// A reader from its parts.
+    pub fn from_parts(extractor: TimestampExtractor, flattener: Option<Flattener>) -> Self {
+        Self {
+            flattener,
+            extractor,
+        }
+    }
+
+    /// Whether events are flattened.
+    pub fn flattens(&self) -> bool {
+        self.flattener.is_some()
+    }
+
+    /// Reads one event.
+    pub fn read(&self, raw: RawEvent) -> Result<Event, ReadError> {
+        let raw = match &self.flattener {
+            None => raw,
+            Some(f) => RawEvent {
+                bytes: Bytes::from(f.flatten_json(&raw.bytes)?),
+                well_formed: true,
+            },
+        };
+        Ok(Event::from_raw(raw, &self.extractor)?)
+    }
+}
+
 /// One event's JSON object bytes as handed to a pipeline, and whether serde_json has already
 /// parsed or written them (then reading the timestamp need not validate them again).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,5 +274,67 @@ mod tests {
         let unchecked = Event::from_raw(RawEvent::unchecked(text), &extractor).unwrap();
         assert_eq!(checked, unchecked);
         assert_eq!(checked.timestamp_millis(), 1_704_067_200_000);
+    }
+
+    fn schema(parse_spec: serde_json::Value) -> DataSchema {
+        serde_json::from_value(serde_json::json!({
+            "dataSource": "x",
+            "parser": {"type": "string", "parseSpec": parse_spec},
+            "granularitySpec": {"segmentGranularity": "hour"}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_reader_flattens_before_reading_the_timestamp() {
+        let reader = EventReader::new(&schema(serde_json::json!({
+            "format": "json",
+            "timestampSpec": {"column": "ts", "format": "posix"},
+            "flattenSpec": {"useFieldDiscovery": false, "fields": [
+                {"type": "path", "name": "ts", "expr": "$.meta.time"},
+                {"type": "path", "name": "foo", "expr": "$.data.foo"}]}
+        })))
+        .unwrap();
+        assert!(reader.flattens());
+        let event = reader
+            .read(RawEvent::unchecked(
+                r#"{"meta":{"time":1436000000},"data":{"foo":"hey"},"ts":"ignored"}"#,
+            ))
+            .unwrap();
+        assert_eq!(event.timestamp_millis(), 1_436_000_000_000);
+        assert_eq!(event.raw().as_ref(), br#"{"ts":1436000000,"foo":"hey"}"#);
+        let missing = reader.read(RawEvent::unchecked(r#"{"data":{"foo":"hey"}}"#));
+        assert!(
+            matches!(missing, Err(ReadError::Timestamp(_))),
+            "{missing:?}"
+        );
+        let bad = reader.read(RawEvent::unchecked("[1]"));
+        assert!(matches!(bad, Err(ReadError::Flatten(_))), "{bad:?}");
+    }
+
+    #[test]
+    fn without_a_flatten_spec_the_bytes_go_on_untouched() {
+        let reader = EventReader::new(&schema(serde_json::json!({
+            "format": "json", "timestampSpec": {"column": "ts", "format": "millis"}
+        })))
+        .unwrap();
+        assert!(!reader.flattens());
+        let raw = Bytes::from_static(br#"{"ts":5, "nested":{"a":null}}"#);
+        let event = reader.read(RawEvent::unchecked(raw.clone())).unwrap();
+        assert_eq!(event.raw().as_ptr(), raw.as_ptr());
+    }
+
+    #[test]
+    fn a_bad_flatten_spec_names_where() {
+        let err = EventReader::new(&schema(serde_json::json!({
+            "format": "json",
+            "flattenSpec": {"fields": [{"type": "jq", "name": "t", "expr": ".a | length"}]}
+        })))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("parseSpec.flattenSpec.fields[0]: field 't' of type jq:"),
+            "{err}"
+        );
     }
 }

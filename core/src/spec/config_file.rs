@@ -63,24 +63,7 @@ impl TranquilityConfig {
                 message: e.to_string(),
             })?
         } else {
-            let y: serde_yaml_ng::Value =
-                serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Syntax {
-                    file: source_name.to_string(),
-                    format: "YAML",
-                    message: e.to_string(),
-                })?;
-            yaml_to_json(y, "").map_err(|(path, problem)| {
-                ConfigError::invalid(
-                    source_name,
-                    if path.is_empty() {
-                        "(root)".into()
-                    } else {
-                        path
-                    },
-                    "a YAML value",
-                    problem,
-                )
-            })?
+            parse_yaml(text, source_name)?
         };
         Self::from_value(root, source_name)
     }
@@ -121,6 +104,42 @@ impl TranquilityConfig {
     }
 }
 
+/// Parses a YAML config file into the JSON value the loader reads.
+#[cfg(feature = "yaml")]
+fn parse_yaml(text: &str, source_name: &str) -> Result<Value, ConfigError> {
+    let y: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Syntax {
+            file: source_name.to_string(),
+            format: "YAML",
+            message: e.to_string(),
+        })?;
+    yaml_to_json(y, "").map_err(|(path, problem)| {
+        ConfigError::invalid(
+            source_name,
+            if path.is_empty() {
+                "(root)".into()
+            } else {
+                path
+            },
+            "a YAML value",
+            problem,
+        )
+    })
+}
+
+/// Without the `yaml` feature a YAML file is refused, saying how to get it read.
+#[cfg(not(feature = "yaml"))]
+fn parse_yaml(_text: &str, source_name: &str) -> Result<Value, ConfigError> {
+    Err(ConfigError::Syntax {
+        file: source_name.to_string(),
+        format: "YAML",
+        message: "this build reads JSON config files only (tranquility-core was built without \
+                  its `yaml` feature); convert the file to JSON or enable the feature"
+            .into(),
+    })
+}
+
+#[cfg(feature = "yaml")]
 /// Converts YAML to JSON; non-string keys are stringified (SnakeYAML's maps allow them).
 fn yaml_to_json(y: serde_yaml_ng::Value, path: &str) -> Result<Value, (String, String)> {
     use serde_yaml_ng::Value as Y;

@@ -64,7 +64,7 @@ impl IngestionSpec {
 
     /// Checks what Tranquility needs beyond Druid's own rules: no firehose or plumber in
     /// ioConfig, a realtime tuningConfig, string dimensions only, a segment granularity it can
-    /// name tasks for, and a usable timestampSpec.
+    /// name tasks for, a usable flattenSpec and a usable timestampSpec.
     pub fn validate(&self) -> Result<(), SpecError> {
         let err = |path: String, value: String, problem: String| SpecError {
             path,
@@ -123,6 +123,22 @@ impl IngestionSpec {
                 serde_json::to_string(seg).unwrap_or_default(),
                 e.to_string(),
             ));
+        }
+        if let Some(parser) = &ds.parser {
+            if let Err(e) = crate::event::Flattener::for_parser(parser) {
+                // The offending entry (`flattenSpec.fields[i]`) or the whole flattenSpec.
+                let spec = parser.parse_spec.extra.get("flattenSpec");
+                let entry =
+                    e.at.strip_prefix("flattenSpec.fields[")
+                        .and_then(|rest| rest.strip_suffix(']'))
+                        .and_then(|i| spec?.pointer(&format!("/fields/{i}")));
+                let value = entry.or(spec).map(Value::to_string).unwrap_or_default();
+                return Err(err(
+                    format!("dataSchema.parser.parseSpec.{}", e.at),
+                    value,
+                    e.message,
+                ));
+            }
         }
         if let Err(e) = crate::event::TimestampExtractor::new(&ds.timestamp_spec()) {
             let field = e.field();

@@ -165,6 +165,11 @@ pub const PROPERTIES: &[PropertyDef] = &[
     def("useTopicAsDataSource", Some("false"), Either, Bool, "the topic name becomes the dataSource"),
     def("reportDropsAsExceptions", Some("false"), Either, Bool, "a dropped event stops the process"),
     def("reportParseExceptions", Some("false"), Either, Bool, "an unparseable event stops the process"),
+    // Fluvio (the tranquility-fluvio connector).
+    def("fluvio.endpoint", None, GlobalOnly, Text, "the Fluvio SC address host:port (unset = the current profile of ~/.fluvio/config)"),
+    def("fluvio.consumer.id", Some("tranquility-fluvio"), GlobalOnly, Text, "consumer name the offsets are stored under"),
+    def("fluvio.offsetStart", Some("beginning"), GlobalOnly, OneOf(&["beginning", "end"]), "where a consumer without a stored offset starts"),
+    def("fluvio.topic", None, Either, Text, "topic a dataSource reads (unset = the dataSource's name)"),
 ];
 
 /// Prefix of Kafka consumer passthrough properties (global; the prefix is removed).

@@ -165,3 +165,19 @@ fn validate_refuses_what_tranquility_cannot_do() {
         .unwrap_err();
     assert_eq!(e.path, "dataSchema.parser.parseSpec.timestampSpec.format");
 }
+
+#[test]
+fn a_bad_flatten_spec_is_refused_with_its_path() {
+    let mut v = spec_json();
+    v["dataSchema"]["parser"]["parseSpec"]["flattenSpec"] = json!({"fields": [
+        "ok", {"type": "path", "name": "p", "expr": "$.a[?(@.b size 1)]"}]});
+    let spec: IngestionSpec = serde_json::from_value(v).unwrap();
+    let e = spec.validate().unwrap_err();
+    assert_eq!(e.path, "dataSchema.parser.parseSpec.flattenSpec.fields[1]");
+    assert!(e.value.contains("size 1"), "{}", e.value);
+    assert!(
+        e.problem.contains("'size' is not supported"),
+        "{}",
+        e.problem
+    );
+}

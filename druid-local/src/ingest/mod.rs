@@ -5,12 +5,14 @@
 pub mod jackson;
 pub mod transform;
 
+use crate::flatten::Flattener;
 use crate::spec::{self, MetricSpec, Schema};
 use crate::task::parse::{ParseError, RowParser};
 use crate::task::rollup::InputRow;
 use crate::time::{self, Granularity, Interval};
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use transform::Transform;
 
 /// The Jackson class Druid names in `dataSchema` errors.
@@ -314,6 +316,8 @@ pub struct Rows {
     parser: RowParser,
     transform: Transform,
     metric_fields: Vec<String>,
+    /// Applied to each event before anything else reads it, as Druid's JSON readers do.
+    flatten: Option<Arc<Flattener>>,
 }
 
 impl Rows {
@@ -329,11 +333,25 @@ impl Rows {
             parser: RowParser::new(&schema.schema, &schema.metrics),
             transform: schema.transform.clone(),
             metric_fields,
+            flatten: schema.schema.flatten.clone(),
         }
+    }
+
+    /// Flattens every event first with `flattener` (an `inputFormat`'s `flattenSpec`), in
+    /// place of a legacy parser's.
+    pub fn with_flattener(mut self, flattener: Flattener) -> Rows {
+        self.flatten = Some(Arc::new(flattener));
+        self
     }
 
     /// One parsed JSON event.
     pub fn event(&self, mut v: Value) -> Result<Event, String> {
+        let Value::Object(obj) = &v else {
+            return Err(format!("Unable to parse row [{v}]: not a JSON object"));
+        };
+        if let Some(flattener) = &self.flatten {
+            v = Value::Object(flattener.flatten(obj)?);
+        }
         let Value::Object(obj) = &v else {
             return Err(format!("Unable to parse row [{v}]: not a JSON object"));
         };
@@ -430,6 +448,57 @@ mod tests {
         assert_eq!(errors, [false, true]);
         assert!(concatenated_json(b"{\"a\":1} {").is_err());
         assert!(rows.event(json!({"page": "x"})).is_err());
+    }
+
+    #[test]
+    fn events_are_flattened_before_the_row_and_the_transforms_read_them() {
+        let ds = DataSchema::parse(&json!({
+            "dataSource": "wiki",
+            "parser": {"type": "string", "parseSpec": {"format": "json",
+                "timestampSpec": {"column": "ts", "format": "millis"},
+                "dimensionsSpec": {"dimensions": ["page"]},
+                "flattenSpec": {"useFieldDiscovery": false, "fields": [
+                    {"type": "path", "name": "page", "expr": "$.meta.page"},
+                    {"type": "root", "name": "ts"}]}}},
+            "granularitySpec": {"segmentGranularity": "hour"}
+        }))
+        .unwrap();
+        let nested = json!({"ts": 1000, "meta": {"page": "a"}, "page": "top"});
+        let Event::Row(row, _) = Rows::new(&ds).event(nested.clone()).unwrap() else {
+            panic!("a row")
+        };
+        assert_eq!(row.ts, 1000);
+        assert_eq!(
+            format!("{:?}", row.dims),
+            format!(
+                "{:?}",
+                crate::task::rollup::RowDims::Fixed(vec![crate::task::rollup::DimValue::One(
+                    "a".into()
+                )])
+            )
+        );
+        // An inputFormat's flattenSpec in place of the parser's.
+        let input_format = crate::flatten::Flattener::new(
+            &json!({"fields": [{"type": "root", "name": "page"}]}),
+            false,
+        )
+        .unwrap();
+        let Event::Row(row, _) = Rows::new(&ds)
+            .with_flattener(input_format)
+            .event(nested)
+            .unwrap()
+        else {
+            panic!("a row")
+        };
+        assert_eq!(
+            format!("{:?}", row.dims),
+            format!(
+                "{:?}",
+                crate::task::rollup::RowDims::Fixed(vec![crate::task::rollup::DimValue::One(
+                    "top".into()
+                )])
+            )
+        );
     }
 
     #[test]

@@ -1,12 +1,18 @@
 //! Parsing push-events bodies (JSON or Smile arrays of objects) straight into [`InputRow`]s,
 //! one pass per event, the way the task's `map` parser does it in Druid's HTTP handler.
+//!
+//! A `string` parser with a json parseSpec flattens each event first, as Druid's JSON parser
+//! does (its `flattenSpec`, see [`crate::flatten`]); the `map` parser never does. Spatial
+//! dimensions join their columns' values with commas, as Druid's spatial row transformer does.
 
 use super::rollup::{DimValue, InputRow, Num, RowDims};
+use crate::flatten::Flattener;
 use crate::spec::{MetricSpec, Schema, TsFormat};
 use crate::time::{self, Millis};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::fmt;
+use std::sync::Arc;
 
 /// Why a body could not be turned into rows.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +30,15 @@ struct Role {
     ts: bool,
     dim: Option<usize>,
     metrics: Vec<usize>,
+    /// (spatial dimension, position among its columns).
+    spatial: Vec<(usize, usize)>,
+}
+
+/// A spatial dimension: where it sits among the dimensions and how many columns it joins.
+#[derive(Debug)]
+struct Spatial {
+    dim: usize,
+    columns: usize,
 }
 
 /// A compiled parser for one task's schema.
@@ -36,6 +51,8 @@ pub struct RowParser {
     n_metrics: usize,
     roles: FxHashMap<String, Role>,
     exclusions: FxHashSet<String>,
+    spatial: Vec<Spatial>,
+    flatten: Option<Arc<Flattener>>,
 }
 
 /// A raw JSON/Smile value, kept only as long as needed to route it.
@@ -65,6 +82,25 @@ impl RowParser {
                 roles.entry(f.clone()).or_default().metrics.push(j);
             }
         }
+        let mut spatial = Vec::new();
+        for (name, columns) in &schema.spatial {
+            let dim = schema
+                .dimensions
+                .as_ref()
+                .and_then(|d| d.iter().position(|n| n == name));
+            let Some(dim) = dim else { continue };
+            for (pos, column) in columns.iter().enumerate() {
+                roles
+                    .entry(column.clone())
+                    .or_default()
+                    .spatial
+                    .push((spatial.len(), pos));
+            }
+            spatial.push(Spatial {
+                dim,
+                columns: columns.len(),
+            });
+        }
         RowParser {
             ts_column: schema.ts_column.clone(),
             ts_format: schema.ts_format.clone(),
@@ -73,11 +109,18 @@ impl RowParser {
             n_metrics: metrics.len(),
             roles,
             exclusions: schema.exclusions.iter().cloned().collect(),
+            spatial,
+            flatten: schema.flatten.clone(),
         }
     }
 
     /// Parses a JSON body.
     pub fn parse_json(&self, body: &[u8]) -> Result<Vec<InputRow>, ParseError> {
+        if self.flatten.is_some() {
+            let events: Vec<serde_json::Value> =
+                serde_json::from_slice(body).map_err(|e| ParseError::Malformed(e.to_string()))?;
+            return self.flattened_rows(events);
+        }
         let mut de = serde_json::Deserializer::from_slice(body);
         let rows = RowsSeed(self)
             .deserialize(&mut de)
@@ -88,12 +131,40 @@ impl RowParser {
 
     /// Parses a Smile body.
     pub fn parse_smile(&self, body: &[u8]) -> Result<Vec<InputRow>, ParseError> {
+        if self.flatten.is_some() {
+            let events: Vec<serde_json::Value> =
+                serde_smile::from_slice(body).map_err(|e| ParseError::Malformed(e.to_string()))?;
+            return self.flattened_rows(events);
+        }
         let mut de = serde_smile::Deserializer::from_slice(body);
         let rows = RowsSeed(self)
             .deserialize(&mut de)
             .map_err(|e| self.classify(e.to_string()))?;
         de.end().map_err(|e| ParseError::Malformed(e.to_string()))?;
         Ok(rows)
+    }
+
+    /// Flattens each event, then reads it as a row.
+    fn flattened_rows(&self, events: Vec<serde_json::Value>) -> Result<Vec<InputRow>, ParseError> {
+        let Some(flattener) = &self.flatten else {
+            return Err(ParseError::Malformed("no flattenSpec".into()));
+        };
+        events
+            .into_iter()
+            .map(|event| {
+                let serde_json::Value::Object(object) = event else {
+                    return Err(ParseError::Malformed(format!(
+                        "expected an event object (`Map<String, Object>`), got {event}"
+                    )));
+                };
+                let flat = flattener
+                    .flatten(&object)
+                    .map_err(ParseError::Unparseable)?;
+                RowSeed(self)
+                    .deserialize(serde_json::Value::Object(flat))
+                    .map_err(|e| self.classify(e.to_string()))
+            })
+            .collect()
     }
 
     /// Parses one event object already in memory (native batch and Kafka ingestion, after
@@ -263,12 +334,17 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
             Some(n) => RowDims::Fixed(vec![DimValue::Null; n]),
             None => RowDims::Named(Vec::new()),
         };
+        let mut spatial: Vec<Vec<Option<String>>> =
+            p.spatial.iter().map(|s| vec![None; s.columns]).collect();
         while let Some(key) = map.next_key_seed(KeySeed(p))? {
             match key {
                 Key::Known(role) => {
                     let v: Raw = map.next_value_seed(RawSeed)?;
                     for &j in &role.metrics {
                         metrics[j] = to_num(&v);
+                    }
+                    for &(s, pos) in &role.spatial {
+                        spatial[s][pos] = spatial_part(&v);
                     }
                     if role.ts {
                         ts = Some(v);
@@ -294,6 +370,15 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
         let ts = p
             .timestamp(ts)
             .map_err(|e| de::Error::custom(format!("{UNPARSEABLE}{e}")))?;
+        if let RowDims::Fixed(d) = &mut dims {
+            for (s, parts) in p.spatial.iter().zip(spatial) {
+                // A value given for the spatial dimension itself is kept.
+                if d[s.dim] == DimValue::Null && parts.iter().all(Option::is_some) {
+                    let joined: Vec<String> = parts.into_iter().flatten().collect();
+                    d[s.dim] = DimValue::One(joined.join(",").into_boxed_str());
+                }
+            }
+        }
         Ok(InputRow { ts, dims, metrics })
     }
 }
@@ -354,6 +439,18 @@ impl<'de> Visitor<'de> for RawVisitor {
         }
         Ok(Raw::Obj(serde_json::Value::Object(obj).to_string()))
     }
+}
+
+/// A spatial column's value as Druid reads it: a number (or numeric text), written as Java does.
+fn spatial_part(v: &Raw) -> Option<String> {
+    let text = match v {
+        Raw::Long(l) => l.to_string(),
+        Raw::Double(d) => java_double(*d),
+        Raw::Str(s) => s.trim().to_owned(),
+        Raw::Arr(items) if items.len() == 1 => return spatial_part(&items[0]),
+        _ => return None,
+    };
+    text.parse::<f32>().is_ok().then_some(text)
 }
 
 fn to_num(v: &Raw) -> Num {
@@ -460,6 +557,8 @@ mod tests {
                 "count".into(),
                 "skip".into(),
             ],
+            spatial: Vec::new(),
+            flatten: None,
         };
         RowParser::new(&schema, &metrics)
     }
@@ -533,5 +632,101 @@ mod tests {
         .unwrap();
         let rows = p.parse_smile(&body).unwrap();
         assert_eq!(rows[0].metrics[1], Num::Double(2.5));
+    }
+
+    /// The schema druid-local builds for a task's dataSchema.
+    fn task_parser(data_schema: serde_json::Value) -> RowParser {
+        let metrics = vec![MetricSpec {
+            kind: AggKind::LongSum,
+            name: "barr".into(),
+            field: Some("bar".into()),
+        }];
+        let schema = crate::spec::parse_task(&serde_json::json!({
+            "type": "index_realtime", "id": "t",
+            "spec": {"dataSchema": data_schema,
+                "ioConfig": {"type": "realtime", "firehose": {"type": "receiver",
+                    "serviceName": "s", "bufferSize": 10}},
+                "tuningConfig": {"type": "realtime"}}
+        }))
+        .expect("task")
+        .schema
+        .expect("schema");
+        RowParser::new(&schema, &metrics)
+    }
+
+    fn fixed(dims: &RowDims) -> &[DimValue] {
+        match dims {
+            RowDims::Fixed(d) => d,
+            RowDims::Named(_) => panic!("explicit dimensions expected"),
+        }
+    }
+
+    fn peer_schema(parser_type: &str) -> serde_json::Value {
+        serde_json::json!({
+            "dataSource": "xxx",
+            "parser": {"type": parser_type, "parseSpec": {"format": "json",
+                "flattenSpec": {"useFieldDiscovery": false, "fields": [
+                    {"type": "path", "name": "lat", "expr": "$.geo.lat"},
+                    {"type": "path", "name": "lon", "expr": "$.geo.lon"},
+                    {"type": "path", "name": "foo", "expr": "$.data.foo"},
+                    {"type": "path", "name": "bar", "expr": "$.data.bar"},
+                    {"type": "root", "name": "ts", "expr": "ts"}]},
+                "timestampSpec": {"column": "ts", "format": "posix"},
+                "dimensionsSpec": {"dimensions": ["foo"],
+                    "spatialDimensions": [{"dimName": "coord.geo", "dims": ["lat", "lon"]}]}}},
+            "metricsSpec": [{"type": "longSum", "name": "barr", "fieldName": "bar"}],
+            "granularitySpec": {"segmentGranularity": "hour", "queryGranularity": "minute"}
+        })
+    }
+
+    #[test]
+    fn a_string_parser_flattens_and_spatial_dimensions_join() {
+        let p = task_parser(peer_schema("string"));
+        let body =
+            br#"[{"ts":1436000000,"geo":{"lat":37.7,"lon":-122.4},"data":{"foo":"hey","bar":2}},
+                        {"ts":1436000060,"geo":{"lat":"x"},"data":{"foo":"you","bar":3}}]"#;
+        let rows = p.parse_json(body).unwrap();
+        assert_eq!(rows[0].ts, 1_436_000_000_000);
+        assert_eq!(
+            fixed(&rows[0].dims),
+            [
+                DimValue::One("hey".into()),
+                DimValue::One("37.7,-122.4".into())
+            ]
+        );
+        assert_eq!(rows[0].metrics[0], Num::Long(2));
+        // Not numbers, or not all there: no spatial value, as in Druid.
+        assert_eq!(
+            fixed(&rows[1].dims),
+            [DimValue::One("you".into()), DimValue::Null]
+        );
+        let smile = serde_smile::to_vec(&serde_json::json!([
+            {"ts": 1436000000, "geo": {"lat": 1, "lon": 2}, "data": {"foo": "s"}}
+        ]))
+        .unwrap();
+        assert_eq!(
+            fixed(&p.parse_smile(&smile).unwrap()[0].dims),
+            [DimValue::One("s".into()), DimValue::One("1,2".into())]
+        );
+        assert!(matches!(
+            p.parse_json(b"[1]"),
+            Err(ParseError::Malformed(_))
+        ));
+        assert!(matches!(
+            p.parse_json(br#"[{"data":{"foo":"no time"}}]"#),
+            Err(ParseError::Unparseable(_))
+        ));
+    }
+
+    #[test]
+    fn a_map_parser_ignores_the_flatten_spec_as_druid_does() {
+        let p = task_parser(peer_schema("map"));
+        let rows = p
+            .parse_json(br#"[{"ts":1436000000,"lat":1.5,"lon":2,"foo":"flat","bar":4,"data":{"foo":"nested"}}]"#)
+            .unwrap();
+        assert_eq!(
+            fixed(&rows[0].dims),
+            [DimValue::One("flat".into()), DimValue::One("1.5,2".into())]
+        );
     }
 }
