@@ -400,9 +400,11 @@ async fn kill_and_restart_ingests_every_message_exactly_once() {
         0 < after_kill && after_kill < first_sent && first_sent <= first_in_druid,
         "committed {after_kill}, sent {first_sent}, in Druid {first_in_druid}"
     );
+    // The topic is produced up front, so on a busy machine the first run may have consumed
+    // all of it before the kill; what the test needs is the tail sent and not committed.
     assert!(
-        first_in_druid <= first_consumed && first_consumed < N,
-        "killed mid-stream: consumed {first_consumed} of {N}"
+        first_in_druid <= first_consumed,
+        "in Druid {first_in_druid}, consumed {first_consumed}"
     );
 
     // Second run, same group: resumes at the committed offsets, reads the tail again.
