@@ -1,10 +1,12 @@
 //! `tranquility kafka` as a user runs it, against real ZooKeeper, tansu and druid-local:
 //! SIGTERM while messages are still arriving drains what was consumed, commits exactly that,
 //! logs the final counts and exits 0; a restart resumes at the commit, so every message ends
-//! up in Druid once.
+//! up in Druid once. SIGKILL leaves no drain and no final commit: the restart reads the
+//! uncommitted messages again, and the tasks skip the ones they have.
 
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use druid_local::{DruidLocal, DruidLocalConfig};
@@ -15,9 +17,11 @@ use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tranquility");
 
-/// Messages produced in all, in rounds of `ROUND` while the connector runs.
+/// Messages produced in all by the SIGTERM test, in rounds of `ROUND` while it runs.
 const N: u64 = 6000;
 const ROUND: u64 = 200;
+/// SIGKILLs in the SIGKILL test before its last run.
+const KILLS: usize = 4;
 
 /// Rows ingested into `clicks` (its `count` metric).
 async fn clicks_rows(druid_url: &str) -> u64 {
@@ -56,21 +60,29 @@ impl Connector {
         Self { child, logs }
     }
 
+    /// SIGKILL, as a crash or the OOM killer would: no drain, no final commit. Returns what
+    /// it logged.
+    fn kill(mut self) -> Vec<String> {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.logs.iter().collect()
+    }
+
     /// SIGTERM; then the exit code and the final counts (received, sent, failed).
-    async fn terminate(mut self) -> (Option<i32>, (u64, u64, u64), Vec<String>) {
+    async fn terminate(self) -> (Option<i32>, (u64, u64, u64), Vec<String>) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
-        let exit = tokio::task::spawn_blocking(move || {
+        let (this, exit) = tokio::task::spawn_blocking(move || {
+            let mut this = self;
             let deadline = Instant::now() + Duration::from_secs(60);
             loop {
-                if let Some(exit) = self.child.try_wait().unwrap() {
-                    return exit;
+                if let Some(exit) = this.child.try_wait().unwrap() {
+                    return (this, exit);
                 }
                 if Instant::now() > deadline {
-                    let _ = self.child.kill();
                     panic!("tranquility kafka did not stop within 60 s of SIGTERM");
                 }
                 std::thread::sleep(Duration::from_millis(50));
@@ -78,7 +90,7 @@ impl Connector {
         })
         .await
         .unwrap();
-        let logs: Vec<String> = self.logs.iter().collect();
+        let logs: Vec<String> = this.logs.iter().collect();
         let line = logs
             .iter()
             .find(|l| l.contains("final counts"))
@@ -91,6 +103,14 @@ impl Connector {
         };
         let counts = (field("received"), field("sent"), field("failed"));
         (exit.code(), counts, logs)
+    }
+}
+
+impl Drop for Connector {
+    /// A test that fails leaves no connector running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -329,5 +349,166 @@ async fn health_turns_unhealthy_while_a_partition_stalls_and_recovers() {
         "{logs:#?}"
     );
     assert_eq!(committed(&broker, &group, &topic, 1), vec![20]);
+    druid.shutdown().await;
+}
+
+/// A small xorshift generator: the kill points of a run, reproducible from the seed it prints.
+struct Points(u64);
+
+impl Points {
+    fn between(&mut self, low: u64, high: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        low + self.0 % (high - low)
+    }
+}
+
+/// `tranquility kafka` killed with SIGKILL at random points while messages keep arriving on
+/// three partitions, into tasks with two replicas, then run to the end: Druid has every
+/// message exactly once, and so does each replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_again_and_again_still_leaves_every_message_in_druid_exactly_once() {
+    let seed = std::env::var("KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| now_millis() as u64 | 1);
+    eprintln!("kill points from KILL_SEED={seed}");
+    let mut points = Points(seed);
+    let zk = ZooKeeper::start();
+    let broker = Tansu::start();
+    let druid = DruidLocal::start(DruidLocalConfig::ephemeral())
+        .await
+        .unwrap();
+    let topic = unique_name("sigkill");
+    let group = unique_name("group");
+    create_topic(&broker, &topic, 3);
+    let config = json!({
+        "dataSources": [{
+            "spec": {
+                "dataSchema": {
+                    "dataSource": "clicks",
+                    "parser": {"type": "string", "parseSpec": {"format": "json",
+                        "timestampSpec": {"column": "timestamp", "format": "auto"},
+                        "dimensionsSpec": {"dimensions": ["n"]}}},
+                    "granularitySpec": {"segmentGranularity": "hour", "queryGranularity": "none"},
+                    "metricsSpec": [{"type": "count", "name": "count"}]
+                },
+                "tuningConfig": {"type": "realtime", "windowPeriod": "PT10M"}
+            },
+            "properties": {"topicPattern": topic, "task.replicants": "2"}
+        }],
+        "properties": {
+            "zookeeper.connect": zk.connect_string(),
+            "druid.overlord.url": druid.url(),
+            "druidBeam.taskLocator": "overlord",
+            "kafka.bootstrap.servers": broker.bootstrap_servers(),
+            "kafka.group.id": group,
+            "kafka.auto.offset.reset": "earliest",
+            "consumer.numThreads": "1",
+            "commit.periodMillis": "1000",
+            // A killed member leaves the group only when its session times out; until then
+            // tansu hands it partitions in each new generation.
+            "kafka.session.timeout.ms": "6000",
+            "kafka.heartbeat.interval.ms": "1000"
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kafka.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let path = path.to_string_lossy().into_owned();
+
+    // Messages keep arriving in rounds until the kills are over, so each kill lands
+    // mid-stream.
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer = {
+        let (servers, topic, stop) = (broker.bootstrap_servers(), topic.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut produced = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let ts = now_millis();
+                let lines: Vec<String> = (produced..produced + ROUND)
+                    .map(|n| format!(r#"{{"timestamp":{ts},"n":"{n}"}}"#))
+                    .collect();
+                kafka_py(
+                    &["produce", &servers, &topic, "3"],
+                    lines.join("\n").as_bytes(),
+                );
+                produced += ROUND;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            produced
+        })
+    };
+
+    for kill in 0..KILLS {
+        let before = clicks_rows(&druid.url()).await;
+        let connector = Connector::start(&path);
+        // Once this run has pushed some rows of its own, at a random point after: before,
+        // at or after a commit (every second), within a push or between two.
+        let target = before + points.between(1, 400);
+        let got = druid::wait_for_count(
+            &druid.url(),
+            "clicks",
+            "count",
+            target as i64,
+            Duration::from_secs(90),
+        )
+        .await;
+        if got < target as i64 {
+            let logs = connector.kill();
+            panic!("run {kill}: {got} rows, expected {target}; its logs: {logs:#?}");
+        }
+        let wait = points.between(0, 1500);
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        connector.kill();
+        eprintln!("kill {kill}: {wait} ms after the run passed its first rows");
+    }
+    stop.store(true, Ordering::SeqCst);
+    let n = producer.join().unwrap();
+    // The last run goes to the end: every message committed (so every one has its outcome).
+    let last = Connector::start(&path);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while committed(&broker, &group, &topic, 3).iter().sum::<i64>() < n as i64 {
+        assert!(
+            Instant::now() < deadline,
+            "the last run did not commit all {n} messages"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    wait_for_rows(&druid.url(), n).await;
+    let (code, (_, _, failed), logs) = last.terminate().await;
+    assert_eq!(code, Some(0), "{logs:#?}");
+    assert_eq!(failed, 0, "{logs:#?}");
+
+    // Every message once: n rows, one per value of `n`.
+    assert_eq!(clicks_rows(&druid.url()).await, n);
+    let per_message = json!({
+        "queryType": "groupBy", "dataSource": "clicks", "granularity": "all",
+        "intervals": ["1970-01-01/2100-01-01"], "dimensions": ["n"],
+        "aggregations": [{"type": "longSum", "name": "rows", "fieldName": "count"}]
+    });
+    let per_message = druid::query(&druid.url(), &per_message).await;
+    let rows = per_message.as_array().unwrap();
+    assert_eq!(rows.len() as u64, n);
+    let twice: Vec<&Value> = rows.iter().filter(|r| r["event"]["rows"] != 1).collect();
+    assert!(twice.is_empty(), "in Druid more than once: {twice:?}");
+
+    // And in each replica: the replicas of an interval (ids ending `_<partition>_<replica>`)
+    // ingested the same rows, n in all; the restarts' re-reads were skipped.
+    let mut per_replica: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut skipped = 0;
+    for task in druid::running_task_ids(&druid.url(), "clicks").await {
+        let counters = druid::task_metrics(&druid.url(), &task).await;
+        skipped += counters["skippedRequests"].as_u64().unwrap();
+        let replica = task.rsplit('_').next().unwrap().to_owned();
+        *per_replica.entry(replica).or_default() += counters["processed"].as_u64().unwrap();
+    }
+    assert_eq!(
+        per_replica.into_iter().collect::<Vec<_>>(),
+        [("0".to_owned(), n), ("1".to_owned(), n)],
+        "each replica has every message once"
+    );
+    assert!(skipped > 0, "the restarts read messages the tasks had");
     druid.shutdown().await;
 }

@@ -7,6 +7,9 @@
 //!   [`Partitions`]), an assignment marks them owned. librdkafka's statistics give the lag.
 //! - **Cancellation**: `StreamConsumer::recv` is cancellation safe (rdkafka's docs say so), so
 //!   `next()` may race it against the topic refresh; the driver itself never cancels `next()`.
+//! - **Producer ids**: the cluster id names the cluster in the producer ids under which the
+//!   core pushes each partition's messages (see `tranquility::source::Origin`); a revocation
+//!   fences the revoked partitions' pushes before the rebalance goes on.
 //! - **Pausing** discards librdkafka's prefetched messages (they are fetched again on resume),
 //!   which is why the driver pauses only after `pause_after` at its in-flight bound.
 //! - **Never destroying the consumer**: against some brokers (seen with tansu) librdkafka 2.12's
@@ -169,6 +172,36 @@ impl KafkaSource {
         })
     }
 
+    /// Names the cluster in the producer ids of its partitions (`kafka:<cluster id>`), so that
+    /// two clusters' topics of the same name feeding one dataSource never share one. Without
+    /// an answer the name is `kafka` alone (a later start that gets one pushes under other ids,
+    /// so a message read again across those two starts may be ingested twice).
+    async fn name_cluster(&self) {
+        let Some(partitions) = self.consumer.context().partitions.get() else {
+            return;
+        };
+        let consumer = self.consumer.clone();
+        let cluster = tokio::task::spawn_blocking(move || {
+            consumer.client().fetch_cluster_id(Duration::from_secs(10))
+        })
+        .await
+        .ok()
+        .flatten()
+        .filter(|id| !id.is_empty());
+        let namespace = match &cluster {
+            Some(id) => format!("kafka:{id}"),
+            None => {
+                warn!(
+                    member = self.member,
+                    "the cluster id could not be read; producer ids name no cluster"
+                );
+                "kafka".to_owned()
+            }
+        };
+        debug!(member = self.member, %namespace, "producer ids of this cluster's partitions");
+        partitions.name_source(namespace);
+    }
+
     fn spawn_metadata_fetch(&self) -> JoinHandle<KafkaResult<Vec<String>>> {
         let consumer = self.consumer.clone();
         let config = self.config.clone();
@@ -254,6 +287,7 @@ impl RecordSource for KafkaSource {
         let mut guard = self.reader.lock().await;
         let reader = &mut *guard;
         if reader.subscribed.is_none() {
+            self.name_cluster().await;
             let listed = self.spawn_metadata_fetch().await;
             if let Err(e) = self.subscribe(reader, listed) {
                 return Some(Err(e));

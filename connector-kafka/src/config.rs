@@ -249,6 +249,7 @@ impl KafkaConfig {
             pause_after: self.options.pause_after,
             max_message_bytes: self.options.max_message_bytes,
             retry: self.options.retry,
+            ..DriverOptions::default()
         }
     }
 

@@ -18,9 +18,14 @@
 //!   are `Sent` or `Dropped` (with a reason, counted). A `Failed` message is retried with
 //!   backoff and holds its partition's commit point back until it succeeds; if retrying
 //!   cannot help, the connector stops without committing past it.
-//! - **What can duplicate**: after a crash or a lost partition, the messages after the last
-//!   commit are consumed again (the "uncommitted tail"); Druid may also see an event twice
-//!   when a push succeeded but its answer was lost.
+//! - **What is read again**: after a crash or a lost partition, the messages after the last
+//!   commit (the "uncommitted tail"). On realtime tasks (Druid 0.12 to 30) they are not
+//!   ingested twice: each partition's messages are pushed under a producer id naming the
+//!   cluster, topic and partition, with offsets as sequence numbers, and a task skips what it
+//!   has (see [`tranquility::source::Origin`]). Limits: a task that ended or was restored
+//!   after its own restart does not remember, Druid before 0.12 ignores the headers, a task
+//!   at Druid's 10 000 producer ids is pushed to without one, and a push on the wire when its
+//!   partition is revoked may land after the next owner's; the README lists them.
 //! - **Bad messages** (not a JSON object, too large, no or bad timestamp) are dropped with a
 //!   reason, counted and committed; they never stop a partition unless
 //!   `reportParseExceptions` says so.

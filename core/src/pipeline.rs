@@ -20,6 +20,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use indexmap::IndexMap;
 use tracing::{debug, info};
@@ -44,6 +45,7 @@ use crate::event::{EventReader, RawEvent};
 use crate::metrics::events::{record_outcomes, EventsReceived};
 use crate::metrics::{DataSourceMetrics, Metrics};
 use crate::retry::RetryPolicy;
+use crate::source::Origin;
 use crate::spec::properties::{
     CoreProperties, Ingestion, IngestionProperties, TaskLocator as TaskLocatorKind,
 };
@@ -227,26 +229,35 @@ impl DataSourcePipeline {
         // future is never awaited.
         let sent = (!events.is_empty()).then_some(inner.tranquilizer.send_all(events).await);
         Box::pin(async move {
-            let mut sent = match sent {
-                Some(batch) => batch.await.into_iter(),
-                None => Vec::new().into_iter(),
+            let sent = match sent {
+                Some(batch) => batch.await,
+                None => Vec::new(),
             };
-            let mut bad = unparseable.into_iter().peekable();
-            (0..total)
-                .map(|i| {
-                    if bad.peek() == Some(&i) {
-                        bad.next();
-                        Outcome::Dropped(DropReason::Unparseable)
-                    } else {
-                        sent.next().unwrap_or_else(|| {
-                            Outcome::failed(crate::beam::SendError::Other(
-                                "the pipeline gave no outcome for this event".into(),
-                            ))
-                        })
-                    }
-                })
-                .collect()
+            with_unparseable(total, unparseable, sent)
         })
+    }
+
+    /// Sends records a source read, each with where it was read, as one batch of their own in
+    /// the order given ([`Tranquilizer::send_whole`]), so that the beam pushes them in that
+    /// order under their partition's producer id (see [`crate::source::Origin`]); outcomes in
+    /// input order.
+    pub async fn send_ordered(&self, records: Vec<(Bytes, Origin)>) -> Vec<Outcome> {
+        let inner = &self.inner;
+        let total = records.len();
+        let mut unparseable = Vec::new();
+        let mut events = Vec::with_capacity(total);
+        for (i, (raw, origin)) in records.into_iter().enumerate() {
+            match inner.reader.read(RawEvent::unchecked(raw)) {
+                Ok(event) => events.push(event.with_origin(origin)),
+                Err(e) => {
+                    debug!(dataSource = %inner.name, error = %e, "unparseable event");
+                    unparseable.push(i);
+                }
+            }
+        }
+        inner.count_unparseable(unparseable.len() as u64);
+        let sent = inner.tranquilizer.send_whole(events).await.await;
+        with_unparseable(total, unparseable, sent)
     }
 
     /// Counts events that never reached the pipeline (e.g. not a JSON object) as received and
@@ -411,6 +422,30 @@ fn duration(period: &Period) -> Duration {
         .standard_millis()
         .unwrap_or_else(|| period.approx_millis());
     Duration::from_millis(u64::try_from(millis).unwrap_or(0))
+}
+
+/// The outcomes of `total` events in input order: `Dropped(Unparseable)` at the indexes in
+/// `unparseable` (ascending), the outcomes of the events that were sent everywhere else.
+fn with_unparseable(total: usize, unparseable: Vec<usize>, sent: Vec<Outcome>) -> Vec<Outcome> {
+    if unparseable.is_empty() && sent.len() == total {
+        return sent;
+    }
+    let mut sent = sent.into_iter();
+    let mut bad = unparseable.into_iter().peekable();
+    (0..total)
+        .map(|i| {
+            if bad.peek() == Some(&i) {
+                bad.next();
+                Outcome::Dropped(DropReason::Unparseable)
+            } else {
+                sent.next().unwrap_or_else(|| {
+                    Outcome::failed(crate::beam::SendError::Other(
+                        "the pipeline gave no outcome for this event".into(),
+                    ))
+                })
+            }
+        })
+        .collect()
 }
 
 /// Everything a backend of one dataSource may need; each backend takes its part.

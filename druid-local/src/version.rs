@@ -58,6 +58,13 @@ impl DruidVersion {
         !self.at_least(31)
     }
 
+    /// The receiver firehose honours `X-Firehose-Producer-Id` / `X-Firehose-Producer-Seq`
+    /// (skips a push whose sequence is not above the producer's last) from 0.12.0 (#4903);
+    /// 0.9.2 to 0.11 ignore the headers and ingest every push.
+    pub fn dedups_producer_pushes(&self) -> bool {
+        self.parts >= [0, 12, 0]
+    }
+
     /// `druid.indexer.queue.maxTaskPayloadSize` exists from 31 (#16512).
     pub fn limits_task_payload(&self) -> bool {
         self.at_least(31)
@@ -194,6 +201,9 @@ mod tests {
     #[test]
     fn behaviours_follow_the_release() {
         assert!(v("0.9.2").has_realtime_tasks());
+        assert!(!v("0.11.0").dedups_producer_pushes());
+        assert!(v("0.12.0").dedups_producer_pushes());
+        assert!(v("30.0.0").dedups_producer_pushes());
         assert!(v("30.0.1").has_realtime_tasks());
         assert!(!v("31.0.0").has_realtime_tasks());
         assert!(!v("32.0.0").honours_skip_restart());

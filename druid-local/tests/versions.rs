@@ -111,3 +111,44 @@ async fn unknown_types_name_the_known_ones() {
     );
     druid.shutdown().await;
 }
+
+#[tokio::test]
+async fn producer_sequences_are_honoured_from_0_12() {
+    let c = reqwest::Client::new();
+    // 0.9.2 to 0.11 ignore the headers (every push is ingested); 0.12 (#4903) skips a push
+    // whose sequence is not above the producer's last.
+    for (version, skipped, processed) in [("0.11.0", 0, 2), ("0.12.0", 1, 1)] {
+        let druid = start_version(version).await;
+        let base = druid.url();
+        let t = task("seq", "versions", SERVICE, &iso_in(600), 100);
+        let (code, _) = post(&c, &format!("{base}/druid/indexer/v1/task"), &t).await;
+        assert_eq!(code, 200, "{version}");
+        wait_handler(&c, &base, SERVICE).await;
+        let body = json!([{"timestamp": "2024-01-01T10:00:00Z", "page": "A", "added": 1}]);
+        let body = body.to_string();
+        for _ in 0..2 {
+            let r = c
+                .post(format!("{base}/druid/worker/v1/chat/{SERVICE}/push-events"))
+                .header("Content-Type", "application/json")
+                .header("X-Firehose-Producer-Id", "p1")
+                .header("X-Firehose-Producer-Seq", "5")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200, "{version}");
+        }
+        let metrics = format!("{base}/druid-local/v1/task/seq/metrics");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let m = loop {
+            let (_, m) = get(&c, &metrics).await;
+            if m["processed"] == processed || std::time::Instant::now() > deadline {
+                break m;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        assert_eq!(m["skippedRequests"], skipped, "{version}: {m}");
+        assert_eq!(m["processed"], processed, "{version}: {m}");
+        druid.shutdown().await;
+    }
+}

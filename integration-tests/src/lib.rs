@@ -520,6 +520,17 @@ pub mod druid {
         }
     }
 
+    /// druid-local's counters of a task: `processed` (rows ingested), `skippedRequests`
+    /// (pushes skipped by producer-sequence dedup), ...
+    pub async fn task_metrics(druid_url: &str, task_id: &str) -> Value {
+        reqwest::get(format!("{druid_url}/druid-local/v1/task/{task_id}/metrics"))
+            .await
+            .expect("task metrics request")
+            .json()
+            .await
+            .expect("task metrics are JSON")
+    }
+
     /// The rows of a groupBy over all time (`granularity`, e.g. `all` or `minute`), each
     /// row's `event` with its bucket's start under `timestamp`, in the answer's order.
     pub async fn group_by(
@@ -607,6 +618,9 @@ pub mod proxy {
         pushes: AtomicUsize,
         push_slot: tokio::sync::Semaphore,
         push_hold_ms: AtomicU64,
+        /// True while answers to pushes are held back.
+        answers_held: tokio::sync::watch::Sender<bool>,
+        held: AtomicUsize,
         /// Task submissions to refuse: (task id suffix, how many more times).
         refuse_submits: std::sync::Mutex<Option<(String, usize)>>,
         http: reqwest::Client,
@@ -627,6 +641,8 @@ pub mod proxy {
                 pushes: AtomicUsize::new(0),
                 push_slot: tokio::sync::Semaphore::new(1),
                 push_hold_ms: AtomicU64::new(0),
+                answers_held: tokio::sync::watch::channel(false).0,
+                held: AtomicUsize::new(0),
                 refuse_submits: std::sync::Mutex::new(None),
                 http: reqwest::Client::new(),
             });
@@ -654,6 +670,23 @@ pub mod proxy {
         pub fn slow_pushes(&self, hold: Duration) {
             let ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX);
             self.state.push_hold_ms.store(ms, Ordering::SeqCst);
+        }
+
+        /// From now on pushes reach the task, but their answers wait until
+        /// [`LossyProxy::release_answers`]: pushes that Druid has taken and the sender does not
+        /// know of yet.
+        pub fn hold_answers(&self) {
+            self.state.answers_held.send_replace(true);
+        }
+
+        /// Sends the held answers, and answers at once again.
+        pub fn release_answers(&self) {
+            self.state.answers_held.send_replace(false);
+        }
+
+        /// Answers held back so far (released ones included).
+        pub fn held(&self) -> usize {
+            self.state.held.load(Ordering::SeqCst)
         }
 
         /// The next `times` task submissions whose id ends with `id_suffix` are answered 500
@@ -748,6 +781,11 @@ pub mod proxy {
             if lose {
                 state.lost.fetch_add(1, Ordering::SeqCst);
                 return (StatusCode::INTERNAL_SERVER_ERROR, "lost acknowledgement").into_response();
+            }
+            let mut gate = state.answers_held.subscribe();
+            if *gate.borrow_and_update() {
+                state.held.fetch_add(1, Ordering::SeqCst);
+                let _ = gate.wait_for(|held| !*held).await;
             }
         }
         let bytes = if path.contains("/druid/indexer/v1/") {

@@ -8,6 +8,10 @@
 //! replica is left, the chunk is `Dropped(BeamDefunct)`, which makes the ClusteredBeam close
 //! the interval for good.
 //!
+//! Events read from a source (Kafka, Fluvio) carry their partition and offset, and go through
+//! [`positioned`]: pushed in offset order under the partition's producer id with the chunk's
+//! last offset as the sequence, so that a task skips a message it already has.
+//!
 //! A partition whose creation fails half-way (a replica's task created, the next one refused)
 //! keeps the tasks already created running, as the original did: the retry adopts them (a task
 //! this maker created and that still runs is taken as it is; one another instance created is
@@ -38,9 +42,12 @@ use crate::coord::BeamDescriptor;
 use crate::event::{Event, TimestampExtractor};
 use crate::metrics::events::{TaskAttached, TaskCreated, TaskReleased};
 use crate::metrics::DataSourceMetrics;
+use crate::source::Ownership;
 use crate::spec::properties::{CoreProperties, SerializationFormat};
 use crate::spec::IngestionSpec;
 use crate::time::Interval;
+
+pub mod positioned;
 
 /// What every beam of one dataSource shares: clients, locator and settings.
 #[derive(Debug)]
@@ -358,6 +365,20 @@ impl DruidBeam {
             .map_err(SendError::Other)
     }
 
+    /// Pushes events under pooled producer ids, chunk after chunk.
+    async fn send_plain(&self, shape: &EventShape, events: &[Event]) -> Vec<Outcome> {
+        let mut outcomes = Vec::with_capacity(events.len());
+        // Chunks go one after another so each task sees increasing producer sequence numbers.
+        for chunk in events.chunks(self.context.chunk_size.max(1)) {
+            let outcome = match self.encode(shape, chunk) {
+                Ok(body) => self.push_chunk(&body, None).await,
+                Err(e) => Outcome::failed(e),
+            };
+            outcomes.extend(std::iter::repeat_n(outcome, chunk.len()));
+        }
+        outcomes
+    }
+
     fn give_up(&self, replica: usize, error: &ReceiverError) {
         let was_active = std::mem::replace(&mut self.active.lock()[replica], false);
         if was_active {
@@ -372,21 +393,33 @@ impl DruidBeam {
         }
     }
 
-    async fn push_chunk(&self, body: &PushBody) -> Outcome {
-        let active: Vec<usize> = {
-            let active = self.active.lock();
-            (0..self.tasks.len()).filter(|i| active[*i]).collect()
-        };
+    /// The replicas still taking events, by index.
+    fn active(&self) -> Vec<usize> {
+        let active = self.active.lock();
+        (0..self.tasks.len()).filter(|i| active[*i]).collect()
+    }
+
+    /// Pushes a chunk to every active replica: under a pooled producer id, or (`positioned`)
+    /// under a source partition's id and a sequence (see [`positioned`]).
+    async fn push_chunk(&self, body: &PushBody, positioned: Option<(&Ownership, i64)>) -> Outcome {
+        let active = self.active();
         if active.is_empty() {
             return Outcome::Dropped(DropReason::BeamDefunct);
         }
         let check: &dyn TaskCheck = &self.context.overlord;
         let pushes = active.iter().map(|&i| async move {
-            let result = self
-                .context
-                .receiver
-                .push(&self.tasks[i], self.context.locator.as_ref(), check, body)
-                .await;
+            let (task, locator) = (&self.tasks[i], self.context.locator.as_ref());
+            let receiver = &self.context.receiver;
+            let result = match positioned {
+                None => receiver.push(task, locator, check, body).await,
+                Some((ownership, seq)) => {
+                    let result = receiver
+                        .push_as(task, locator, check, body, ownership, seq)
+                        .await;
+                    positioned::note(ownership, &task.task_id, seq, body.events, &result);
+                    result
+                }
+            };
             (i, result)
         });
         let answers = join_all(pushes)
@@ -414,16 +447,10 @@ impl Beam for DruidBeam {
             Ok(shape) => shape,
             Err(e) => return vec![Outcome::failed(e); events.len()],
         };
-        let mut outcomes = Vec::with_capacity(events.len());
-        // Chunks go one after another so each task sees increasing producer sequence numbers.
-        for chunk in events.chunks(self.context.chunk_size.max(1)) {
-            let outcome = match self.encode(shape, chunk) {
-                Ok(body) => self.push_chunk(&body).await,
-                Err(e) => Outcome::failed(e),
-            };
-            outcomes.extend(std::iter::repeat_n(outcome, chunk.len()));
+        if events.iter().any(|e| e.origin().is_some()) {
+            return self.send_positioned(shape, events).await;
         }
-        outcomes
+        self.send_plain(shape, &events).await
     }
 
     async fn close(&self) -> Result<(), CloseError> {

@@ -1,12 +1,20 @@
 //! Push client of a task's event receiver firehose:
 //! `POST <task>/druid/worker/v1/chat/<serviceName>/push-events` with a JSON or Smile array.
 //!
-//! Each client has one random producer id; each chunk gets the next producer sequence number
-//! (`X-Firehose-Producer-Id` / `X-Firehose-Producer-Seq`, Druid 0.12+), and a retried chunk keeps
-//! its number so Druid skips it if an earlier attempt already got through. Druid skips any
-//! sequence not above the last it saw, so a chunk overtaken by a later one would be skipped
-//! unsent: when a chunk that cannot have reached the firehose before is answered `skipped`, it
-//! is sent again under a new number.
+//! Every push carries a producer id and sequence number (`X-Firehose-Producer-Id` /
+//! `X-Firehose-Producer-Seq`, Druid 0.12+), and a retried chunk keeps its number so Druid skips
+//! it if an earlier attempt already got through. Two kinds of push:
+//! - [`ReceiverClient::push`] leases a random producer id from the client's pool. Druid skips
+//!   any sequence not above the last it saw, so a chunk overtaken by a later one would be
+//!   skipped unsent: when a chunk that cannot have reached the firehose before is answered
+//!   `skipped`, it is sent again under a new number.
+//! - [`ReceiverClient::push_as`] pushes under a given id and number: a chunk of records read
+//!   from a source, whose id names the partition and whose number is the chunk's last offset
+//!   (see [`crate::source::Origin`]). There `skipped` means the task already has the chunk.
+//!
+//! A task that already tracks Druid's limit of 10 000 producer ids answers 403 to every push
+//! that carries one; the client then pushes to it without an id (no deduplication there, so a
+//! retried push may be ingested twice) and says so once per task at WARN.
 //!
 //! Transient errors (I/O, timeouts, "no such handler yet", 5xx) are retried with exponential
 //! backoff and jitter for `druidBeam.firehoseRetryPeriod`, logged at DEBUG during
@@ -15,6 +23,7 @@
 //! [`ReceiverError::TaskGone`] (the replica is gone for good).
 
 use parking_lot::Mutex;
+use std::collections::HashSet;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -27,6 +36,7 @@ use super::overlord::{error_chain, OverlordClient, TaskState};
 use super::tls::DruidTls;
 use super::BasicAuth;
 use crate::retry::RetryPolicy;
+use crate::source::Ownership;
 
 /// Body encoding of a push.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,8 +192,8 @@ pub struct PushReply {
     pub skipped: bool,
     /// Requests made.
     pub attempts: u32,
-    /// The producer id the chunk went with.
-    pub producer_id: String,
+    /// The producer id the chunk went with (`None`: without one, see the module docs).
+    pub producer_id: Option<String>,
     /// The producer sequence number the chunk went with.
     pub seq: i64,
 }
@@ -225,6 +235,15 @@ pub enum ReceiverError {
         /// The last error.
         last: String,
     },
+    /// The chunk's partition stopped being read here while the push was being retried: its
+    /// next owner sends it.
+    #[error("gave up pushing to task {task_id} after {attempts} attempt(s): the partition is no longer read here")]
+    Abandoned {
+        /// Task id.
+        task_id: String,
+        /// Requests made.
+        attempts: u32,
+    },
     /// Something this client cannot do.
     #[error("cannot push to task {task_id}: {reason}")]
     Unsupported {
@@ -243,7 +262,10 @@ impl ReceiverError {
 
     /// Whether pushing the same chunk later may succeed.
     pub fn is_retriable(&self) -> bool {
-        matches!(self, ReceiverError::RetriesExhausted { .. })
+        matches!(
+            self,
+            ReceiverError::RetriesExhausted { .. } | ReceiverError::Abandoned { .. }
+        )
     }
 }
 
@@ -255,8 +277,13 @@ enum Attempt {
         reason: String,
         reached: bool,
     },
+    /// The firehose tracks Druid's maximum of producer ids and refuses any push with one.
+    TooManyProducers,
     Permanent(ReceiverError),
 }
+
+/// Most tasks remembered as refusing producer ids (finished ones are forgotten with the rest).
+const SATURATED_REMEMBERED: usize = 1024;
 
 /// Pushes chunks to tasks' receivers. Create one per process (or per beam), not per push.
 ///
@@ -271,6 +298,8 @@ pub struct ReceiverClient {
     http: reqwest::Client,
     config: ReceiverConfig,
     idle: Mutex<Vec<Producer>>,
+    /// Tasks that refuse producer ids (Druid's limit): pushed to without one.
+    saturated: Mutex<HashSet<String>>,
     tls: bool,
 }
 
@@ -295,6 +324,14 @@ impl Producer {
         self.next_seq += 1;
         seq
     }
+}
+
+/// Where a push's producer id and numbers come from.
+enum Pushing<'a, 'c> {
+    /// A leased producer, which gives an overtaken chunk a new number.
+    Pooled(&'a mut Lease<'c>),
+    /// A source partition's ownership (given id and number; stop once it is fenced).
+    As(&'a Ownership),
 }
 
 /// A producer leased for one push; back to the pool when dropped.
@@ -335,6 +372,7 @@ impl ReceiverClient {
             http,
             config,
             idle: Mutex::new(Vec::new()),
+            saturated: Mutex::new(HashSet::new()),
             tls: tls.is_enabled(),
         }
     }
@@ -347,8 +385,8 @@ impl ReceiverClient {
         }
     }
 
-    /// Pushes one chunk to `task`, locating it through `locator` and asking `check` after each
-    /// transient error whether the task is still there.
+    /// Pushes one chunk to `task` under a producer id of the pool, locating it through
+    /// `locator` and asking `check` after each transient error whether the task is still there.
     pub async fn push(
         &self,
         task: &TaskTarget,
@@ -356,38 +394,93 @@ impl ReceiverClient {
         check: &dyn TaskCheck,
         body: &PushBody,
     ) -> Result<PushReply, ReceiverError> {
-        let mut retry = self.config.retry.start();
         let mut lease = self.lease();
         let producer_id = lease.producer().id.clone();
-        let mut seq = lease.producer().take_seq();
+        let seq = lease.producer().take_seq();
+        let pooled = Pushing::Pooled(&mut lease);
+        self.push_with(task, locator, check, body, &producer_id, seq, pooled)
+            .await
+    }
+
+    /// Pushes one chunk of `ownership`'s records to `task` under its producer id and `seq`, as
+    /// [`ReceiverClient::push`] does otherwise; a `skipped` answer means the task already has a
+    /// chunk of this producer at or above `seq`. Once the ownership is fenced no new attempt
+    /// starts ([`ReceiverError::Abandoned`]), so a partition's next owner never races a retry.
+    pub async fn push_as(
+        &self,
+        task: &TaskTarget,
+        locator: &dyn TaskLocator,
+        check: &dyn TaskCheck,
+        body: &PushBody,
+        ownership: &Ownership,
+        seq: i64,
+    ) -> Result<PushReply, ReceiverError> {
+        let id = ownership.producer_id();
+        self.push_with(task, locator, check, body, id, seq, Pushing::As(ownership))
+            .await
+    }
+
+    /// The retry loop of both kinds of push.
+    #[allow(clippy::too_many_arguments)]
+    async fn push_with(
+        &self,
+        task: &TaskTarget,
+        locator: &dyn TaskLocator,
+        check: &dyn TaskCheck,
+        body: &PushBody,
+        producer_id: &str,
+        mut seq: i64,
+        mut pushing: Pushing<'_, '_>,
+    ) -> Result<PushReply, ReceiverError> {
+        let mut retry = self.config.retry.start();
         let mut reached = false;
+        let mut with_id = !self.saturated.lock().contains(&task.task_id);
         loop {
             let attempts = retry.attempts() + 1;
-            let reason = match self.attempt(task, locator, body, &producer_id, seq).await {
-                Attempt::Accepted(event_count) => {
-                    return Ok(PushReply {
-                        event_count,
-                        skipped: false,
-                        attempts,
-                        producer_id,
-                        seq,
-                    })
+            if let Pushing::As(ownership) = pushing {
+                if attempts > 1 && ownership.is_fenced() {
+                    return Err(ReceiverError::Abandoned {
+                        task_id: task.task_id.clone(),
+                        attempts: attempts - 1,
+                    });
                 }
-                Attempt::Skipped if reached => {
-                    return Ok(PushReply {
-                        event_count: 0,
-                        skipped: true,
-                        attempts,
-                        producer_id,
-                        seq,
-                    })
-                }
-                Attempt::Skipped => {
-                    // The task saw a higher sequence of this id before (a pooled producer
-                    // reused across tasks' restarts); nothing of this chunk was taken.
-                    seq = lease.producer().take_seq();
-                    tracing::debug!(task = %task.task_id, seq, "chunk overtaken, resending");
-                    "overtaken by a later chunk".to_owned()
+            }
+            let producer = with_id.then_some((producer_id, seq));
+            let reply = |event_count, skipped| PushReply {
+                event_count,
+                skipped,
+                attempts,
+                producer_id: with_id.then(|| producer_id.to_owned()),
+                seq,
+            };
+            let reason = match self.attempt(task, locator, body, producer).await {
+                Attempt::Accepted(event_count) => return Ok(reply(event_count, false)),
+                Attempt::Skipped => match &mut pushing {
+                    Pushing::Pooled(lease) if !reached => {
+                        // The task saw a higher sequence of this id before (a pooled producer
+                        // reused across tasks' restarts); nothing of this chunk was taken.
+                        seq = lease.producer().take_seq();
+                        tracing::debug!(task = %task.task_id, seq, "chunk overtaken, resending");
+                        "overtaken by a later chunk".to_owned()
+                    }
+                    _ => return Ok(reply(0, true)),
+                },
+                Attempt::TooManyProducers => {
+                    let mut saturated = self.saturated.lock();
+                    if saturated.len() >= SATURATED_REMEMBERED {
+                        saturated.clear();
+                    }
+                    if saturated.insert(task.task_id.clone()) {
+                        tracing::warn!(
+                            task = %task.task_id,
+                            "the task tracks Druid's maximum of 10000 producer ids and refuses \
+                             pushes that carry one: pushing to it without, so a retried or \
+                             re-read push may be ingested twice"
+                        );
+                    }
+                    with_id = false;
+                    // Refused before anything was taken: sent again at once.
+                    continue;
                 }
                 Attempt::Permanent(e) => return Err(e),
                 Attempt::Transient {
@@ -430,8 +523,7 @@ impl ReceiverClient {
         task: &TaskTarget,
         locator: &dyn TaskLocator,
         body: &PushBody,
-        producer_id: &str,
-        seq: i64,
+        producer: Option<(&str, i64)>,
     ) -> Attempt {
         let endpoint = match locator.locate(task).await {
             Ok(Some(endpoint)) => endpoint,
@@ -468,10 +560,13 @@ impl ReceiverClient {
             .post(&url)
             .header(reqwest::header::CONTENT_TYPE, body.format.content_type())
             .header(reqwest::header::ACCEPT, "*/*")
-            .header("X-Firehose-Producer-Id", producer_id)
-            .header("X-Firehose-Producer-Seq", seq.to_string())
             .header("X-Druid-Task-Id", &task.task_id)
             .body(body.bytes.clone());
+        if let Some((producer_id, seq)) = producer {
+            req = req
+                .header("X-Firehose-Producer-Id", producer_id)
+                .header("X-Firehose-Producer-Seq", seq.to_string());
+        }
         if let Some(auth) = &self.config.auth {
             req = req.basic_auth(&auth.user, Some(&auth.pass));
         }
@@ -500,6 +595,9 @@ impl ReceiverClient {
 
 /// What Druid 0.15+ says (in a 400) to a push for a chat handler not registered yet or any more.
 const MISSING_HANDLER: &str = "Can't find chatHandler";
+
+/// What Druid says (in a 403) once a firehose tracks its maximum of producer ids.
+const TOO_MANY_PRODUCERS: &str = "Too many individual producer IDs";
 
 fn classify(task_id: &str, url: &str, status: StatusCode, body: String) -> Attempt {
     if status.is_success() {
@@ -534,6 +632,7 @@ fn classify(task_id: &str, url: &str, status: StatusCode, body: String) -> Attem
         400 if body.contains(MISSING_HANDLER) => transient(false),
         400 if body.contains("doesn't match with taskId") => transient(false),
         429 => transient(false),
+        403 if body.contains(TOO_MANY_PRODUCERS) => Attempt::TooManyProducers,
         s if s >= 500 => transient(true),
         s => Attempt::Permanent(ReceiverError::Rejected {
             task_id: task_id.to_owned(),

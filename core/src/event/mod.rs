@@ -14,6 +14,7 @@ mod timestamp;
 use bytes::Bytes;
 use serde_json::value::RawValue;
 
+use crate::source::Origin;
 use crate::spec::DataSchema;
 
 pub use flatten::{FlattenError, FlattenSpecError, Flattener};
@@ -30,6 +31,8 @@ pub struct Event {
     raw: Bytes,
     /// Where the timestamp column's value lies in `raw` (start, length), when known.
     timestamp_at: Option<(u32, u32)>,
+    /// Where a source read it, for events that come from one (Kafka, Fluvio).
+    origin: Option<Origin>,
 }
 
 impl Event {
@@ -39,6 +42,7 @@ impl Event {
             timestamp_millis,
             raw: raw.into(),
             timestamp_at: None,
+            origin: None,
         }
     }
 
@@ -58,7 +62,19 @@ impl Event {
             timestamp_millis,
             raw: raw.bytes,
             timestamp_at,
+            origin: None,
         })
+    }
+
+    /// The event, noted as read at `origin` (see [`Origin`]).
+    pub fn with_origin(mut self, origin: Origin) -> Self {
+        self.origin = Some(origin);
+        self
+    }
+
+    /// Where a source read the event, if one did.
+    pub fn origin(&self) -> Option<&Origin> {
+        self.origin.as_ref()
     }
 
     /// The event's timestamp in epoch milliseconds (UTC).

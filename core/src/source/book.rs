@@ -1,6 +1,10 @@
 //! The offset book of one driver: an [`OffsetTracker`] per partition it reads, shared with the
 //! source's client, which reports assignment changes and lag from its own callbacks (a Kafka
 //! rebalance runs inside the client's poll, on the driver's task, so the lock never waits).
+//!
+//! Each tracker generation is one [`Ownership`] of its partition: a revocation, a rewind or
+//! an abort fences it at once, from inside the client's callback, so nothing more is pushed
+//! for it while the partition's next owner starts.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -10,6 +14,7 @@ use tracing::{info, warn};
 
 use super::metrics::{PartitionMetrics, SourceMetrics};
 use super::offsets::OffsetTracker;
+use super::origin::Ownership;
 use super::{PartitionId, Position, SourceError};
 
 /// The partitions a driver reads and where each one may be committed. Cheap to clone.
@@ -25,6 +30,8 @@ struct Book {
     trackers: HashMap<PartitionId, Tracked>,
     owned: HashSet<PartitionId>,
     next_epoch: u64,
+    /// What the source calls itself in producer ids (see [`Ownership::new`]).
+    namespace: String,
 }
 
 #[derive(Debug)]
@@ -32,6 +39,7 @@ struct Tracked {
     epoch: u64,
     tracker: OffsetTracker,
     metrics: PartitionMetrics,
+    ownership: Arc<Ownership>,
 }
 
 /// A record's place: its partition, the generation of that partition's tracker, its offset.
@@ -40,15 +48,6 @@ pub(crate) struct Key {
     pub(crate) partition: PartitionId,
     pub(crate) epoch: u64,
     pub(crate) offset: i64,
-}
-
-impl Key {
-    pub(crate) fn position(&self) -> Position {
-        Position {
-            partition: self.partition.clone(),
-            offset: self.offset,
-        }
-    }
 }
 
 impl Book {
@@ -93,6 +92,13 @@ impl Partitions {
         }
     }
 
+    /// Names the source in the producer ids of partitions tracked from now on (for example
+    /// `kafka:<cluster id>`), so that topics of the same name in two clusters never share one.
+    /// Call it before the first record is returned.
+    pub fn name_source(&self, namespace: impl Into<String>) {
+        self.book.lock().namespace = namespace.into();
+    }
+
     /// Partitions assigned to this driver (a partition the driver reads from is owned anyway).
     pub fn assigned(&self, partitions: &[PartitionId]) {
         let mut book = self.book.lock();
@@ -135,7 +141,9 @@ impl Partitions {
             }
         }
         for id in partitions {
-            book.trackers.remove(id);
+            if let Some(tracked) = book.trackers.remove(id) {
+                tracked.ownership.fence();
+            }
             book.owned.remove(id);
         }
         self.metrics.owned(partitions, false);
@@ -163,15 +171,16 @@ impl Partitions {
         }
     }
 
-    /// Tracks the record at `offset`. An offset that goes backwards means the partition was
-    /// rewound (re-assigned, or its position reset): its tracker starts afresh, and outcomes
-    /// for the old one are ignored.
+    /// Tracks the record at `offset`; returns its key and the ownership it was read under. An
+    /// offset that goes backwards means the partition was rewound (re-assigned, or its
+    /// position reset): its tracker starts afresh under a new ownership, and outcomes for the
+    /// old one are ignored.
     pub(crate) fn track(
         &self,
         partition: &PartitionId,
         offset: i64,
         metrics: &PartitionMetrics,
-    ) -> Key {
+    ) -> (Key, Arc<Ownership>) {
         let mut book = self.book.lock();
         if !book.owned.contains(partition) {
             book.owned.insert(partition.clone());
@@ -180,26 +189,34 @@ impl Partitions {
         }
         book.next_epoch += 1;
         let fresh = book.next_epoch;
-        let tracked = book
-            .trackers
+        let Book {
+            trackers,
+            namespace,
+            ..
+        } = &mut *book;
+        let tracked = trackers
             .entry(partition.clone())
             .or_insert_with(|| Tracked {
                 epoch: fresh,
                 tracker: OffsetTracker::new(),
                 metrics: metrics.clone(),
+                ownership: Ownership::new(namespace, partition.clone()),
             });
         if let Err(e) = tracked.tracker.track(offset) {
             warn!(partition = %partition, %e, "partition rewound; starting its offsets afresh");
             tracked.epoch = fresh;
             tracked.tracker = OffsetTracker::new();
+            tracked.ownership.fence();
+            tracked.ownership = Ownership::new(namespace, partition.clone());
             // A fresh tracker accepts any first offset.
             let _ = tracked.tracker.track(offset);
         }
-        Key {
+        let key = Key {
             partition: partition.clone(),
             epoch: tracked.epoch,
             offset,
-        }
+        };
+        (key, tracked.ownership.clone())
     }
 
     /// Resolves the record at `key`; false when its partition is no longer read.
@@ -235,9 +252,12 @@ impl Partitions {
             .sum()
     }
 
-    /// Forgets every tracker, so nothing more is committed: what an abort leaves behind.
+    /// Forgets (and fences) every tracker, so nothing more is committed or pushed: what an
+    /// abort leaves behind.
     pub(crate) fn clear(&self) {
-        self.book.lock().trackers.clear();
+        for (_, tracked) in self.book.lock().trackers.drain() {
+            tracked.ownership.fence();
+        }
     }
 }
 
@@ -261,11 +281,18 @@ mod tests {
         let book = Partitions::new(metrics.clone(), 0);
         let id = PartitionId::new("t", 0);
         let pm = metrics.partition(&id);
-        let old = book.track(&id, 10, &pm);
+        let (old, old_hold) = book.track(&id, 10, &pm);
+        assert!(!old_hold.is_fenced());
         // Revoked, then assigned again from an earlier committed offset.
         book.revoke(std::slice::from_ref(&id), |_| Ok(()));
-        let new = book.track(&id, 5, &pm);
+        assert!(
+            old_hold.is_fenced(),
+            "nothing more is pushed for a revoked partition"
+        );
+        let (new, new_hold) = book.track(&id, 5, &pm);
         assert_ne!(old.epoch, new.epoch);
+        assert_ne!(*old_hold, *new_hold);
+        assert_eq!(old_hold.producer_id(), new_hold.producer_id());
         assert!(
             !book.resolve(&old),
             "an outcome of the old generation does not count"
@@ -283,10 +310,13 @@ mod tests {
         book.committed(&points);
         assert!(book.to_commit().is_empty(), "nothing new to commit");
         // A rewind within one generation starts afresh too.
-        let rewound = book.track(&id, 2, &pm);
+        let (rewound, rewound_hold) = book.track(&id, 2, &pm);
         assert_ne!(new.epoch, rewound.epoch);
+        assert!(new_hold.is_fenced() && !rewound_hold.is_fenced());
         assert!(book.to_commit().is_empty());
         assert_eq!(book.unresolved(), 1);
+        book.clear();
+        assert!(rewound_hold.is_fenced(), "an abort fences what is left");
     }
 
     #[test]
@@ -295,8 +325,8 @@ mod tests {
         let book = Partitions::new(metrics.clone(), 0);
         let (a, b) = (PartitionId::new("t", 0), PartitionId::new("t", 1));
         book.assigned(&[a.clone(), b.clone()]);
-        let ka = book.track(&a, 0, &metrics.partition(&a));
-        let kb = book.track(&b, 7, &metrics.partition(&b));
+        let (ka, _) = book.track(&a, 0, &metrics.partition(&a));
+        let (kb, _) = book.track(&b, 7, &metrics.partition(&b));
         book.track(&a, 1, &metrics.partition(&a));
         book.resolve(&ka);
         book.resolve(&kb);

@@ -1,7 +1,12 @@
-//! The driver: one `select!` over the stop signal, outcomes, retries that are due, the commit
-//! timer, the pause deadline and the one pending `next()` of the source.
+//! The driver: one `select!` over the stop signal, waves' outcomes, retries that are due, the
+//! commit timer, the pause deadline and the one pending `next()` of the source.
+//!
+//! Records go to their sink in waves, one partition's records at a time (see the module docs
+//! of [`crate::source`] for why): each partition has a lane with the records read and not yet
+//! handed over, at most one wave out, and the records that failed in the last wave, which go
+//! first in the next one once their backoff is over.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
@@ -16,7 +21,8 @@ use tracing::{debug, error, info, warn};
 
 use super::book::{describe, Key, Partitions};
 use super::metrics::{PartitionMetrics, SourceDropReason, SourceMetrics};
-use super::sink::{Route, Router};
+use super::origin::{Origin, Ownership};
+use super::sink::{ReportFlags, Route, Router};
 use super::{PartitionId, RecordSource, SourceError, SourceRecord};
 use crate::beam::{Outcome, SendError};
 use crate::metrics::Tally;
@@ -29,6 +35,9 @@ pub struct DriverOptions {
     pub commit_period: Duration,
     /// Records waiting for an outcome (or a retry) before the driver takes no more.
     pub max_in_flight: usize,
+    /// Most records of one partition handed to the sink at once (a wave). A partition has
+    /// one wave out at a time, so its records reach the sink in offset order.
+    pub max_wave: usize,
     /// How long the driver may stay at `max_in_flight` before it pauses the source, so that it
     /// can keep polling it (a Kafka consumer must, within `max.poll.interval.ms`) without
     /// getting records.
@@ -45,6 +54,7 @@ impl Default for DriverOptions {
         Self {
             commit_period: default_commit_period(),
             max_in_flight: default_max_in_flight(),
+            max_wave: default_max_wave(),
             pause_after: default_pause_after(),
             max_message_bytes: default_max_message_bytes(),
             retry: RetryPolicy::default(),
@@ -60,6 +70,12 @@ fn default_commit_period() -> Duration {
 /// Five Tranquilizer batches of the default 2000: enough to keep the pipeline busy.
 fn default_max_in_flight() -> usize {
     10_000
+}
+
+/// The Tranquilizer's default batch (`druid.tranquilizer.maxBatchSize`): two pushes of the
+/// default `druidBeam.firehoseChunkSize` per task.
+fn default_max_wave() -> usize {
+    2000
 }
 
 /// Well inside librdkafka's default `max.poll.interval.ms` (5 minutes), and long enough that a
@@ -139,18 +155,68 @@ pub struct SourceReport {
     pub commits: u64,
 }
 
-/// A record handed to its sink, with what a retry needs.
+/// A record read and routed, with what a retry needs.
 struct Pending {
     key: Key,
     raw: Bytes,
     retry: Retry,
-    route: Route,
     metrics: PartitionMetrics,
 }
 
-fn send(p: Pending) -> BoxFuture<'static, (Pending, Outcome)> {
-    let outcome = p.route.sink.send_at(p.raw.clone(), &p.key.position());
-    Box::pin(async move { (p, outcome.await) })
+/// A wave's answer: the records handed over and their outcomes, in order.
+struct Wave {
+    partition: PartitionId,
+    ownership: Arc<Ownership>,
+    records: Vec<Pending>,
+    outcomes: Vec<Outcome>,
+}
+
+/// One partition's records on their way: at most one wave is out at a time, and failed
+/// records go again, first, before anything read after them.
+struct Lane {
+    /// The hold the records were read under (a new one after a rewind or re-assignment).
+    ownership: Arc<Ownership>,
+    route: Route,
+    /// Read, not handed over yet, in offset order.
+    queue: VecDeque<Pending>,
+    /// Failed in the last wave: the next wave starts with them, in offset order.
+    failed: Vec<Pending>,
+    /// When `failed` may go again.
+    retry_at: Option<Instant>,
+    /// A wave is out.
+    sending: bool,
+}
+
+fn send(
+    partition: PartitionId,
+    ownership: Arc<Ownership>,
+    route: &Route,
+    records: Vec<Pending>,
+) -> BoxFuture<'static, Wave> {
+    let items = records
+        .iter()
+        .map(|p| (p.raw.clone(), Origin::new(ownership.clone(), p.key.offset)))
+        .collect();
+    let answer = route.sink.send_ordered(items);
+    Box::pin(async move {
+        let mut outcomes = answer.await;
+        if outcomes.len() != records.len() {
+            warn!(partition = %partition, expected = records.len(), got = outcomes.len(),
+                "the sink answered with the wrong number of outcomes");
+            let error = Arc::new(SendError::Other(format!(
+                "the sink gave {} outcomes for {} records",
+                outcomes.len(),
+                records.len()
+            )));
+            outcomes.resize_with(records.len(), || Outcome::Failed(error.clone()));
+        }
+        Wave {
+            partition,
+            ownership,
+            records,
+            outcomes,
+        }
+    })
 }
 
 type Read = BoxFuture<'static, Option<Result<SourceRecord, SourceError>>>;
@@ -172,10 +238,14 @@ pub struct SourceDriver<S: RecordSource> {
     partitions: Partitions,
     routes: HashMap<Arc<str>, Route>,
     partition_metrics: HashMap<PartitionId, PartitionMetrics>,
-    inflight: FuturesUnordered<BoxFuture<'static, (Pending, Outcome)>>,
-    /// Failed records waiting for their next attempt, by due time.
-    retries: BTreeMap<(Instant, u64), Pending>,
+    lanes: HashMap<PartitionId, Lane>,
+    /// Waves handed to their sinks, at most one per lane.
+    inflight: FuturesUnordered<BoxFuture<'static, Wave>>,
+    /// Lanes whose failed records are due again, by due time.
+    retries: BTreeMap<(Instant, u64), PartitionId>,
     retry_seq: u64,
+    /// Records read and handed to a lane whose outcome is not final yet.
+    outstanding: usize,
     /// When the driver reached `max_in_flight` (it takes no record while full).
     full_since: Option<Instant>,
     /// The source is paused: full for longer than `pause_after`.
@@ -197,8 +267,8 @@ impl<S: RecordSource> std::fmt::Debug for SourceDriver<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SourceDriver")
             .field("member", &self.member)
-            .field("in_flight", &self.inflight.len())
-            .field("retries", &self.retries.len())
+            .field("outstanding", &self.outstanding)
+            .field("waves", &self.inflight.len())
             .field("draining", &self.draining)
             .finish_non_exhaustive()
     }
@@ -226,9 +296,11 @@ impl<S: RecordSource> SourceDriver<S> {
             partitions,
             routes: HashMap::new(),
             partition_metrics: HashMap::new(),
+            lanes: HashMap::new(),
             inflight: FuturesUnordered::new(),
             retries: BTreeMap::new(),
             retry_seq: 0,
+            outstanding: 0,
             full_since: None,
             paused: false,
             cannot_pause: false,
@@ -254,8 +326,7 @@ impl<S: RecordSource> SourceDriver<S> {
         commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         commit_tick.tick().await;
         loop {
-            let done = self.inflight.is_empty() && self.retries.is_empty();
-            if (self.draining || self.ended) && done {
+            if (self.draining || self.ended) && self.outstanding == 0 {
                 break;
             }
             // Full: take no record; once full for too long, pause the source and poll it
@@ -282,9 +353,10 @@ impl<S: RecordSource> SourceDriver<S> {
                         return (self.abort().await, Ok(()));
                     }
                 },
-                Some((pending, outcome)) = self.inflight.next() => self.on_outcome(pending, outcome),
+                Some(wave) = self.inflight.next() => self.on_wave(wave),
                 () = sleep_until(retry_at), if retry_at.is_some() => self.on_retries_due(),
                 _ = commit_tick.tick() => {
+                    self.retire_revoked();
                     let _ = self.commit("periodic").await;
                 }
                 () = sleep_until(pause_at), if pause_at.is_some() => self.pause(),
@@ -330,11 +402,12 @@ impl<S: RecordSource> SourceDriver<S> {
     }
 
     async fn abort(self) -> SourceReport {
-        // Forget every tracker first, so a revocation that closing triggers commits nothing.
+        // Forget (and fence) every tracker first, so a revocation that closing triggers
+        // commits nothing and nothing more is pushed.
         self.partitions.clear();
         self.source.close().await;
         // Records without an outcome stay uncommitted: counted failed, read again later.
-        let abandoned = (self.inflight.len() + self.retries.len()) as u64;
+        let abandoned = self.outstanding as u64;
         let mut report = self.report;
         report.tally = total(self.totals.values().chain(self.window.values()));
         report.tally.failed += abandoned;
@@ -386,7 +459,7 @@ impl<S: RecordSource> SourceDriver<S> {
                 return;
             }
         };
-        let key = self.partitions.track(&partition, offset, &metrics);
+        let (key, ownership) = self.partitions.track(&partition, offset, &metrics);
         let checked = match payload {
             None => Err(SourceDropReason::NotJson),
             Some(p) if p.len() > self.options.max_message_bytes => Err(SourceDropReason::TooLarge),
@@ -396,34 +469,129 @@ impl<S: RecordSource> SourceDriver<S> {
         match checked {
             Err(reason) => {
                 route.sink.drop_unparseable(1);
-                self.on_drop(&key, &route, &metrics, reason);
+                self.on_drop(&key, route.report, &metrics, reason);
             }
             Ok(raw) => {
-                self.inflight.push(send(Pending {
-                    key,
-                    raw,
-                    retry: self.options.retry.start(),
-                    route,
-                    metrics,
-                }));
+                let fresh = !self
+                    .lanes
+                    .get(&partition)
+                    .is_some_and(|lane| lane.ownership == ownership);
+                if fresh {
+                    self.retire(&partition);
+                    self.lanes.insert(
+                        partition.clone(),
+                        Lane {
+                            ownership,
+                            route,
+                            queue: VecDeque::new(),
+                            failed: Vec::new(),
+                            retry_at: None,
+                            sending: false,
+                        },
+                    );
+                }
+                if let Some(lane) = self.lanes.get_mut(&partition) {
+                    lane.queue.push_back(Pending {
+                        key,
+                        raw,
+                        retry: self.options.retry.start(),
+                        metrics,
+                    });
+                    self.outstanding += 1;
+                }
+                self.pump(&partition);
                 self.check_full();
             }
+        }
+    }
+
+    /// Hands the lane's next wave over when it has none out: its failed records once they
+    /// are due (then whatever was read after them), else what it read.
+    fn pump(&mut self, partition: &PartitionId) {
+        let Some(lane) = self.lanes.get_mut(partition) else {
+            return;
+        };
+        if lane.sending {
+            return;
+        }
+        if lane.ownership.is_fenced() || (self.draining && !lane.failed.is_empty()) {
+            // Revoked or rewound: the next owner reads these again. Stopping with records
+            // that failed: what was read after them must not overtake them either, so all
+            // stay uncommitted and are read again after a restart.
+            self.retire(partition);
+            return;
+        }
+        if !lane.failed.is_empty() && lane.retry_at.is_some_and(|at| at > Instant::now()) {
+            return;
+        }
+        let mut records = std::mem::take(&mut lane.failed);
+        lane.retry_at = None;
+        let room = self.options.max_wave.max(1).saturating_sub(records.len());
+        let take = room.min(lane.queue.len());
+        records.extend(lane.queue.drain(..take));
+        if records.is_empty() {
+            return;
+        }
+        lane.sending = true;
+        let wave = send(
+            partition.clone(),
+            lane.ownership.clone(),
+            &lane.route,
+            records,
+        );
+        self.inflight.push(wave);
+    }
+
+    /// Drops a lane whose records can no longer go (its hold ended): they are counted failed
+    /// and stay uncommitted. A wave still out is counted when it answers.
+    fn retire(&mut self, partition: &PartitionId) {
+        let Some(lane) = self.lanes.get_mut(partition) else {
+            return;
+        };
+        let left: Vec<Pending> = lane.failed.drain(..).chain(lane.queue.drain(..)).collect();
+        lane.retry_at = None;
+        lane.ownership.fence();
+        if !lane.sending {
+            self.lanes.remove(partition);
+        }
+        if !left.is_empty() {
+            debug!(member = self.member, partition = %partition, records = left.len(),
+                "records left unsent: they stay uncommitted");
+        }
+        for pending in left {
+            pending.metrics.failed();
+            self.outstanding -= 1;
+            self.count(&partition.topic, Final::Failed);
+        }
+        self.check_resume();
+    }
+
+    /// Retires the lanes of partitions taken away since (their client fenced them).
+    fn retire_revoked(&mut self) {
+        let revoked: Vec<PartitionId> = self
+            .lanes
+            .iter()
+            .filter(|(_, lane)| lane.ownership.is_fenced() && !lane.sending)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in revoked {
+            self.retire(&id);
         }
     }
 
     fn on_drop(
         &mut self,
         key: &Key,
-        route: &Route,
+        report: ReportFlags,
         metrics: &PartitionMetrics,
         reason: SourceDropReason,
     ) {
         metrics.dropped(reason);
         self.count(&key.partition.topic, Final::Dropped(reason));
         let fatal = if reason.is_parse_failure() {
-            route.report.parse.then_some("reportParseExceptions")
+            report.parse.then_some("reportParseExceptions")
         } else {
-            route.report.drops.then_some("reportDropsAsExceptions")
+            report.drops.then_some("reportDropsAsExceptions")
         };
         match fatal {
             // Left unresolved: its offset is never committed.
@@ -439,53 +607,102 @@ impl<S: RecordSource> SourceDriver<S> {
         }
     }
 
-    fn on_outcome(&mut self, mut pending: Pending, outcome: Outcome) {
-        match outcome {
-            Outcome::Sent => {
-                pending.metrics.sent();
-                self.count(&pending.key.partition.topic, Final::Sent);
-                self.partitions.resolve(&pending.key);
+    fn on_wave(&mut self, wave: Wave) {
+        let Wave {
+            partition,
+            ownership,
+            records,
+            outcomes,
+        } = wave;
+        let current = match self.lanes.get_mut(&partition) {
+            Some(lane) if lane.ownership == ownership => {
+                lane.sending = false;
+                true
             }
-            Outcome::Dropped(reason) => {
-                let reason = SourceDropReason::Core(reason);
-                self.on_drop(&pending.key, &pending.route, &pending.metrics, reason);
-            }
-            Outcome::Failed(error) => {
-                pending.metrics.failed();
-                let key = pending.key.clone();
-                let wait = if !self.partitions.is_live(&key) {
-                    debug!(partition = %key.partition, offset = key.offset,
-                        "send failed for a partition no longer read; its next owner reads it again");
-                    None
-                } else if self.draining {
-                    info!(partition = %key.partition, offset = key.offset, error = %error,
-                        "send failed while stopping; the record stays uncommitted");
-                    None
-                } else {
-                    // Counts the attempt either way; only a retriable error may be retried.
-                    let wait = pending.retry.failed().filter(|_| error.is_retriable());
-                    if wait.is_none() {
-                        self.fail(DriverError::SendFailed {
-                            partition: key.partition.clone(),
-                            offset: key.offset,
-                            attempts: pending.retry.attempts(),
-                            error: error.clone(),
-                        });
-                    }
-                    wait
-                };
-                match wait {
-                    Some(wait) => {
-                        warn!(partition = %key.partition, offset = key.offset,
-                            attempt = pending.retry.attempts(), error = %error, retry_in = ?wait,
-                            "send failed; retrying (the offset is not committed until it succeeds)");
-                        self.report.retries += 1;
-                        self.retry_seq += 1;
-                        self.retries
-                            .insert((Instant::now() + wait, self.retry_seq), pending);
-                    }
-                    None => self.count(&key.partition.topic, Final::Failed),
+            _ => false,
+        };
+        let report = self
+            .lanes
+            .get(&partition)
+            .map(|l| l.route.report)
+            .unwrap_or_default();
+        let mut failed = Vec::new();
+        let mut lost = false;
+        let mut wait = Duration::ZERO;
+        for (mut pending, outcome) in records.into_iter().zip(outcomes) {
+            match outcome {
+                Outcome::Sent => {
+                    pending.metrics.sent();
+                    self.outstanding -= 1;
+                    self.count(&partition.topic, Final::Sent);
+                    self.partitions.resolve(&pending.key);
                 }
+                Outcome::Dropped(reason) => {
+                    self.outstanding -= 1;
+                    let reason = SourceDropReason::Core(reason);
+                    self.on_drop(&pending.key, report, &pending.metrics, reason);
+                }
+                Outcome::Failed(error) => {
+                    pending.metrics.failed();
+                    let key = pending.key.clone();
+                    let again = if !current || !self.partitions.is_live(&key) {
+                        debug!(partition = %key.partition, offset = key.offset,
+                            "send failed for a partition no longer read; its next owner reads it again");
+                        None
+                    } else if self.draining {
+                        info!(partition = %key.partition, offset = key.offset, error = %error,
+                            "send failed while stopping; the record stays uncommitted");
+                        None
+                    } else {
+                        // Counts the attempt either way; only a retriable error may be retried.
+                        let again = pending.retry.failed().filter(|_| error.is_retriable());
+                        if again.is_none() {
+                            self.fail(DriverError::SendFailed {
+                                partition: key.partition.clone(),
+                                offset: key.offset,
+                                attempts: pending.retry.attempts(),
+                                error: error.clone(),
+                            });
+                        }
+                        again
+                    };
+                    match again {
+                        Some(again) => {
+                            if failed.is_empty() {
+                                warn!(partition = %key.partition, offset = key.offset,
+                                    attempt = pending.retry.attempts(), error = %error, retry_in = ?again,
+                                    "send failed; retrying (the partition waits, and its offset is not committed until it succeeds)");
+                            }
+                            self.report.retries += 1;
+                            wait = wait.max(again);
+                            failed.push(pending);
+                        }
+                        None => {
+                            lost = true;
+                            self.outstanding -= 1;
+                            self.count(&key.partition.topic, Final::Failed);
+                        }
+                    }
+                }
+            }
+        }
+        if !failed.is_empty() {
+            // `current` held, or nothing would have been kept for a retry.
+            if let Some(lane) = self.lanes.get_mut(&partition) {
+                failed.sort_by_key(|p| p.key.offset);
+                lane.failed = failed;
+                let at = Instant::now() + wait;
+                lane.retry_at = Some(at);
+                self.retry_seq += 1;
+                self.retries.insert((at, self.retry_seq), partition.clone());
+            }
+        }
+        if current {
+            if lost && self.draining {
+                // What the lane read after a record that failed for good must not overtake it.
+                self.retire(&partition);
+            } else {
+                self.pump(&partition);
             }
         }
         self.check_resume();
@@ -497,24 +714,15 @@ impl<S: RecordSource> SourceDriver<S> {
             if entry.key().0 > now {
                 break;
             }
-            let pending = entry.remove();
-            if self.partitions.is_live(&pending.key) {
-                self.inflight.push(send(pending));
-            } else {
-                // Its partition was taken away while it waited: its next owner reads it again.
-                self.count(&pending.key.partition.topic, Final::Failed);
-            }
+            let partition = entry.remove();
+            self.pump(&partition);
         }
         self.check_resume();
     }
 
-    fn outstanding(&self) -> usize {
-        self.inflight.len() + self.retries.len()
-    }
-
     /// Notes when the driver becomes full (it then takes no record).
     fn check_full(&mut self) {
-        if self.full_since.is_none() && self.outstanding() >= self.options.max_in_flight {
+        if self.full_since.is_none() && self.outstanding >= self.options.max_in_flight {
             self.full_since = Some(Instant::now());
         }
     }
@@ -526,7 +734,7 @@ impl<S: RecordSource> SourceDriver<S> {
             Ok(true) => {
                 info!(
                     member = self.member,
-                    in_flight = self.outstanding(),
+                    in_flight = self.outstanding,
                     "outcomes are slow: paused fetching until half of the records in flight have one"
                 );
                 self.paused = true;
@@ -541,7 +749,7 @@ impl<S: RecordSource> SourceDriver<S> {
     /// Takes records again below `max_in_flight`; resumes a paused source at half of it.
     fn check_resume(&mut self) {
         let max = self.options.max_in_flight;
-        let outstanding = self.outstanding();
+        let outstanding = self.outstanding;
         if self.paused {
             if outstanding > max / 2 {
                 return;
@@ -573,15 +781,22 @@ impl<S: RecordSource> SourceDriver<S> {
             return;
         }
         self.draining = true;
-        // Abandoned retries stay unresolved: their offsets are not committed.
-        for (_, pending) in std::mem::take(&mut self.retries) {
-            self.count(&pending.key.partition.topic, Final::Failed);
+        // Lanes waiting to retry go no further: their records stay unresolved, uncommitted.
+        let waiting: Vec<PartitionId> = self
+            .lanes
+            .iter()
+            .filter(|(_, lane)| !lane.failed.is_empty())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in waiting {
+            self.retire(&id);
         }
+        self.retries.clear();
         let router = self.router.clone();
         tokio::spawn(async move { router.flush().await });
         info!(
             member = self.member,
-            in_flight = self.inflight.len(),
+            in_flight = self.outstanding,
             "draining: waiting for the outcomes of records in flight"
         );
     }

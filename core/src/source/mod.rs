@@ -1,14 +1,17 @@
-//! At-least-once sources: the one driver that every replayable source (Kafka, Fluvio) runs on.
+//! Replayable sources: the one driver that every source that can read again (Kafka, Fluvio)
+//! runs on. Offsets are committed at least once; on Druid's realtime tasks a message read
+//! again is skipped by the task that has it, so it is ingested once (see [`Origin`]).
 //!
 //! ```text
-//!  RecordSource::next ──> route (topic -> EventSink, report flags) ──> EventSink::send ──> Outcome
-//!   (one call in flight,    │ not a JSON object / too large:            │  Sent | Dropped ─> resolved
-//!    never cancelled)       │ dropped with a reason, no send            │  Failed ─> retried with
-//!                           v                                           │  backoff (RetryPolicy), or
-//!                  Partitions: an OffsetTracker per partition <─────────┘  final (stops the driver)
-//!                  commit point = end of the resolved prefix
-//!                           │ every commit period, on revocation, and when stopping
-//!                           v
+//!  RecordSource::next ──> route (topic -> EventSink, report flags) ──> lane of its partition
+//!   (one call in flight,    │ not a JSON object / too large:            │ one wave out at a time
+//!    never cancelled)       │ dropped with a reason, no send            v
+//!                           │                  EventSink::send_ordered(wave) ──> Outcome each
+//!                           v                                           │  Sent | Dropped ─> resolved
+//!                  Partitions: an OffsetTracker per partition <─────────┘  Failed ─> first in the
+//!                  commit point = end of the resolved prefix               next wave after a backoff
+//!                           │ every commit period, on revocation,          (RetryPolicy), or final
+//!                           v and when stopping                            (stops the driver)
 //!                  RecordSource::commit(positions)
 //! ```
 //!
@@ -34,11 +37,29 @@
 //!
 //! # Positions
 //!
-//! Every event reaches its sink with its position ([`EventSink::send_at`]), and the driver
-//! commits, per partition, the offset after the longest run of records that are `Sent` or
-//! `Dropped`: nothing below a commit is without an outcome. A `Failed` record holds its
-//! partition's commit back while it is retried; a record that cannot succeed stops the driver
-//! without committing past it.
+//! The driver commits, per partition, the offset after the longest run of records that are
+//! `Sent` or `Dropped`: nothing below a commit is without an outcome. A `Failed` record holds
+//! its partition's commit back while it is retried; a record that cannot succeed stops the
+//! driver without committing past it.
+//!
+//! # Waves: a partition's records in order
+//!
+//! Every record reaches its sink with where it was read (an [`Origin`]: its partition's
+//! [`Ownership`] and its offset), so that the realtime path can push it under the
+//! partition's producer id with its offset as the sequence, and a task skips it when it is
+//! read again. That is safe only if a partition's records reach a task in offset order, and a
+//! record is never pushed after a later one of its partition was taken. So the driver hands a
+//! partition's records over in waves ([`EventSink::send_ordered`], up to
+//! [`DriverOptions::max_wave`] records): one wave per partition out at a time, in offset order,
+//! and the records of a wave that failed go first in the partition's next wave, before
+//! anything read after them, once their backoff is over. Meanwhile the partition waits (a
+//! record that keeps failing holds its partition back, not only its commit); other
+//! partitions go on. When the driver stops while a partition waits for a retry, what was read
+//! after the failed record is not sent either: all of it stays uncommitted, read again later.
+//!
+//! An [`Ownership`] lasts from a partition's assignment until its revocation, a rewind of its
+//! offsets or an abort, which fence it: nothing more is pushed for it, so that its next
+//! owner (in this process or another) does not race it.
 //!
 //! # Accounting
 //!
@@ -51,6 +72,7 @@ mod driver;
 mod group;
 mod metrics;
 mod offsets;
+mod origin;
 mod sink;
 
 #[cfg(test)]
@@ -69,6 +91,7 @@ pub use metrics::{
     PartitionMetrics, SourceDropReason, SourceHealth, SourceMetrics, StalledPartition,
 };
 pub use offsets::{OffsetTracker, OutOfOrder};
+pub use origin::{Delivery, Origin, Ownership};
 pub use sink::{EventSink, ReportFlags, Route, Router, SingleRoute};
 
 /// A partition of a topic.
@@ -133,7 +156,8 @@ impl SourceError {
 #[async_trait]
 pub trait RecordSource: Send + Sync + 'static {
     /// Called once, before the first `next()`: where to report partition assignment changes
-    /// and lag. A source whose partitions never move may ignore it.
+    /// and lag, and to name the source in producer ids ([`Partitions::name_source`]). A
+    /// source whose partitions never move may ignore it.
     fn attach(&self, _partitions: Partitions) {}
 
     /// The next record; `None` once the source has ended (a live source waits instead).

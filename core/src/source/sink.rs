@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
-use super::Position;
+use super::Origin;
 use crate::beam::Outcome;
 use crate::pipeline::DataSourcePipeline;
 use crate::spec::properties::Properties;
@@ -20,10 +20,14 @@ pub trait EventSink: Send + Sync + fmt::Debug + 'static {
     /// as received. A missing or bad timestamp resolves to `Dropped(Unparseable)`.
     fn send(&self, raw: Bytes) -> BoxFuture<'static, Outcome>;
 
-    /// [`EventSink::send`] for an event read at `position` of a source, for sinks that carry
-    /// positions on to Druid; the others ignore it.
-    fn send_at(&self, raw: Bytes, _position: &Position) -> BoxFuture<'static, Outcome> {
-        self.send(raw)
+    /// Hands over records of one partition, in offset order, each with where it was read;
+    /// resolves to their outcomes, in input order. The driver has one such call out per
+    /// partition at a time. A sink that pushes them together in this order under the
+    /// partition's producer id lets Druid skip a message read again (see [`Origin`]); the
+    /// default sends each record through [`EventSink::send`].
+    fn send_ordered(&self, records: Vec<(Bytes, Origin)>) -> BoxFuture<'static, Vec<Outcome>> {
+        let sends: Vec<_> = records.into_iter().map(|(raw, _)| self.send(raw)).collect();
+        Box::pin(futures::future::join_all(sends))
     }
 
     /// Counts events that never reached [`EventSink::send`] (not a JSON object, too large) as
@@ -39,6 +43,11 @@ pub trait EventSink: Send + Sync + fmt::Debug + 'static {
 impl EventSink for DataSourcePipeline {
     fn send(&self, raw: Bytes) -> BoxFuture<'static, Outcome> {
         Box::pin(DataSourcePipeline::send(self, raw))
+    }
+
+    fn send_ordered(&self, records: Vec<(Bytes, Origin)>) -> BoxFuture<'static, Vec<Outcome>> {
+        let pipeline = self.clone();
+        Box::pin(async move { pipeline.send_ordered(records).await })
     }
 
     fn drop_unparseable(&self, count: u64) {

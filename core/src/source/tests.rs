@@ -213,11 +213,7 @@ impl ScriptSink {
 }
 
 impl EventSink for ScriptSink {
-    fn send(&self, _raw: Bytes) -> BoxFuture<'static, Outcome> {
-        unreachable!("the driver sends with the position")
-    }
-
-    fn send_at(&self, raw: Bytes, _position: &Position) -> BoxFuture<'static, Outcome> {
+    fn send(&self, raw: Bytes) -> BoxFuture<'static, Outcome> {
         let event: Value = serde_json::from_slice(&raw).unwrap_or_default();
         let n = event["n"].as_u64().unwrap_or(u64::MAX);
         let state = self.0.clone();
@@ -773,4 +769,264 @@ fn object_sniffing_and_the_commit_line() {
         format_counts(&counts),
         "{t={receivedCount=3, sentCount=1, droppedCount=0, unparseableCount=2, failedCount=0}}"
     );
+}
+
+/// Checks the order rule of `send_ordered`: it records every wave and fails, on their first
+/// attempt, the records whose `mark` is `flaky`, together with everything after them in the
+/// wave (as the realtime beam holds back what follows a failed push).
+#[derive(Debug, Clone, Default)]
+struct OrderSink(Arc<OrderState>);
+
+#[derive(Debug, Default)]
+struct OrderState {
+    /// Each wave: its partition and offsets, in the order handed over.
+    waves: Mutex<Vec<(PartitionId, Vec<i64>)>>,
+    /// Offsets taken, per partition, in the order they were taken.
+    taken: Mutex<HashMap<PartitionId, Vec<i64>>>,
+    /// Waves out per partition now, and the most there ever were.
+    out: Mutex<(HashMap<PartitionId, usize>, usize)>,
+    attempts: Mutex<HashMap<(PartitionId, i64), u32>>,
+}
+
+impl EventSink for OrderSink {
+    fn send(&self, _raw: Bytes) -> BoxFuture<'static, Outcome> {
+        unreachable!("the driver hands records over in waves")
+    }
+
+    fn send_ordered(&self, records: Vec<(Bytes, Origin)>) -> BoxFuture<'static, Vec<Outcome>> {
+        let state = self.0.clone();
+        Box::pin(async move {
+            let partition = records[0].1.ownership().partition().clone();
+            let offsets: Vec<i64> = records.iter().map(|(_, o)| o.offset()).collect();
+            assert!(
+                records
+                    .iter()
+                    .all(|(_, o)| o.ownership().partition() == &partition),
+                "one partition per wave: {records:?}"
+            );
+            state
+                .waves
+                .lock()
+                .push((partition.clone(), offsets.clone()));
+            {
+                let mut out = state.out.lock();
+                let n = out.0.entry(partition.clone()).or_default();
+                *n += 1;
+                let n = *n;
+                out.1 = out.1.max(n);
+            }
+            tokio::time::sleep(Duration::from_millis(3)).await;
+            let mut failing = false;
+            let mut outcomes = Vec::new();
+            for (raw, origin) in &records {
+                let event: Value = serde_json::from_slice(raw).unwrap_or_default();
+                let attempt = {
+                    let mut attempts = state.attempts.lock();
+                    let a = attempts
+                        .entry((partition.clone(), origin.offset()))
+                        .or_default();
+                    *a += 1;
+                    *a
+                };
+                failing |= event["mark"] == "flaky" && attempt == 1;
+                outcomes.push(if failing {
+                    Outcome::failed(SendError::Push {
+                        target: "test".into(),
+                        message: "fails on purpose".into(),
+                    })
+                } else {
+                    state
+                        .taken
+                        .lock()
+                        .entry(partition.clone())
+                        .or_default()
+                        .push(origin.offset());
+                    Outcome::Sent
+                });
+            }
+            *state.out.lock().0.entry(partition).or_default() -= 1;
+            outcomes
+        })
+    }
+
+    fn drop_unparseable(&self, _count: u64) {}
+}
+
+#[tokio::test(start_paused = true)]
+async fn waves_keep_each_partition_in_offset_order_and_retry_failures_first() {
+    let mut list = Vec::new();
+    for offset in 0..300i64 {
+        for partition in 0..3 {
+            let mark = if offset % 37 == 5 { "flaky" } else { "ok" };
+            list.push((partition, offset, mark));
+        }
+    }
+    let source = FakeSource::new(records(&list), true);
+    let sink = OrderSink::default();
+    let route = Route {
+        sink: Arc::new(sink.clone()),
+        report: ReportFlags::default(),
+    };
+    let metrics = SourceMetrics::register(&Metrics::new(), "test");
+    let opts = DriverOptions {
+        max_wave: 16,
+        ..options()
+    };
+    let (report, result) = SourceDriver::new(
+        source.clone(),
+        Arc::new(SingleRoute(route)),
+        &metrics,
+        opts,
+        0,
+    )
+    .run(std::future::pending())
+    .await;
+    result.unwrap();
+    assert_balanced(&report.tally, 900);
+    assert_eq!(report.tally.sent, 900);
+    assert_eq!(
+        sink.0.out.lock().1,
+        1,
+        "one wave out per partition at a time"
+    );
+    let waves = sink.0.waves.lock().clone();
+    assert!(waves.iter().all(|(_, o)| o.len() <= 16));
+    assert!(
+        waves.iter().all(|(_, o)| o.windows(2).all(|w| w[0] < w[1])),
+        "each wave in offset order"
+    );
+    for partition in 0..3 {
+        let id = PartitionId::new("wiki", partition);
+        let taken = sink.0.taken.lock()[&id].clone();
+        assert_eq!(
+            taken,
+            (0..300).collect::<Vec<_>>(),
+            "every offset taken once, none after a later one: {id}"
+        );
+        assert_eq!(source.committed()[&id], 300);
+    }
+    // Each failure sent its wave's rest again, first, in the next wave of that partition.
+    let retried = waves
+        .iter()
+        .filter(|(_, o)| o.first().is_some_and(|f| f % 37 == 5))
+        .count();
+    assert!(
+        retried >= 3 * 8,
+        "{retried} waves started with a retried record"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn stopping_while_a_record_waits_for_its_retry_sends_nothing_after_it() {
+    let source = FakeSource::new(
+        records(&[(0, 0, "ok"), (0, 1, "flaky"), (1, 0, "ok")]),
+        false,
+    );
+    let sink = ScriptSink::new(Duration::from_millis(1), 1000);
+    let feeder = {
+        let (source, sink) = (source.clone(), sink.clone());
+        async move {
+            while sink.attempts(1) < 2 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            // Read after the failing record, while it waits for its next attempt.
+            source.push(Ok(record(0, 2, 3, "ok")));
+            source.push(Ok(record(1, 1, 4, "ok")));
+        }
+    };
+    let stop = {
+        let sink = sink.clone();
+        async move {
+            // Just after the feeder, while offset 1 waits (100 ms or more) for its third try.
+            while sink.attempts(1) < 2 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Stop::Graceful
+        }
+    };
+    let mut opts = options();
+    opts.retry.initial_backoff = Duration::from_millis(100);
+    opts.retry.max_backoff = Duration::from_secs(60);
+    let run = driver(&source, &sink, ReportFlags::default(), opts).run(stop);
+    let ((report, result), ()) = tokio::join!(run, feeder);
+    result.unwrap();
+    assert!(
+        !sink.sent().contains(&3),
+        "offset 2 never overtook the failing offset 1: {:?}",
+        sink.sent()
+    );
+    assert!(sink.sent().contains(&4), "the other partition went on");
+    let committed = source.committed();
+    assert_eq!(committed[&PartitionId::new("wiki", 0)], 1);
+    assert_eq!(committed[&PartitionId::new("wiki", 1)], 2);
+    assert_balanced(&report.tally, 5);
+    assert_eq!(
+        report.tally.failed, 2,
+        "the failing record and the one after it"
+    );
+}
+
+#[tokio::test]
+async fn a_pipeline_sends_a_wave_as_one_batch_with_its_origins() {
+    use crate::beam::testing::MemoryBeam;
+    use crate::pipeline::DataSourcePipeline;
+    let spec: crate::spec::IngestionSpec = serde_json::from_value(json!({
+        "dataSchema": {
+            "dataSource": "wiki",
+            "parser": {"type": "string", "parseSpec": {"format": "json",
+                "timestampSpec": {"column": "timestamp", "format": "millis"},
+                "dimensionsSpec": {"dimensions": []}}},
+            "metricsSpec": [],
+            "granularitySpec": {"segmentGranularity": "hour", "queryGranularity": "none"}
+        },
+        "tuningConfig": {"type": "realtime"}
+    }))
+    .unwrap();
+    let memory = MemoryBeam::new();
+    let metrics = Metrics::new();
+    let pipeline = DataSourcePipeline::with_beam(
+        "wiki",
+        &spec,
+        Arc::new(memory.clone()),
+        crate::beam::TranquilizerConfig::builder()
+            .max_batch_size(2)
+            .build()
+            .unwrap(),
+        &metrics,
+    )
+    .unwrap();
+    let hold = Ownership::new("", PartitionId::new("wiki", 0));
+    let records: Vec<(Bytes, Origin)> = (10..15)
+        .map(|o| {
+            let raw = if o == 12 {
+                Bytes::from_static(b"{\"no\":\"time\"}")
+            } else {
+                Bytes::from(format!(r#"{{"timestamp":{o}}}"#))
+            };
+            (raw, Origin::new(hold.clone(), o))
+        })
+        .collect();
+    let sink: Arc<dyn EventSink> = Arc::new(pipeline.clone());
+    let outcomes = sink.send_ordered(records).await;
+    let kinds: Vec<bool> = outcomes.iter().map(Outcome::is_sent).collect();
+    assert_eq!(kinds, [true, true, false, true, true]);
+    assert!(matches!(
+        outcomes[2],
+        Outcome::Dropped(DropReason::Unparseable)
+    ));
+    assert_eq!(
+        memory.batch_sizes(),
+        [4],
+        "one batch, larger than maxBatchSize"
+    );
+    let offsets: Vec<i64> = memory
+        .events()
+        .iter()
+        .map(|e| e.origin().map(Origin::offset).unwrap())
+        .collect();
+    assert_eq!(offsets, [10, 11, 13, 14]);
+    let tally = pipeline.metrics().snapshot();
+    assert_eq!((tally.received, tally.sent), (5, 4));
+    assert!(tally.is_balanced());
 }

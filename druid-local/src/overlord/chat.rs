@@ -105,7 +105,11 @@ pub async fn push_events(
         return with_task_header(http::unsupported_media(), &task_id);
     };
     let task = shared.tasks.read().get(&task_id).cloned();
-    if let Some(producer) = headers.get(PRODUCER_ID).and_then(|v| v.to_str().ok()) {
+    let producer = headers
+        .get(PRODUCER_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|_| shared.version.dedups_producer_pushes());
+    if let Some(producer) = producer {
         let seq = match headers
             .get(PRODUCER_SEQ)
             .map(|v| v.to_str().ok().and_then(|s| s.trim().parse::<i64>().ok()))

@@ -264,6 +264,26 @@ impl Tranquilizer {
         }
     }
 
+    /// Hands `events` in as one batch of their own: never split, never merged with other
+    /// events, dispatched as soon as a pending slot is free (no linger). Awaiting this waits
+    /// for a slot whatever `blockOnFull` says (the caller bounds what it hands in); the
+    /// returned future resolves to one outcome per event, in input order. A source hands each
+    /// partition's records in this way, so that they reach the beam together and in order.
+    pub async fn send_whole(&self, events: Vec<Event>) -> BatchOutcomes {
+        let mut out = BatchOutcomes::default();
+        let mut events = Some(events).filter(|e| !e.is_empty());
+        while events.is_some() {
+            let room = self.shared.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            if self.shared.enqueue_whole(&mut events, &mut out) {
+                break;
+            }
+            room.await;
+        }
+        out
+    }
+
     /// Sends the buffer now and waits until every event handed in before this call has its
     /// outcome. Never fails; the outcomes tell.
     pub async fn flush(&self) {
@@ -371,6 +391,20 @@ impl State {
         self.force = false;
         self.in_flight.push(Arc::clone(&result));
         self.in_flight_events += events.len();
+        self.counts.batches += 1;
+        Batch {
+            events,
+            result,
+            number: self.counts.batches,
+        }
+    }
+
+    /// Takes `events` out as a batch of their own; the buffer stays as it is.
+    fn take_whole(&mut self, events: Vec<Event>) -> Batch {
+        let result: Arc<BatchResult> = Arc::default();
+        self.in_flight.push(Arc::clone(&result));
+        self.in_flight_events += events.len();
+        self.counts.received += events.len() as u64;
         self.counts.batches += 1;
         Batch {
             events,
@@ -555,6 +589,41 @@ impl Shared {
             self.dispatch(Some(batch));
         }
         done
+    }
+
+    /// Sends `events` as a batch of their own when a slot is free (taking them out of the
+    /// option) and records their outcomes in `out`; false when every slot is taken.
+    fn enqueue_whole(
+        self: &Arc<Self>,
+        events: &mut Option<Vec<Event>>,
+        out: &mut BatchOutcomes,
+    ) -> bool {
+        let (batch, refused) = {
+            let mut st = self.state.lock();
+            if st.closed {
+                let count = events.take().map_or(0, |e| e.len());
+                let outcome = Outcome::Dropped(DropReason::BeamClosed);
+                st.refuse(count as u64, &outcome);
+                out.push_ready(outcome.clone(), count);
+                (None, Some((outcome, count)))
+            } else if st.slot_free(&self.config) {
+                let batch = st.take_whole(events.take().unwrap_or_default());
+                out.push_batch(&batch.result, 0, batch.events.len());
+                (Some(batch), None)
+            } else {
+                return false;
+            }
+        };
+        if let Some(observer) = &self.observer {
+            let count = batch.as_ref().map_or(0, |b| b.events.len())
+                + refused.as_ref().map_or(0, |(_, n)| *n);
+            observer.received(count as u64);
+            if let Some((outcome, n)) = refused {
+                observer.answered(&vec![outcome; n]);
+            }
+        }
+        self.dispatch(batch);
+        true
     }
 
     /// Sends a batch on a task of its own.

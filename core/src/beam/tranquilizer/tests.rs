@@ -542,3 +542,46 @@ async fn many_concurrent_senders_lose_nothing() {
     assert_eq!((stats.received, stats.sent), (4000, 4000));
     assert_accounted(&stats);
 }
+
+#[tokio::test]
+async fn a_whole_batch_is_neither_split_nor_merged_and_waits_for_a_slot() {
+    let beam = FailableBeam::new();
+    beam.hold();
+    let t = Tranquilizer::new(beam.clone(), config(4, 1, -1, false));
+    // Single events wait in the buffer (linger until full); the whole batch goes by itself,
+    // larger than maxBatchSize.
+    let single = t.send(event(100)).await;
+    let whole = t.send_whole((0..6).map(event).collect()).await;
+    until(|| beam.in_flight() == 1).await;
+    // The only slot is taken: the next whole batch waits (whatever blockOnFull says).
+    let waiting = t.send_whole((6..8).map(event).collect());
+    tokio::pin!(waiting);
+    assert!(poll!(waiting.as_mut()).is_pending());
+    assert_eq!(t.stats().pending_events, 7);
+    beam.release();
+    let outcomes = whole.await;
+    assert_eq!(outcomes.len(), 6);
+    assert!(outcomes.iter().all(Outcome::is_sent));
+    let second = waiting.await.await;
+    assert!(second.iter().all(Outcome::is_sent));
+    t.flush().await;
+    assert!(single.await.is_sent());
+    let batches: Vec<Vec<u64>> = beam
+        .batches()
+        .iter()
+        .map(|b| b.iter().filter_map(number).collect())
+        .collect();
+    assert_eq!(batches, vec![vec![0, 1, 2, 3, 4, 5], vec![6, 7], vec![100]]);
+    let stats = t.stats();
+    assert_eq!((stats.received, stats.sent, stats.batches), (9, 9, 3));
+    assert_accounted(&stats);
+
+    t.close().await.unwrap();
+    let late = t.send_whole(vec![event(9)]).await.await;
+    assert!(matches!(
+        late[..],
+        [Outcome::Dropped(DropReason::BeamClosed)]
+    ));
+    assert!(t.send_whole(Vec::new()).await.await.is_empty());
+    assert_accounted(&t.stats());
+}

@@ -7,6 +7,7 @@ use super::*;
 use crate::druid::locator::LocateError;
 use crate::druid::testing::{json, Scripted};
 use crate::druid::Endpoint;
+use crate::source::{Ownership, PartitionId};
 
 #[derive(Debug)]
 struct Fixed(Option<Endpoint>);
@@ -106,7 +107,7 @@ async fn retries_server_errors_with_the_same_sequence_number() {
     );
     assert_eq!(
         req.header("x-firehose-producer-id").as_deref(),
-        Some(reply.producer_id.as_str())
+        reply.producer_id.as_deref()
     );
     assert_eq!(
         req.header("content-type").as_deref(),
@@ -347,4 +348,106 @@ async fn a_missing_chat_handler_400_is_retried() {
         matches!(err, ReceiverError::TaskGone { attempts: 3, .. }),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_push_under_a_given_number_keeps_it_and_a_skip_means_the_task_has_it() {
+    let server = Scripted::start(|n, _| match n {
+        0 => json(StatusCode::SERVICE_UNAVAILABLE, ""),
+        1 => json(StatusCode::OK, r#"{"eventCount":2}"#),
+        _ => json(StatusCode::OK, r#"{"eventCount":0,"skipped":true}"#),
+    })
+    .await;
+    let client = fast();
+    let check = Check::default();
+    let hold = Ownership::new("", PartitionId::new("t", 0));
+    let reply = client
+        .push_as(&target(), &at(&server.url), &check, &body(), &hold, 41)
+        .await
+        .expect("pushed");
+    assert_eq!(
+        (reply.event_count, reply.skipped, reply.seq),
+        (2, false, 41)
+    );
+    assert_eq!(reply.producer_id.as_deref(), Some("tranquility:t:0"));
+    for n in 0..2 {
+        let req = server.get(n);
+        assert_eq!(
+            req.header("x-firehose-producer-id").as_deref(),
+            Some("tranquility:t:0")
+        );
+        assert_eq!(req.header("x-firehose-producer-seq").as_deref(), Some("41"));
+    }
+    // Skipped at the first attempt: not resent under another number, the task has it.
+    let again = client
+        .push_as(&target(), &at(&server.url), &check, &body(), &hold, 41)
+        .await
+        .expect("pushed");
+    assert!(again.skipped);
+    assert_eq!(server.count(), 3);
+}
+
+#[tokio::test]
+async fn a_task_at_the_producer_limit_is_pushed_to_without_an_id() {
+    let server = Scripted::start(|_, req| {
+        if req.header("x-firehose-producer-id").is_some() {
+            json(
+                StatusCode::FORBIDDEN,
+                r#"{"error":"Too many individual producer IDs for this firehose.  Max is 10000"}"#,
+            )
+        } else {
+            json(StatusCode::OK, r#"{"eventCount":2}"#)
+        }
+    })
+    .await;
+    let client = fast();
+    let check = Check::default();
+    let hold = Ownership::new("", PartitionId::new("t", 0));
+    let reply = client
+        .push_as(&target(), &at(&server.url), &check, &body(), &hold, 7)
+        .await
+        .expect("pushed without an id");
+    assert_eq!((reply.event_count, reply.producer_id), (2, None));
+    assert_eq!(server.count(), 2);
+    // Remembered: the next push (of either kind) goes without an id at once.
+    let next = client
+        .push(&target(), &at(&server.url), &check, &body())
+        .await
+        .expect("pushed");
+    assert_eq!(next.producer_id, None);
+    assert_eq!(server.count(), 3);
+    assert_eq!(server.get(2).header("x-firehose-producer-id"), None);
+
+    // Any other 403 is refused for good.
+    let denied = Scripted::start(|_, _| json(StatusCode::FORBIDDEN, "")).await;
+    let err = fast()
+        .push(&target(), &at(&denied.url), &check, &body())
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(err, ReceiverError::Rejected { status: 403, .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_fenced_ownership_starts_no_new_attempt() {
+    let server = Scripted::start(|_, _| json(StatusCode::SERVICE_UNAVAILABLE, "")).await;
+    let hold = Ownership::new("", PartitionId::new("t", 0));
+    let (client, task, locator, check, chunk) =
+        (fast(), target(), at(&server.url), Check::default(), body());
+    let push = client.push_as(&task, &locator, &check, &chunk, &hold, 3);
+    // Let a few attempts fail, then fence: the loop gives up before the next one.
+    let fence = async {
+        while server.count() < 2 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        hold.fence();
+    };
+    let (result, ()) = tokio::join!(push, fence);
+    let err = result.expect_err("abandoned");
+    assert!(matches!(err, ReceiverError::Abandoned { .. }), "{err}");
+    let made = server.count();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(server.count(), made, "no attempt after the fence");
 }
