@@ -287,8 +287,10 @@ impl RecordSource for KafkaSource {
         let mut guard = self.reader.lock().await;
         let reader = &mut *guard;
         if reader.subscribed.is_none() {
-            self.name_cluster().await;
+            // The metadata answer carries the cluster id: asked first, librdkafka then has it
+            // at hand (asked cold, it waited about a second for its own metadata refresh).
             let listed = self.spawn_metadata_fetch().await;
+            self.name_cluster().await;
             if let Err(e) = self.subscribe(reader, listed) {
                 return Some(Err(e));
             }
