@@ -668,16 +668,7 @@ pub fn parse_schema(ds: &Map<String, Value>, metrics: &[MetricSpec]) -> Result<S
                 .and_then(Value::as_str)
                 .filter(|n| !n.is_empty())
                 .ok_or_else(|| format!("spatial dimension {sd} has no dimName"))?;
-            let dims: Vec<String> = sd
-                .get("dims")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default();
+            let dims = string_list(sd, "dims");
             dimensions
                 .get_or_insert_with(Vec::new)
                 .push(name.to_owned());
@@ -713,6 +704,20 @@ pub fn parse_schema(ds: &Map<String, Value>, metrics: &[MetricSpec]) -> Result<S
         spatial,
         flatten,
     })
+}
+
+/// The strings of the array at `key` (other elements skipped); empty when absent, as Jackson
+/// reads a missing list.
+pub(crate) fn string_list(v: &Value, key: &str) -> Vec<String> {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! `useLineageBasedSegmentAllocation` added to the context).
 
 use crate::ingest::DataSchema;
-use crate::spec::{validate_name, Firehose, Rejection, TaskKind, TaskSpec};
+use crate::spec::{string_list, validate_name, Firehose, Rejection, TaskKind, TaskSpec};
 use crate::tasks::Refusal;
 use crate::time::{self, Granularity};
 use crate::Shared;
@@ -476,17 +476,7 @@ pub enum Input {
 
 impl Input {
     fn parse(s: &Value) -> Result<Self, String> {
-        let strings = |key: &str| -> Vec<String> {
-            s.get(key)
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        let strings = |key: &str| string_list(s, key);
         let text = |key: &str| s.get(key).and_then(Value::as_str).map(str::to_owned);
         match s.get("type").and_then(Value::as_str) {
             Some("inline") => Ok(Input::Inline(text("data").unwrap_or_default())),

@@ -2,7 +2,7 @@
 
 use super::agg::{Agg, Having, PostAgg, State};
 use super::{Common, QueryError};
-use crate::spec::NumType;
+use crate::spec::{string_list, NumType};
 use crate::storage::Segment;
 use crate::task::rollup::{DimValue, Index};
 use crate::time::{self, Granularity, Millis};
@@ -582,16 +582,7 @@ pub fn scan(q: &Value, c: &Common, segs: &Segs) -> Result<Value, QueryError> {
         .map(|l| l as usize)
         .unwrap_or(usize::MAX);
     let mut skip = q.get("offset").and_then(Value::as_u64).unwrap_or(0) as usize;
-    let asked: Vec<String> = q
-        .get("columns")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let asked = string_list(q, "columns");
     let mut segs: Vec<&Arc<Segment>> = segs.iter().collect();
     segs.sort_by_key(|s| (s.interval.start, s.partition));
     if order == "descending" {
