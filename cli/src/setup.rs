@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde_json::Value;
 use tranquility::pipeline::{PipelineOptions, Pipelines};
-use tranquility::spec::{ConfigError, TranquilityConfig};
+use tranquility::spec::{ConfigError, DataSourceConfig, TranquilityConfig};
 
 /// A configuration problem that is not a [`ConfigError`] (e.g. a pipeline that cannot be
 /// built from a dataSource's properties). The message names the file.
@@ -27,6 +27,30 @@ impl std::error::Error for ConfigProblem {}
 pub fn is_config_error(err: &anyhow::Error) -> bool {
     err.chain()
         .any(|e| e.is::<ConfigError>() || e.is::<ConfigProblem>())
+}
+
+/// The dataSource called `name`, or a problem naming the ones the file has.
+pub fn named_data_source<'a>(
+    config: &'a TranquilityConfig,
+    name: &str,
+) -> Result<&'a DataSourceConfig, ConfigProblem> {
+    config.data_source(name).ok_or_else(|| {
+        ConfigProblem(format!(
+            "{}: no dataSource '{name}' (it has: {})",
+            config.source(),
+            data_source_names(config)
+        ))
+    })
+}
+
+/// The file's dataSource names, comma-separated, in file order.
+pub fn data_source_names(config: &TranquilityConfig) -> String {
+    config
+        .data_sources()
+        .iter()
+        .map(|d| d.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Loads a Tranquility configuration file (JSON or YAML).

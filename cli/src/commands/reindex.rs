@@ -26,7 +26,7 @@ use tranquility::pipeline::{overlord_client, zk_connection};
 use tranquility::spec::{CoreProperties, DataSourceConfig};
 use tranquility::time::{format_iso_millis, Interval};
 
-use crate::setup::{load_config, ConfigProblem};
+use crate::setup::{data_source_names, load_config, named_data_source, ConfigProblem};
 
 /// The largest task `--inline` builds: Druid keeps a task's payload in its metadata store.
 const INLINE_LIMIT: usize = 64 * 1024 * 1024;
@@ -143,28 +143,13 @@ fn pick<'a>(
     config: &'a tranquility::spec::TranquilityConfig,
     name: Option<&str>,
 ) -> anyhow::Result<&'a DataSourceConfig> {
-    let names = || {
-        config
-            .data_sources()
-            .iter()
-            .map(|d| d.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     match (name, config.data_sources()) {
-        (Some(name), _) => config.data_source(name).ok_or_else(|| {
-            ConfigProblem(format!(
-                "{}: no dataSource '{name}' (it has: {})",
-                config.source(),
-                names()
-            ))
-            .into()
-        }),
+        (Some(name), _) => Ok(named_data_source(config, name)?),
         (None, [only]) => Ok(only),
         (None, _) => Err(ConfigProblem(format!(
             "{}: several dataSources ({}); name one with --data-source",
             config.source(),
-            names()
+            data_source_names(config)
         ))
         .into()),
     }

@@ -20,7 +20,7 @@ use tranquility::spec::properties::{Ingestion, IngestionProperties};
 use tranquility::spec::{CoreProperties, DataSourceConfig};
 use tranquility::time::Interval;
 
-use crate::setup::{load_config, ConfigProblem};
+use crate::setup::{load_config, named_data_source, ConfigProblem};
 
 /// Options of `tranquility spec`.
 #[derive(Debug, clap::Args)]
@@ -56,18 +56,7 @@ pub enum Backend {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let config = load_config(&args.config_file)?;
     let chosen: Vec<&DataSourceConfig> = match &args.data_source {
-        Some(name) => vec![config.data_source(name).ok_or_else(|| {
-            ConfigProblem(format!(
-                "{}: no dataSource '{name}' (it has: {})",
-                config.source(),
-                config
-                    .data_sources()
-                    .iter()
-                    .map(|d| d.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })?],
+        Some(name) => vec![named_data_source(&config, name)?],
         None => config.data_sources().iter().collect(),
     };
     let mut all = Map::new();
