@@ -22,7 +22,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
 use tranquility::coord::LocalCoordinator;
 use tranquility::metrics::Metrics;
-use tranquility::pipeline::PipelineOptions;
+use tranquility::pipeline::Pipelines;
 use tranquility::spec::TranquilityConfig;
 use tranquility_kafka::{KafkaConfig, KafkaConnector, PipelineSinks};
 
@@ -234,12 +234,12 @@ pub async fn run(events: usize) -> anyhow::Result<KafkaRaw> {
     let loaded = TranquilityConfig::from_value(config, "bench-kafka.json")?;
     let kafka = KafkaConfig::from_config(&loaded)?;
     let metrics = Metrics::new();
-    let sinks = Arc::new(PipelineSinks::new(PipelineOptions {
-        metrics: metrics.clone(),
-        coordinator: Some(Arc::new(LocalCoordinator::new())),
-        overlord_url: Some(druid.url()),
-        ..PipelineOptions::default()
-    }));
+    let sinks = Arc::new(PipelineSinks::new(
+        Pipelines::builder()
+            .metrics(metrics.clone())
+            .coordinator(Arc::new(LocalCoordinator::new()))
+            .overlord_url(druid.url()),
+    ));
     let started = Instant::now();
     let connector = KafkaConnector::start(kafka, sinks.clone(), &metrics)?;
     let deadline = started + Duration::from_secs(300);

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use serde_json::{json, Value};
 use tranquility::coord::LocalCoordinator;
-use tranquility::pipeline::{PipelineOptions, Pipelines};
+use tranquility::pipeline::Pipelines;
 use tranquility::spec::{ConfigError, IngestionSpec, TranquilityConfig};
 use tranquility::time::format_iso_millis;
 
@@ -163,14 +163,10 @@ fn config_over(
 /// The production pipelines of `config` for one process: in-process coordination, the
 /// Overlord at `overlord_url`.
 pub fn pipelines(config: &TranquilityConfig, overlord_url: &str) -> anyhow::Result<Pipelines> {
-    Ok(Pipelines::from_config(
-        config,
-        PipelineOptions {
-            coordinator: Some(Arc::new(LocalCoordinator::new())),
-            overlord_url: Some(overlord_url.to_string()),
-            ..PipelineOptions::default()
-        },
-    )?)
+    Ok(Pipelines::builder()
+        .coordinator(Arc::new(LocalCoordinator::new()))
+        .overlord_url(overlord_url)
+        .build(config)?)
 }
 
 #[cfg(test)]

@@ -5,9 +5,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
-use anyhow::Context;
-use serde_json::Value;
-use tranquility::pipeline::{PipelineOptions, Pipelines};
+use tranquility::pipeline::{PipelineBuilder, Pipelines};
 use tranquility::spec::{ConfigError, DataSourceConfig, TranquilityConfig};
 
 /// A configuration problem that is not a [`ConfigError`] (e.g. a pipeline that cannot be
@@ -66,51 +64,13 @@ pub fn load_config(path: &Path) -> anyhow::Result<TranquilityConfig> {
     Ok(config)
 }
 
-/// A configuration file's JSON tree (YAML read as the same tree) and its name in messages,
-/// once it loads as a valid configuration.
-pub fn load_config_root(path: &Path) -> anyhow::Result<(Value, String)> {
-    // Loading it plainly first gives the usual precise errors for a bad file.
-    let checked = load_config(path)?;
-    let name = checked.source().to_string();
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {name}"))?;
-    let lower = name.to_ascii_lowercase();
-    let root: Value = if lower.ends_with(".json") || text.trim_start().starts_with('{') {
-        serde_json::from_str(&text).map_err(|e| ConfigProblem(format!("{name}: {e}")))?
-    } else {
-        serde_yaml_ng::from_str(&text).map_err(|e| ConfigProblem(format!("{name}: {e}")))?
-    };
-    Ok((root, name))
-}
-
-/// Sets `key` in the global `properties` and in every dataSource's own `properties`.
-pub fn set_property(root: &mut Value, key: &str, value: &str) {
-    fn set(props: Option<&mut Value>, key: &str, value: &str) {
-        if let Some(Value::Object(map)) = props {
-            map.insert(key.to_string(), Value::from(value));
-        }
-    }
-    if let Value::Object(map) = root {
-        map.entry("properties")
-            .or_insert_with(|| Value::Object(Default::default()));
-        set(map.get_mut("properties"), key, value);
-        // dataSources is a list in some files and a map by name in others.
-        let data_sources: Vec<&mut Value> = match map.get_mut("dataSources") {
-            Some(Value::Array(list)) => list.iter_mut().collect(),
-            Some(Value::Object(by_name)) => by_name.values_mut().collect(),
-            _ => Vec::new(),
-        };
-        for ds in data_sources {
-            set(ds.get_mut("properties"), key, value);
-        }
-    }
-}
-
 /// Builds every dataSource's pipeline; a bad property or spec is a configuration error.
 pub fn build_pipelines(
     config: &TranquilityConfig,
-    options: PipelineOptions,
+    options: PipelineBuilder,
 ) -> anyhow::Result<Pipelines> {
-    Pipelines::from_config(config, options)
+    options
+        .build(config)
         .map_err(|e| ConfigProblem(format!("{}: {e}", config.source())).into())
 }
 
@@ -130,20 +90,6 @@ pub fn reachable(addr: SocketAddr) -> SocketAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn overrides_reach_lists_and_maps_of_data_sources() {
-        let mut list = json!({"dataSources": [{"spec": {}, "properties": {"a": "1"}}]});
-        set_property(&mut list, "a", "2");
-        assert_eq!(list["properties"]["a"], "2");
-        assert_eq!(list["dataSources"][0]["properties"]["a"], "2");
-        let mut map = json!({"dataSources": {"x": {"spec": {}, "properties": {}}},
-                             "properties": {"b": "0"}});
-        set_property(&mut map, "a", "3");
-        assert_eq!(map["properties"], json!({"b": "0", "a": "3"}));
-        assert_eq!(map["dataSources"]["x"]["properties"]["a"], "3");
-    }
 
     #[test]
     fn config_errors_are_told_apart() {

@@ -13,7 +13,7 @@ use integration_tests::druid;
 use integration_tests::setup::now_millis;
 use serde_json::{json, Value};
 use tranquility::coord::LocalCoordinator;
-use tranquility::pipeline::{PipelineOptions, Pipelines};
+use tranquility::pipeline::Pipelines;
 use tranquility::spec::TranquilityConfig;
 use tranquility_server::{AppState, Server, ServerConfig};
 
@@ -129,14 +129,10 @@ async fn reindex_replaces_streamed_duplicates_and_gaps_with_the_true_data() {
     let url = druid.url();
     let file = config(&url);
     let loaded = TranquilityConfig::from_value(file.clone(), "views.json").unwrap();
-    let pipelines = Pipelines::from_config(
-        &loaded,
-        PipelineOptions {
-            coordinator: Some(Arc::new(LocalCoordinator::new())),
-            ..PipelineOptions::default()
-        },
-    )
-    .unwrap();
+    let pipelines = Pipelines::builder()
+        .coordinator(Arc::new(LocalCoordinator::new()))
+        .build(&loaded)
+        .unwrap();
     let state = AppState::from_pipelines(
         ServerConfig::from_config(&loaded).unwrap(),
         &loaded,

@@ -5,9 +5,33 @@
 use std::time::Duration;
 
 use tranquility::source::{DriverOptions, ReportFlags};
+use tranquility::spec::properties::{
+    Kind::{OneOf, Text},
+    PropertyDef, PropertyTable,
+    Scope::{Either, GlobalOnly},
+    PROPERTY_TABLES,
+};
 use tranquility::spec::{DataSourceConfig, TranquilityConfig};
 
 use crate::error::FluvioError;
+
+/// The connector's properties, with their defaults.
+#[rustfmt::skip]
+pub const FLUVIO_PROPERTIES: &[PropertyDef] = &[
+    PropertyDef::new("fluvio.endpoint", None, GlobalOnly, Text, "the Fluvio SC address host:port (unset = the current profile of ~/.fluvio/config)"),
+    PropertyDef::new("fluvio.consumer.id", Some("tranquility-fluvio"), GlobalOnly, Text, "consumer name the offsets are stored under"),
+    PropertyDef::new("fluvio.offsetStart", Some("beginning"), GlobalOnly, OneOf(&["beginning", "end"]), "where a consumer without a stored offset starts"),
+    PropertyDef::new("fluvio.topic", None, Either, Text, "topic a dataSource reads (unset = the dataSource's name)"),
+];
+
+// linkme puts the table in a link section, which the unsafe_code lint flags.
+#[allow(unsafe_code)]
+#[linkme::distributed_slice(PROPERTY_TABLES)]
+static FLUVIO_TABLE: PropertyTable = PropertyTable {
+    owner: "tranquility-fluvio",
+    rows: FLUVIO_PROPERTIES,
+    prefixes: &[],
+};
 
 /// Where a consumer without a stored offset starts (`fluvio.offsetStart`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

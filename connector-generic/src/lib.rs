@@ -12,6 +12,12 @@
 //! Events are JSON objects: raw bytes ([`bytes::Bytes`], `Vec<u8>`, `String`), a
 //! [`serde_json::Value`], or any `Serialize` type wrapped in [`Json`].
 //!
+//! Pipelines come from `tranquility::pipeline::Pipelines::builder()`. The core's optional
+//! parts are this crate's features, all on by default: `zookeeper`, `smile`, `yaml` and
+//! `kafka`. A job on one machine against a known Overlord can do without ZooKeeper and
+//! librdkafka: `default-features = false`, a `LocalCoordinator` given to the builder,
+//! `druid.overlord.url` and `druidBeam.taskLocator=overlord`.
+//!
 //! ```no_run
 //! # async fn run(pipeline: tranquility::pipeline::DataSourcePipeline) {
 //! use futures::{SinkExt, StreamExt};

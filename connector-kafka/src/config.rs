@@ -17,11 +17,11 @@
 
 use std::time::Duration;
 
+use crate::properties::{KafkaDataSourceProperties, KafkaProperties};
 use indexmap::IndexMap;
 use rdkafka::ClientConfig;
 use tranquility::retry::RetryPolicy;
 use tranquility::source::{DriverOptions, ReportFlags};
-use tranquility::spec::properties::{KafkaDataSourceProperties, KafkaProperties};
 use tranquility::spec::{DataSourceConfig, TranquilityConfig};
 
 use crate::error::KafkaError;

@@ -55,6 +55,7 @@ pub mod config;
 pub mod error;
 pub mod mapping;
 pub mod pipeline;
+pub mod properties;
 pub mod sink;
 
 use std::future::Future;
@@ -68,6 +69,7 @@ use tranquility::source::{
 pub use config::{ConnectorOptions, KafkaConfig};
 pub use error::KafkaError;
 pub use pipeline::PipelineSinks;
+pub use properties::{KafkaDataSourceProperties, KafkaProperties};
 pub use sink::{EventSink, SinkFactory};
 pub use tranquility::retry::RetryPolicy;
 pub use tranquility::source::{ReportFlags, StalledPartition};

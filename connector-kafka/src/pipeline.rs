@@ -2,17 +2,18 @@
 //! beams), built when a dataSource's first topic shows up.
 //!
 //! With `useTopicAsDataSource` the topic names the dataSource: its pipeline is built from the
-//! matched dataSource's spec and properties with the name replaced, so every topic gets its own
-//! Druid tasks.
+//! matched dataSource's spec and properties under the topic's name
+//! ([`DataSourceConfig::renamed`]), so every topic gets its own Druid tasks. Every pipeline is
+//! built through one [`PipelineBuilder`], so all of them share one ZooKeeper connection per
+//! connect string.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use serde_json::{json, Map, Value};
 use tranquility::metrics::Metrics;
-use tranquility::pipeline::{DataSourcePipeline, PipelineOptions, Pipelines};
-use tranquility::spec::{DataSourceConfig, TranquilityConfig};
+use tranquility::pipeline::{DataSourcePipeline, PipelineBuilder};
+use tranquility::spec::DataSourceConfig;
 
 use crate::sink::{EventSink, SinkFactory};
 
@@ -20,22 +21,23 @@ use crate::sink::{EventSink, SinkFactory};
 /// closed when the connector stops.
 #[derive(Debug)]
 pub struct PipelineSinks {
-    options: PipelineOptions,
+    builder: PipelineBuilder,
     built: Mutex<Vec<DataSourcePipeline>>,
 }
 
 impl PipelineSinks {
-    /// Pipelines built with `options` (its metrics, coordinator and Overlord override).
-    pub fn new(options: PipelineOptions) -> Self {
+    /// Pipelines built by `builder` (its metrics, coordinator, Overlord override and
+    /// ZooKeeper connections).
+    pub fn new(builder: PipelineBuilder) -> Self {
         Self {
-            options,
+            builder,
             built: Mutex::new(Vec::new()),
         }
     }
 
     /// The metrics every pipeline counts into.
     pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.options.metrics
+        self.builder.metrics_registry()
     }
 
     /// The pipelines built so far.
@@ -58,35 +60,13 @@ impl SinkFactory for PipelineSinks {
         config: &DataSourceConfig,
         data_source: &str,
     ) -> Result<Arc<dyn EventSink>, String> {
-        let single = single_data_source(config, data_source).map_err(|e| e.to_string())?;
-        let pipelines =
-            Pipelines::from_config(&single, self.options.clone()).map_err(|e| e.to_string())?;
-        let pipeline = pipelines.get(data_source).cloned().ok_or_else(|| {
-            format!("building the pipeline of dataSource '{data_source}' gave no pipeline")
-        })?;
+        let pipeline = self
+            .builder
+            .build_data_source(&config.renamed(data_source))
+            .map_err(|e| e.to_string())?;
         self.built.lock().push(pipeline.clone());
         Ok(Arc::new(pipeline))
     }
-}
-
-/// A config holding only `config`'s dataSource, named `data_source`. Its properties become the
-/// global ones: they are already the file's global properties overlaid with the dataSource's.
-fn single_data_source(
-    config: &DataSourceConfig,
-    data_source: &str,
-) -> Result<TranquilityConfig, tranquility::spec::ConfigError> {
-    let mut spec = config.spec.clone();
-    spec.data_schema.data_source = data_source.to_string();
-    let properties: Map<String, Value> = config
-        .properties
-        .iter()
-        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
-        .collect();
-    let root = json!({
-        "dataSources": [{"spec": spec, "properties": {}}],
-        "properties": properties,
-    });
-    TranquilityConfig::from_value(root, &format!("dataSource '{data_source}'"))
 }
 
 #[cfg(test)]
@@ -94,6 +74,8 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use tranquility::beam::Outcome;
+    use tranquility::pipeline::Pipelines;
+    use tranquility::spec::TranquilityConfig;
 
     const FILE: &str = r#"{
       "dataSources": [{
@@ -118,9 +100,7 @@ mod tests {
     fn the_topic_names_the_data_source_and_everything_else_is_kept() {
         let file = TranquilityConfig::from_str(FILE, "kafka.json").unwrap();
         let template = &file.data_sources()[0];
-        let single = single_data_source(template, "events-clicks").unwrap();
-        assert_eq!(single.data_sources().len(), 1);
-        let ds = &single.data_sources()[0];
+        let ds = template.renamed("events-clicks");
         assert_eq!(ds.name, "events-clicks");
         assert_eq!(ds.spec.data_source(), "events-clicks");
         assert_eq!(ds.spec.tuning_config, template.spec.tuning_config);
@@ -128,23 +108,24 @@ mod tests {
             ds.spec.data_schema.metrics_spec,
             template.spec.data_schema.metrics_spec
         );
-        for key in [
-            "task.partitions",
-            "druid.overlord.url",
-            "kafka.bootstrap.servers",
-        ] {
-            assert_eq!(
-                ds.properties.get(key),
-                template.properties.get(key),
-                "{key}"
-            );
+        assert_eq!(ds.properties, template.properties);
+    }
+
+    #[tokio::test]
+    async fn every_topic_shares_one_zookeeper_connection() {
+        let file = TranquilityConfig::from_str(FILE, "kafka.json").unwrap();
+        let sinks = PipelineSinks::new(Pipelines::builder());
+        for topic in ["events-a", "events-b", "events-c"] {
+            sinks.sink(&file.data_sources()[0], topic).await.unwrap();
         }
+        assert_eq!(sinks.pipelines().len(), 3);
+        assert_eq!(sinks.builder.zookeeper_connections().len(), 1);
     }
 
     #[tokio::test]
     async fn sinks_are_the_core_pipelines_named_after_the_data_source() {
         let file = TranquilityConfig::from_str(FILE, "kafka.json").unwrap();
-        let sinks = PipelineSinks::new(PipelineOptions::default());
+        let sinks = PipelineSinks::new(Pipelines::builder());
         let sink = sinks
             .sink(&file.data_sources()[0], "events-views")
             .await

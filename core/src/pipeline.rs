@@ -7,13 +7,14 @@
 //!   └─ counted received ──────────────── one outcome, counted sent/dropped/failed ─────┘
 //! ```
 //!
-//! [`Pipelines::from_config`] builds every dataSource of a Tranquility config file for
+//! [`Pipelines::builder`] builds every dataSource of a Tranquility config file for
 //! production, on the backend `druid.ingestion` names or `auto` picks (`backend`): realtime
 //! tasks through the Overlord (found through ZooKeeper discovery or a fixed URL) with
 //! receivers found through ZooKeeper or the Overlord and beams shared through ZooKeeper or an
 //! in-process coordinator; or, on Druid 31+, a Kafka topic read by a supervisor, or batch
 //! appends. Callers never know which backend runs; [`DataSourcePipeline::backend`] tells.
 
+#[cfg(feature = "zookeeper")]
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -32,10 +33,15 @@ use crate::beam::{
     Beam, Clock, ClusteredBeam, ClusteredBeamConfig, DropReason, Outcome, SystemClock,
     Tranquilizer, TranquilizerConfig, TranquilizerObserver,
 };
-use crate::coord::{Coordinator, ZkConnection, ZkCoordinator, ZkCoordinatorConfig};
+use crate::coord::Coordinator;
+#[cfg(feature = "zookeeper")]
+use crate::coord::{ZkConnection, ZkCoordinator, ZkCoordinatorConfig};
 use crate::druid::beam::{DruidBeamContext, DruidBeamMaker};
+#[cfg(feature = "zookeeper")]
 use crate::druid::discovery::CuratorDiscovery;
-use crate::druid::locator::{CuratorTaskLocator, OverlordTaskLocator, TaskLocator};
+#[cfg(feature = "zookeeper")]
+use crate::druid::locator::CuratorTaskLocator;
+use crate::druid::locator::{OverlordTaskLocator, TaskLocator};
 use crate::druid::overlord::{OverlordClient, OverlordConfig, OverlordEndpoint};
 use crate::druid::partitioner::dimension_hash_partitioner;
 use crate::druid::receiver::{ReceiverClient, ReceiverConfig};
@@ -49,7 +55,7 @@ use crate::source::Origin;
 use crate::spec::properties::{
     CoreProperties, Ingestion, IngestionProperties, TaskLocator as TaskLocatorKind,
 };
-use crate::spec::{IngestionSpec, Properties, TranquilityConfig};
+use crate::spec::{DataSourceConfig, IngestionSpec, TranquilityConfig};
 use crate::time::window::WindowRule;
 use crate::time::Period;
 
@@ -279,27 +285,190 @@ impl DataSourcePipeline {
     }
 }
 
-/// Overrides for [`Pipelines::from_config`].
-#[derive(Debug, Clone)]
-pub struct PipelineOptions {
-    /// Where every series goes.
-    pub metrics: Arc<Metrics>,
-    /// Coordinate through this instead of ZooKeeper (one process: the in-process coordinator).
-    pub coordinator: Option<Arc<dyn Coordinator>>,
-    /// Use this Overlord URL, over `druid.overlord.url` and discovery.
-    pub overlord_url: Option<String>,
-    /// The time source.
-    pub clock: Arc<dyn Clock>,
+/// Shared ZooKeeper connections: one per connect string, for every pipeline built through
+/// builders that share this pool (clones share it). Nothing connects until a backend uses it.
+/// Without the `zookeeper` feature it is empty, and every ZooKeeper use is refused by name.
+#[derive(Debug, Clone, Default)]
+pub struct ZkConnections {
+    #[cfg(feature = "zookeeper")]
+    connections: Arc<parking_lot::Mutex<HashMap<String, Arc<ZkConnection>>>>,
 }
 
-impl Default for PipelineOptions {
+impl ZkConnections {
+    /// An empty pool.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The connection for `zookeeper.connect` of `props`, made on first ask (with that
+    /// dataSource's `zookeeper.timeout`).
+    #[cfg(feature = "zookeeper")]
+    pub fn get(&self, props: &CoreProperties) -> Arc<ZkConnection> {
+        self.connections
+            .lock()
+            .entry(props.zookeeper_connect.clone())
+            .or_insert_with(|| {
+                Arc::new(ZkConnection::new(
+                    props.zookeeper_connect.clone(),
+                    duration(&props.zookeeper_timeout),
+                ))
+            })
+            .clone()
+    }
+
+    /// How many connect strings have a connection.
+    pub fn len(&self) -> usize {
+        #[cfg(feature = "zookeeper")]
+        return self.connections.lock().len();
+        #[cfg(not(feature = "zookeeper"))]
+        0
+    }
+
+    /// Whether no connection was made yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What a build without the `zookeeper` feature says when a setting needs ZooKeeper.
+#[cfg(not(feature = "zookeeper"))]
+fn no_zookeeper(what: &str) -> String {
+    format!(
+        "{what} needs ZooKeeper, and this build has none (tranquility-core was built without \
+         its `zookeeper` feature)"
+    )
+}
+
+/// Builds production pipelines: [`Pipelines`] for a whole config file, or one
+/// [`DataSourcePipeline`] for a dataSource config. Cheap to clone; clones share the metrics
+/// and the ZooKeeper connections, so every pipeline of a process that is built through one
+/// builder (or its clones) uses one connection per connect string.
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use tranquility::coord::LocalCoordinator;
+/// # use tranquility::pipeline::Pipelines;
+/// # fn f(config: &tranquility::spec::TranquilityConfig) -> Result<(), Box<dyn std::error::Error>> {
+/// let pipelines = Pipelines::builder()
+///     .coordinator(Arc::new(LocalCoordinator::new()))
+///     .overlord_url("http://127.0.0.1:8090")
+///     .build(config)?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PipelineBuilder {
+    metrics: Arc<Metrics>,
+    coordinator: Option<Arc<dyn Coordinator>>,
+    overlord_url: Option<String>,
+    clock: Arc<dyn Clock>,
+    zk: ZkConnections,
+}
+
+impl Default for PipelineBuilder {
     fn default() -> Self {
         Self {
             metrics: Metrics::new(),
             coordinator: None,
             overlord_url: None,
             clock: Arc::new(SystemClock),
+            zk: ZkConnections::new(),
         }
+    }
+}
+
+impl PipelineBuilder {
+    /// Count every series into `metrics` (default: a new registry).
+    pub fn metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Coordinate through `coordinator` instead of ZooKeeper (one process: the in-process
+    /// coordinator).
+    pub fn coordinator(mut self, coordinator: Arc<dyn Coordinator>) -> Self {
+        self.coordinator = Some(coordinator);
+        self
+    }
+
+    /// Use this Overlord URL, over `druid.overlord.url` and discovery.
+    pub fn overlord_url(mut self, url: impl Into<String>) -> Self {
+        self.overlord_url = Some(url.into());
+        self
+    }
+
+    /// The time source (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Share ZooKeeper connections with other builders of the process.
+    pub fn zookeeper(mut self, connections: ZkConnections) -> Self {
+        self.zk = connections;
+        self
+    }
+
+    /// The metrics every pipeline built here counts into.
+    pub fn metrics_registry(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The ZooKeeper connections pipelines built here use.
+    pub fn zookeeper_connections(&self) -> &ZkConnections {
+        &self.zk
+    }
+
+    /// Builds the production pipeline of every dataSource in `config`.
+    pub fn build(&self, config: &TranquilityConfig) -> Result<Pipelines, PipelineError> {
+        let mut pipelines = IndexMap::new();
+        let mut shared = Vec::new();
+        for ds in config.data_sources() {
+            let (pipeline, coordination) = self.build_one(ds)?;
+            if let Some((coordinator, identity)) = coordination {
+                shared.push((ds.name.clone(), coordinator, identity));
+            }
+            pipelines.insert(ds.name.clone(), pipeline);
+        }
+        Ok(Pipelines {
+            pipelines,
+            metrics: self.metrics.clone(),
+            shared,
+        })
+    }
+
+    /// Builds the production pipeline of one dataSource (its properties are the file's
+    /// global ones overlaid with its own; see [`DataSourceConfig::renamed`] to build it under
+    /// another name).
+    pub fn build_data_source(
+        &self,
+        ds: &DataSourceConfig,
+    ) -> Result<DataSourcePipeline, PipelineError> {
+        self.build_one(ds).map(|(pipeline, _)| pipeline)
+    }
+
+    fn build_one(
+        &self,
+        ds: &DataSourceConfig,
+    ) -> Result<(DataSourcePipeline, Option<Coordination>), PipelineError> {
+        let fail = |message: String| PipelineError::Config {
+            data_source: ds.name.clone(),
+            message,
+        };
+        let props =
+            CoreProperties::from_properties(&ds.properties).map_err(|e| fail(e.to_string()))?;
+        let ingestion = IngestionProperties::from_properties(&ds.properties)
+            .map_err(|e| fail(e.to_string()))?;
+        ds.spec.validate().map_err(|e| fail(e.to_string()))?;
+        let (pipeline, coordination) = self.assemble(ds, &props, &ingestion)?;
+        info!(
+            dataSource = %ds.name,
+            ingestion = ingestion.ingestion.as_str(),
+            backend = pipeline.backend().map_or("", BackendHandle::describe),
+            partitions = props.task_partitions,
+            replicants = props.task_replicants,
+            "dataSource ready"
+        );
+        Ok((pipeline, coordination))
     }
 }
 
@@ -313,51 +482,9 @@ pub struct Pipelines {
 }
 
 impl Pipelines {
-    /// Builds the production pipeline of every dataSource in `config`.
-    pub fn from_config(
-        config: &TranquilityConfig,
-        options: PipelineOptions,
-    ) -> Result<Self, PipelineError> {
-        let mut zk: HashMap<String, Arc<ZkConnection>> = HashMap::new();
-        let mut pipelines = IndexMap::new();
-        let mut shared = Vec::new();
-        for ds in config.data_sources() {
-            let fail = |message: String| PipelineError::Config {
-                data_source: ds.name.clone(),
-                message,
-            };
-            let props =
-                CoreProperties::from_properties(&ds.properties).map_err(|e| fail(e.to_string()))?;
-            let ingestion = IngestionProperties::from_properties(&ds.properties)
-                .map_err(|e| fail(e.to_string()))?;
-            ds.spec.validate().map_err(|e| fail(e.to_string()))?;
-            let (pipeline, coordination) = build(
-                &ds.name,
-                &ds.spec,
-                &props,
-                &ingestion,
-                &ds.properties,
-                &options,
-                &mut zk,
-            )?;
-            if let Some((coordinator, identity)) = coordination {
-                shared.push((ds.name.clone(), coordinator, identity));
-            }
-            info!(
-                dataSource = %ds.name,
-                ingestion = ingestion.ingestion.as_str(),
-                backend = pipeline.backend().map_or("", BackendHandle::describe),
-                partitions = props.task_partitions,
-                replicants = props.task_replicants,
-                "dataSource ready"
-            );
-            pipelines.insert(ds.name.clone(), pipeline);
-        }
-        Ok(Self {
-            pipelines,
-            metrics: options.metrics,
-            shared,
-        })
+    /// A builder of production pipelines.
+    pub fn builder() -> PipelineBuilder {
+        PipelineBuilder::default()
     }
 
     /// Checks, before serving, that every dataSource's metadata shared with other instances
@@ -456,7 +583,8 @@ struct Parts {
     props: CoreProperties,
     ingestion: IngestionProperties,
     overlord: OverlordClient,
-    zk: Arc<ZkConnection>,
+    #[cfg(feature = "zookeeper")]
+    zk: ZkConnections,
     coordinator: Arc<dyn Coordinator>,
     auth: Option<BasicAuth>,
     tls: DruidTls,
@@ -476,22 +604,29 @@ impl Parts {
     /// The beam of one backend: the one place that knows how each is built.
     fn beam(&self, backend: Backend) -> Result<Arc<dyn Beam>, String> {
         match backend {
-            Backend::Realtime => Ok(self.realtime()),
+            Backend::Realtime => self.realtime(),
             Backend::Batch => Ok(self.batch()),
             Backend::Supervisor => self.supervisor(),
         }
     }
 
-    fn realtime(&self) -> Arc<dyn Beam> {
+    fn realtime(&self) -> Result<Arc<dyn Beam>, String> {
         let props = &self.props;
         let locator: Arc<dyn TaskLocator> = match props.task_locator {
+            #[cfg(feature = "zookeeper")]
             TaskLocatorKind::Curator => Arc::new(
                 CuratorTaskLocator::new(Arc::new(CuratorDiscovery::new(
-                    self.zk.clone(),
+                    self.zk.get(props),
                     &props.discovery_path,
                 )))
                 .with_tls(self.tls.is_enabled()),
             ),
+            #[cfg(not(feature = "zookeeper"))]
+            TaskLocatorKind::Curator => {
+                return Err(no_zookeeper(
+                    "druidBeam.taskLocator=curator (finding tasks through discovery)",
+                ))
+            }
             // One attempt per poll: a push must not wait out the Overlord's long retries.
             TaskLocatorKind::Overlord => Arc::new(OverlordTaskLocator::new(
                 self.overlord.with_retry(RetryPolicy::overlord().once()),
@@ -524,7 +659,7 @@ impl Parts {
             props.clone(),
             context,
         ));
-        Arc::new(ClusteredBeam::new(
+        Ok(Arc::new(ClusteredBeam::new(
             ClusteredBeamConfig {
                 identity: realtime_identity(props, &self.name),
                 rule: self.rule(),
@@ -534,7 +669,7 @@ impl Parts {
             },
             maker,
             self.coordinator.clone(),
-        ))
+        )))
     }
 
     fn batch(&self) -> Arc<dyn Beam> {
@@ -628,7 +763,7 @@ impl Parts {
 pub fn overlord_client(
     props: &CoreProperties,
     overlord_url: Option<&str>,
-    zk: &Arc<ZkConnection>,
+    zk: &ZkConnections,
     tls: &DruidTls,
 ) -> Result<OverlordClient, String> {
     let endpoint = match overlord_url
@@ -642,10 +777,18 @@ pub fn overlord_client(
             ))
         }
         Some(url) => OverlordEndpoint::Url(url),
+        #[cfg(feature = "zookeeper")]
         None => OverlordEndpoint::Discovery {
-            discovery: Arc::new(CuratorDiscovery::new(zk.clone(), &props.discovery_path)),
+            discovery: Arc::new(CuratorDiscovery::new(zk.get(props), &props.discovery_path)),
             service_name: props.indexing_service_name.clone(),
         },
+        #[cfg(not(feature = "zookeeper"))]
+        None => {
+            let _ = zk;
+            return Err(no_zookeeper(
+                "finding the Overlord without druid.overlord.url (discovery)",
+            ));
+        }
     };
     Ok(OverlordClient::with_tls(
         endpoint,
@@ -661,23 +804,16 @@ pub fn overlord_client(
     ))
 }
 
-/// The ZooKeeper coordinator of a dataSource's properties (`zookeeper.path`) on `zk`.
-pub fn zk_coordinator(props: &CoreProperties, zk: &Arc<ZkConnection>) -> Arc<dyn Coordinator> {
+/// The ZooKeeper coordinator of a dataSource's properties (`zookeeper.path`), on the pool's
+/// connection for its `zookeeper.connect`.
+#[cfg(feature = "zookeeper")]
+pub fn zk_coordinator(props: &CoreProperties, zk: &ZkConnections) -> Arc<dyn Coordinator> {
     Arc::new(ZkCoordinator::new(
-        zk.clone(),
+        zk.get(props),
         ZkCoordinatorConfig {
             base_path: props.zookeeper_path.clone(),
             ..ZkCoordinatorConfig::default()
         },
-    ))
-}
-
-/// A ZooKeeper connection for `zookeeper.connect` and `zookeeper.timeout`; it connects at
-/// its first use.
-pub fn zk_connection(props: &CoreProperties) -> Arc<ZkConnection> {
-    Arc::new(ZkConnection::new(
-        props.zookeeper_connect.clone(),
-        duration(&props.zookeeper_timeout),
     ))
 }
 
@@ -701,74 +837,80 @@ pub fn supervisor_identity(props: &CoreProperties, data_source: &str) -> String 
     )
 }
 
-fn build(
-    name: &str,
-    spec: &IngestionSpec,
-    props: &CoreProperties,
-    ingestion: &IngestionProperties,
-    properties: &Properties,
-    options: &PipelineOptions,
-    zk: &mut HashMap<String, Arc<ZkConnection>>,
-) -> Result<(DataSourcePipeline, Option<Coordination>), PipelineError> {
-    let fail = |message: String| PipelineError::Config {
-        data_source: name.to_string(),
-        message,
-    };
-    // Nothing connects until a backend uses it.
-    let zk = zk
-        .entry(props.zookeeper_connect.clone())
-        .or_insert_with(|| zk_connection(props))
-        .clone();
-    let auth = BasicAuth::from_properties(&props.basic_auth_user, &props.basic_auth_pass);
-    let tls = DruidTls::from_properties(props).map_err(|e| fail(e.to_string()))?;
-    let overlord =
-        overlord_client(props, options.overlord_url.as_deref(), &zk, &tls).map_err(fail)?;
-    let coordinator: Arc<dyn Coordinator> = match &options.coordinator {
-        Some(c) => c.clone(),
-        None => zk_coordinator(props, &zk),
-    };
-    // What this dataSource shares with other instances through the coordinator: the realtime
-    // beams (also while `auto` has not chosen), or the supervisor's lock; batch shares nothing.
-    let coordination = match ingestion.ingestion {
-        Ingestion::Batch => None,
-        Ingestion::Supervisor => Some((coordinator.clone(), supervisor_identity(props, name))),
-        Ingestion::Realtime | Ingestion::Auto => {
-            Some((coordinator.clone(), realtime_identity(props, name)))
-        }
-    };
-    let parts = Parts {
-        name: name.to_string(),
-        spec: spec.clone(),
-        props: props.clone(),
-        ingestion: ingestion.clone(),
-        overlord: overlord.clone(),
-        zk,
-        coordinator,
-        auth,
-        tls,
-        clock: options.clock.clone(),
-        metrics: options.metrics.clone(),
-    };
-    let factory: BackendFactory = Box::new(move |backend, _status| parts.beam(backend));
-    let beam = BackendBeam::new(
-        name,
-        ingestion.ingestion,
-        ingestion.kafka_bootstrap_servers.is_some(),
-        overlord,
-        properties.clone(),
-        factory,
-    )
-    .map_err(fail)?;
-    let tranquilizer = TranquilizerConfig::builder()
-        .max_batch_size(props.max_batch_size)
-        .max_pending_batches(props.max_pending_batches)
-        .linger_millis(props.linger_millis)
-        .block_on_full(props.block_on_full)
-        .build()
-        .map_err(|e| fail(e.to_string()))?;
-    let pipeline =
-        DataSourcePipeline::with_backend(name, spec, beam, tranquilizer, &options.metrics)?;
-    Ok((pipeline, coordination))
+impl PipelineBuilder {
+    /// Wires one dataSource's backend seam, Tranquilizer and reader; the realtime, batch and
+    /// supervisor beams behind the seam are built by [`Parts::beam`] once the backend is known.
+    fn assemble(
+        &self,
+        ds: &DataSourceConfig,
+        props: &CoreProperties,
+        ingestion: &IngestionProperties,
+    ) -> Result<(DataSourcePipeline, Option<Coordination>), PipelineError> {
+        let name = ds.name.as_str();
+        let fail = |message: String| PipelineError::Config {
+            data_source: name.to_string(),
+            message,
+        };
+        let zk = self.zk.clone();
+        let auth = BasicAuth::from_properties(&props.basic_auth_user, &props.basic_auth_pass);
+        let tls = DruidTls::from_properties(props).map_err(|e| fail(e.to_string()))?;
+        let overlord =
+            overlord_client(props, self.overlord_url.as_deref(), &zk, &tls).map_err(fail)?;
+        let coordinator: Arc<dyn Coordinator> =
+            match &self.coordinator {
+                Some(c) => c.clone(),
+                #[cfg(feature = "zookeeper")]
+                None => zk_coordinator(props, &zk),
+                #[cfg(not(feature = "zookeeper"))]
+                None => return Err(fail(no_zookeeper(
+                    "sharing beams between instances (no coordinator was given to the builder; \
+                     LocalCoordinator serves one process)",
+                ))),
+            };
+        // What this dataSource shares with other instances through the coordinator: the realtime
+        // beams (also while `auto` has not chosen), or the supervisor's lock; batch shares nothing.
+        let coordination = match ingestion.ingestion {
+            Ingestion::Batch => None,
+            Ingestion::Supervisor => Some((coordinator.clone(), supervisor_identity(props, name))),
+            Ingestion::Realtime | Ingestion::Auto => {
+                Some((coordinator.clone(), realtime_identity(props, name)))
+            }
+        };
+        let parts = Parts {
+            name: name.to_string(),
+            spec: ds.spec.clone(),
+            props: props.clone(),
+            ingestion: ingestion.clone(),
+            overlord: overlord.clone(),
+            #[cfg(feature = "zookeeper")]
+            zk,
+            coordinator,
+            auth,
+            tls,
+            clock: self.clock.clone(),
+            metrics: self.metrics.clone(),
+        };
+        let factory: BackendFactory = Box::new(move |backend, _status| parts.beam(backend));
+        let beam = BackendBeam::new(
+            name,
+            ingestion.ingestion,
+            ingestion.kafka_bootstrap_servers.is_some(),
+            overlord,
+            ds.properties.clone(),
+            factory,
+        )
+        .map_err(fail)?;
+        let tranquilizer = TranquilizerConfig::builder()
+            .max_batch_size(props.max_batch_size)
+            .max_pending_batches(props.max_pending_batches)
+            .linger_millis(props.linger_millis)
+            .block_on_full(props.block_on_full)
+            .build()
+            .map_err(|e| fail(e.to_string()))?;
+        let pipeline =
+            DataSourcePipeline::with_backend(name, &ds.spec, beam, tranquilizer, &self.metrics)?;
+        Ok((pipeline, coordination))
+    }
 }
 
 #[cfg(test)]
@@ -881,9 +1023,7 @@ mod tests {
             "bad.json",
         );
         let err = match config {
-            Ok(config) => Pipelines::from_config(&config, PipelineOptions::default())
-                .unwrap_err()
-                .to_string(),
+            Ok(config) => Pipelines::builder().build(&config).unwrap_err().to_string(),
             Err(e) => e.to_string(),
         };
         assert!(err.contains("wiki") || err.contains("bad.json"), "{err}");

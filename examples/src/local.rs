@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use tranquility::coord::LocalCoordinator;
-use tranquility::pipeline::{PipelineOptions, Pipelines};
+use tranquility::pipeline::Pipelines;
 use tranquility::spec::TranquilityConfig;
 use tranquility_server::{AppState, Server, ServerConfig};
 
@@ -30,12 +30,10 @@ pub fn local_pipelines(
     config: &TranquilityConfig,
     overlord_url: &str,
 ) -> anyhow::Result<Pipelines> {
-    let options = PipelineOptions {
-        coordinator: Some(Arc::new(LocalCoordinator::new())),
-        overlord_url: Some(overlord_url.to_string()),
-        ..PipelineOptions::default()
-    };
-    Ok(Pipelines::from_config(config, options)?)
+    let options = Pipelines::builder()
+        .coordinator(Arc::new(LocalCoordinator::new()))
+        .overlord_url(overlord_url);
+    Ok(options.build(config)?)
 }
 
 /// Sums of `metrics` over every row of `data_source` (a native timeseries query), by name.

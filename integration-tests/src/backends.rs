@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tranquility::pipeline::{PipelineOptions, Pipelines};
+use tranquility::pipeline::Pipelines;
 use tranquility::spec::TranquilityConfig;
 use tranquility_server::{AppState, DataSourceReport, Server, ServerConfig};
 
@@ -269,8 +269,7 @@ impl Running {
     /// Builds the pipelines of `config` (with its own ZooKeeper settings) and serves them.
     pub async fn start(config: &TranquilityConfig) -> Self {
         let server_config = ServerConfig::from_config(config).expect("server config");
-        let pipelines =
-            Pipelines::from_config(config, PipelineOptions::default()).expect("pipelines");
+        let pipelines = Pipelines::builder().build(config).expect("pipelines");
         let state = AppState::from_pipelines(server_config, config, &pipelines);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let server = Server::from_listener(listener, state);

@@ -833,7 +833,7 @@ pub mod setup {
     use serde_json::json;
     use tranquility::beam::Outcome;
     use tranquility::coord::LocalCoordinator;
-    use tranquility::pipeline::{PipelineOptions, Pipelines};
+    use tranquility::pipeline::Pipelines;
     use tranquility::spec::TranquilityConfig;
 
     /// Now, in epoch millis.
@@ -884,15 +884,11 @@ pub mod setup {
 
     /// Pipelines for one process: the in-process coordinator and the Overlord at `overlord_url`.
     pub fn local_pipelines(config: &TranquilityConfig, overlord_url: &str) -> Pipelines {
-        Pipelines::from_config(
-            config,
-            PipelineOptions {
-                coordinator: Some(Arc::new(LocalCoordinator::new())),
-                overlord_url: Some(overlord_url.to_string()),
-                ..PipelineOptions::default()
-            },
-        )
-        .expect("pipelines")
+        Pipelines::builder()
+            .coordinator(Arc::new(LocalCoordinator::new()))
+            .overlord_url(overlord_url)
+            .build(config)
+            .expect("pipelines")
     }
 
     /// Fails naming a few outcomes that are not `Sent`.

@@ -12,7 +12,7 @@ use integration_tests::unique_name;
 use serde_json::{json, Value};
 use tranquility::beam::Outcome;
 use tranquility::coord::LocalCoordinator;
-use tranquility::pipeline::{PipelineOptions, Pipelines};
+use tranquility::pipeline::Pipelines;
 use tranquility::spec::TranquilityConfig;
 
 const USER: &str = "tranquility";
@@ -93,15 +93,11 @@ fn config(data_source: &str, auth: &[(&str, &str)]) -> TranquilityConfig {
 }
 
 fn pipelines(cfg: &TranquilityConfig, druid: &DruidLocal) -> Pipelines {
-    Pipelines::from_config(
-        cfg,
-        PipelineOptions {
-            coordinator: Some(Arc::new(LocalCoordinator::new())),
-            overlord_url: Some(druid.url()),
-            ..PipelineOptions::default()
-        },
-    )
-    .expect("pipelines")
+    Pipelines::builder()
+        .coordinator(Arc::new(LocalCoordinator::new()))
+        .overlord_url(druid.url())
+        .build(cfg)
+        .expect("pipelines")
 }
 
 fn events(n: usize) -> Vec<Bytes> {

@@ -12,7 +12,7 @@ use serde_json::json;
 use tranquility::beam::{DropReason, Outcome};
 use tranquility::coord::LocalCoordinator;
 use tranquility::metrics::Metrics;
-use tranquility::pipeline::{PipelineOptions, Pipelines};
+use tranquility::pipeline::Pipelines;
 use tranquility::spec::TranquilityConfig;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -182,14 +182,10 @@ async fn every_task_gone_drops_as_defunct_not_silently() {
 
 /// ZooKeeper-coordinated pipelines of a separate "process": own ZooKeeper sessions.
 fn zk_pipelines(cfg: &TranquilityConfig) -> Pipelines {
-    Pipelines::from_config(
-        cfg,
-        PipelineOptions {
-            metrics: Metrics::new(),
-            ..PipelineOptions::default()
-        },
-    )
-    .expect("pipelines")
+    Pipelines::builder()
+        .metrics(Metrics::new())
+        .build(cfg)
+        .expect("pipelines")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -368,14 +364,14 @@ async fn a_changed_schema_applies_from_the_next_interval() {
         let text = json!({"dataSources": [{"spec": cfg}], "properties": {"druidBeam.taskLocator": "overlord"}});
         TranquilityConfig::from_str(&text.to_string(), "rollover.json").unwrap()
     };
-    let options = || PipelineOptions {
-        coordinator: Some(coordinator.clone()),
-        overlord_url: Some(druid.url()),
-        ..PipelineOptions::default()
+    let options = || {
+        Pipelines::builder()
+            .coordinator(coordinator.clone())
+            .overlord_url(druid.url())
     };
     let now = now_millis();
     let minute = 60_000;
-    let v1 = Pipelines::from_config(&with_dims(json!(["page"])), options()).unwrap();
+    let v1 = options().build(&with_dims(json!(["page"]))).unwrap();
     assert_all_sent(
         &v1.get(&ds)
             .unwrap()
@@ -387,7 +383,7 @@ async fn a_changed_schema_applies_from_the_next_interval() {
 
     // A restart with a new dimension: the open interval keeps its task, the next one gets the new schema.
     v1.close().await;
-    let v2 = Pipelines::from_config(&with_dims(json!(["page", "tag"])), options()).unwrap();
+    let v2 = options().build(&with_dims(json!(["page", "tag"]))).unwrap();
     let pipeline = v2.get(&ds).unwrap();
     assert_all_sent(
         &pipeline

@@ -16,7 +16,7 @@ use kafka_common::{committed, create_topic, init_logs, produce, wait_for};
 use serde_json::{json, Value};
 use tranquility::coord::LocalCoordinator;
 use tranquility::metrics::Metrics;
-use tranquility::pipeline::PipelineOptions;
+use tranquility::pipeline::Pipelines;
 use tranquility::spec::TranquilityConfig;
 use tranquility_kafka::{KafkaConfig, KafkaConnector, PipelineSinks};
 
@@ -41,12 +41,12 @@ fn sinks_with(
     metrics: &Arc<Metrics>,
     coordinator: Arc<LocalCoordinator>,
 ) -> Arc<PipelineSinks> {
-    Arc::new(PipelineSinks::new(PipelineOptions {
-        metrics: metrics.clone(),
-        coordinator: Some(coordinator),
-        overlord_url: Some(druid.url()),
-        ..PipelineOptions::default()
-    }))
+    Arc::new(PipelineSinks::new(
+        Pipelines::builder()
+            .metrics(metrics.clone())
+            .coordinator(coordinator)
+            .overlord_url(druid.url()),
+    ))
 }
 
 /// The number of events ingested into `data_source` (the sum of the `count` metric `metric`),
@@ -509,12 +509,12 @@ async fn consumers_joining_and_leaving_leave_every_message_in_druid_once() {
     };
     let coordinator = Arc::new(LocalCoordinator::new());
     let member = |metrics: &Arc<Metrics>| {
-        let sinks = Arc::new(PipelineSinks::new(PipelineOptions {
-            metrics: metrics.clone(),
-            coordinator: Some(coordinator.clone()),
-            overlord_url: Some(proxy.url()),
-            ..PipelineOptions::default()
-        }));
+        let sinks = Arc::new(PipelineSinks::new(
+            Pipelines::builder()
+                .metrics(metrics.clone())
+                .coordinator(coordinator.clone())
+                .overlord_url(proxy.url()),
+        ));
         let connector =
             KafkaConnector::start(config.clone(), sinks.clone(), metrics).expect("starts");
         (connector, sinks)

@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use test_support::certs::TestPki;
 use tranquility::coord::LocalCoordinator;
 use tranquility::metrics::Metrics;
-use tranquility::pipeline::PipelineOptions;
+use tranquility::pipeline::Pipelines;
 use tranquility::spec::TranquilityConfig;
 use tranquility_kafka::{KafkaConfig, KafkaConnector, PipelineSinks};
 
@@ -74,12 +74,12 @@ async fn consume_into_druid(client: &KafkaClient, kafka: &Value, n: u64) {
         .await
         .expect("druid-local starts");
     let metrics = Metrics::new();
-    let sinks = Arc::new(PipelineSinks::new(PipelineOptions {
-        metrics: metrics.clone(),
-        coordinator: Some(Arc::new(LocalCoordinator::new())),
-        overlord_url: Some(druid.url()),
-        ..PipelineOptions::default()
-    }));
+    let sinks = Arc::new(PipelineSinks::new(
+        Pipelines::builder()
+            .metrics(metrics.clone())
+            .coordinator(Arc::new(LocalCoordinator::new()))
+            .overlord_url(druid.url()),
+    ));
     let group = unique_name("group");
     let config = kafka_json(&topic, &group, &client.bootstrap, kafka);
     let connector = KafkaConnector::start(config, sinks.clone(), &metrics).expect("starts");

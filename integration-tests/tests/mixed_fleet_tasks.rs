@@ -11,7 +11,7 @@ use druid_local::{DruidLocal, DruidLocalConfig};
 use integration_tests::setup::{assert_all_sent, now_millis};
 use integration_tests::{druid, unique_name, ZooKeeper};
 use serde_json::{json, Value};
-use tranquility::pipeline::{PipelineOptions, Pipelines};
+use tranquility::pipeline::Pipelines;
 use tranquility::spec::TranquilityConfig;
 use tranquility::time::format_iso_millis;
 use zookeeper_client as zk;
@@ -48,14 +48,10 @@ fn config(ds: &str, format: &str, zk: &ZooKeeper, base: &str) -> TranquilityConf
 }
 
 fn pipelines(config: &TranquilityConfig, druid: &DruidLocal) -> Pipelines {
-    Pipelines::from_config(
-        config,
-        PipelineOptions {
-            overlord_url: Some(druid.url()),
-            ..PipelineOptions::default()
-        },
-    )
-    .expect("pipelines")
+    Pipelines::builder()
+        .overlord_url(druid.url())
+        .build(config)
+        .expect("pipelines")
 }
 
 /// The current hour's start (the events' interval).

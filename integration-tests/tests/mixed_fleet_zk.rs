@@ -288,7 +288,7 @@ async fn a_lock_node_of_the_old_layout_stops_the_update_and_says_why() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_refuses_metadata_it_cannot_share_and_says_how_to_fix_it() {
-    use tranquility::pipeline::{PipelineError, PipelineOptions, Pipelines};
+    use tranquility::pipeline::{PipelineError, Pipelines};
     use tranquility::spec::TranquilityConfig;
 
     let zk = ZooKeeper::start();
@@ -309,8 +309,7 @@ async fn the_server_refuses_metadata_it_cannot_share_and_says_how_to_fix_it() {
         TranquilityConfig::from_str(&text.to_string(), "server.json").expect("config")
     };
     let check = |ds: &str| {
-        let pipelines =
-            Pipelines::from_config(&config(ds), PipelineOptions::default()).expect("pipelines");
+        let pipelines = Pipelines::builder().build(&config(ds)).expect("pipelines");
         async move { pipelines.check_shared_metadata().await }
     };
     let client = zk::Client::connect(&zk.connect_string())

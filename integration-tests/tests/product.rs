@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tranquility::coord::LocalCoordinator;
 use tranquility::metrics::Metrics;
-use tranquility::pipeline::{PipelineOptions, Pipelines};
+use tranquility::pipeline::Pipelines;
 use tranquility::spec::TranquilityConfig;
 use tranquility_kafka::{KafkaConfig, KafkaConnector, PipelineSinks};
 use tranquility_server::{AppState, Server, ServerConfig};
@@ -151,7 +151,7 @@ async fn server_serves_the_example_config(t: &DruidTarget) {
     }
     let config = config_with(&path, &properties);
     let server_config = ServerConfig::from_config(&config).expect("server config");
-    let pipelines = Pipelines::from_config(&config, PipelineOptions::default()).expect("pipelines");
+    let pipelines = Pipelines::builder().build(&config).expect("pipelines");
     let state = AppState::from_pipelines(server_config, &config, &pipelines);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let server = Server::from_listener(listener, state);
@@ -263,12 +263,12 @@ async fn kafka_connector_into_druid(t: &DruidTarget) {
     let loaded = TranquilityConfig::from_value(file, "kafka.json").expect("config loads");
     let config = KafkaConfig::from_config(&loaded).expect("kafka config");
     let metrics = Metrics::new();
-    let sinks = Arc::new(PipelineSinks::new(PipelineOptions {
-        metrics: metrics.clone(),
-        coordinator: Some(Arc::new(LocalCoordinator::new())),
-        overlord_url: Some(t.overlord_url()),
-        ..PipelineOptions::default()
-    }));
+    let sinks = Arc::new(PipelineSinks::new(
+        Pipelines::builder()
+            .metrics(metrics.clone())
+            .coordinator(Arc::new(LocalCoordinator::new()))
+            .overlord_url(t.overlord_url()),
+    ));
     let connector = KafkaConnector::start(config, sinks.clone(), &metrics).expect("starts");
     let broker_url = t.broker_url();
     wait_counted(&broker_url, &topic, N as i64).await;
@@ -304,14 +304,10 @@ async fn two_instances_share_tasks_through_zookeeper(t: &DruidTarget) {
         ],
     );
     let instance = || {
-        Pipelines::from_config(
-            &cfg,
-            PipelineOptions {
-                metrics: Metrics::new(),
-                ..PipelineOptions::default()
-            },
-        )
-        .expect("pipelines")
+        Pipelines::builder()
+            .metrics(Metrics::new())
+            .build(&cfg)
+            .expect("pipelines")
     };
     let instances = [instance(), instance()];
     let now = now_millis();

@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tranquility::coord::LocalCoordinator;
-use tranquility::pipeline::{PipelineOptions, Pipelines};
+use tranquility::pipeline::{PipelineBuilder, Pipelines};
 use tranquility::spec::TranquilityConfig;
 use tranquility_server::{AppState, DataSourceReport, Server, ServerConfig};
 
@@ -27,9 +27,9 @@ struct Running {
 }
 
 impl Running {
-    async fn start(config: &TranquilityConfig, options: PipelineOptions) -> Self {
+    async fn start(config: &TranquilityConfig, options: PipelineBuilder) -> Self {
         let server_config = ServerConfig::from_config(config).unwrap();
-        let pipelines = Pipelines::from_config(config, options).unwrap();
+        let pipelines = options.build(config).unwrap();
         let state = AppState::from_pipelines(server_config, config, &pipelines);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let server = Server::from_listener(listener, state);
@@ -195,11 +195,9 @@ async fn posts_reach_druid_local_with_the_in_process_coordinator() {
         .await
         .unwrap();
     let config = wiki_config(json!({"druidBeam.taskLocator": "overlord"}));
-    let options = PipelineOptions {
-        coordinator: Some(Arc::new(LocalCoordinator::new())),
-        overlord_url: Some(druid.url()),
-        ..PipelineOptions::default()
-    };
+    let options = Pipelines::builder()
+        .coordinator(Arc::new(LocalCoordinator::new()))
+        .overlord_url(druid.url());
     let server = Running::start(&config, options).await;
     post_and_count(server, &druid, "wiki", wiki_events(40)).await;
     druid.shutdown().await;
@@ -216,7 +214,7 @@ async fn posts_reach_druid_local_through_zookeeper() {
     .unwrap();
     // ZooKeeper coordination, Overlord discovery and the curator task locator: all defaults.
     let config = wiki_config(json!({"zookeeper.connect": zk.connect_string()}));
-    let server = Running::start(&config, PipelineOptions::default()).await;
+    let server = Running::start(&config, Pipelines::builder()).await;
     post_and_count(server, &druid, "wiki", wiki_events(40)).await;
     druid.shutdown().await;
 }
@@ -255,7 +253,7 @@ async fn example_serves(path: &Path) {
             .collect::<Vec<_>>(),
         ["foo"]
     );
-    let server = Running::start(&config, PipelineOptions::default()).await;
+    let server = Running::start(&config, Pipelines::builder()).await;
     // The example's schema: dimensions dim1..dim3, metrics count and doubleSum x.
     let events: Vec<Value> = (0..12)
         .map(|i| {
@@ -302,7 +300,7 @@ async fn own_example_serves(name: &str) {
             ("druid.overlord.url", druid.url()),
         ],
     );
-    let server = Running::start(&config, PipelineOptions::default()).await;
+    let server = Running::start(&config, Pipelines::builder()).await;
     let clicks: Vec<Value> = (0..9)
         .map(|i| json!({"timestamp": now_millis(), "page": format!("p{}", i % 3), "country": "NZ", "clicks": 2}))
         .collect();
@@ -370,7 +368,7 @@ async fn the_flatten_spec_peer_file_serves_nested_events() {
         .unwrap()
         .replace("@ZKPLACEHOLDER@", &zk.connect_string());
     let config = TranquilityConfig::from_str(&text, "direct-druid-test-flattenSpec.yaml").unwrap();
-    let server = Running::start(&config, PipelineOptions::default()).await;
+    let server = Running::start(&config, Pipelines::builder()).await;
 
     let now = now_millis();
     let events: Vec<Value> = (0..12)
@@ -441,10 +439,7 @@ async fn the_nested_example_flattens_posted_events() {
         &test_support::example_configs().join("nested.json"),
         &[("druid.overlord.url", druid.url())],
     );
-    let options = PipelineOptions {
-        coordinator: Some(Arc::new(LocalCoordinator::new())),
-        ..PipelineOptions::default()
-    };
+    let options = Pipelines::builder().coordinator(Arc::new(LocalCoordinator::new()));
     let server = Running::start(&config, options).await;
     let events: Vec<Value> = (0..6)
         .map(|i| {

@@ -19,7 +19,7 @@ use integration_tests::{unique_name, Tansu, ZooKeeper};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 use tranquility::beam::Outcome;
-use tranquility::pipeline::{PipelineOptions, Pipelines};
+use tranquility::pipeline::Pipelines;
 use tranquility::spec::TranquilityConfig;
 
 /// The supervisor API of a Druid 33 Overlord, keeping specs in memory.
@@ -147,8 +147,8 @@ async fn instances_share_one_topic_and_post_the_supervisor_once() {
         ],
     );
     // Two instances coordinating through ZooKeeper, as two processes would.
-    let a = Pipelines::from_config(&cfg, PipelineOptions::default()).unwrap();
-    let b = Pipelines::from_config(&cfg, PipelineOptions::default()).unwrap();
+    let a = Pipelines::builder().build(&cfg).unwrap();
+    let b = Pipelines::builder().build(&cfg).unwrap();
     let (pa, pb) = (a.get(&ds).unwrap(), b.get(&ds).unwrap());
     let (oa, ob) = tokio::join!(pa.send_all(varied(30, "a")), pb.send_all(varied(30, "b")));
     assert!(oa.iter().chain(&ob).all(Outcome::is_sent), "{oa:?} {ob:?}");
@@ -189,8 +189,8 @@ async fn instances_share_one_topic_and_post_the_supervisor_once() {
 
     // A new dimension list: two more instances, one more post.
     let changed = with_dimensions(&cfg, &["tag", "page"]);
-    let c = Pipelines::from_config(&changed, PipelineOptions::default()).unwrap();
-    let d = Pipelines::from_config(&changed, PipelineOptions::default()).unwrap();
+    let c = Pipelines::builder().build(&changed).unwrap();
+    let d = Pipelines::builder().build(&changed).unwrap();
     let (oc, od) = tokio::join!(
         c.get(&ds).unwrap().send_all(varied(5, "c")),
         d.get(&ds).unwrap().send_all(varied(5, "d"))
@@ -231,14 +231,10 @@ async fn a_refused_supervisor_or_topic_fails_the_events_with_the_cause() {
     let mut props = base.to_vec();
     props.push(("druid.ingestion.kafka.bootstrap.servers", &servers));
     let cfg = config(&ds, "hour", &props);
-    let pipelines = Pipelines::from_config(
-        &cfg,
-        PipelineOptions {
-            coordinator: Some(Arc::new(tranquility::coord::LocalCoordinator::new())),
-            ..PipelineOptions::default()
-        },
-    )
-    .unwrap();
+    let pipelines = Pipelines::builder()
+        .coordinator(Arc::new(tranquility::coord::LocalCoordinator::new()))
+        .build(&cfg)
+        .unwrap();
     let pipeline = pipelines.get(&ds).unwrap();
     let outcomes = pipeline.send_all(events(4, now_millis(), "x")).await;
     for outcome in &outcomes {
@@ -264,14 +260,10 @@ async fn a_refused_supervisor_or_topic_fails_the_events_with_the_cause() {
     props.push(("druid.ingestion.kafka.bootstrap.servers", &gone));
     props.push(("druid.ingestion.kafka.producer.socket.timeout.ms", "2000"));
     let cfg = config(&ds, "hour", &props);
-    let pipelines = Pipelines::from_config(
-        &cfg,
-        PipelineOptions {
-            coordinator: Some(Arc::new(tranquility::coord::LocalCoordinator::new())),
-            ..PipelineOptions::default()
-        },
-    )
-    .unwrap();
+    let pipelines = Pipelines::builder()
+        .coordinator(Arc::new(tranquility::coord::LocalCoordinator::new()))
+        .build(&cfg)
+        .unwrap();
     let pipeline = pipelines.get(&ds).unwrap();
     let outcomes = pipeline.send_all(events(3, now_millis(), "x")).await;
     for outcome in &outcomes {
@@ -303,7 +295,7 @@ async fn the_supervisor_backend_without_brokers_is_a_config_error() {
             ("druid.ingestion", "supervisor"),
         ],
     );
-    let err = Pipelines::from_config(&cfg, PipelineOptions::default()).unwrap_err();
+    let err = Pipelines::builder().build(&cfg).unwrap_err();
     let text = err.to_string();
     assert!(
         text.contains(&ds) && text.contains("druid.ingestion.kafka.bootstrap.servers"),
@@ -320,8 +312,6 @@ async fn the_supervisor_backend_without_brokers_is_a_config_error() {
             ("druid.ingestion.kafka.topic", "no spaces {dataSource}"),
         ],
     );
-    let text = Pipelines::from_config(&cfg, PipelineOptions::default())
-        .unwrap_err()
-        .to_string();
+    let text = Pipelines::builder().build(&cfg).unwrap_err().to_string();
     assert!(text.contains("not a Kafka topic name"), "{text}");
 }

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use test_support::certs::TestPki;
 use tranquility::beam::Outcome;
 use tranquility::coord::LocalCoordinator;
-use tranquility::pipeline::{PipelineOptions, Pipelines};
+use tranquility::pipeline::Pipelines;
 use tranquility::spec::TranquilityConfig;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -32,14 +32,12 @@ async fn start_https(pki: &TestPki, zk: Option<String>, client_ca: bool) -> Drui
 }
 
 fn pipelines(cfg: &TranquilityConfig, overlord_url: Option<String>) -> Pipelines {
-    Pipelines::from_config(
-        cfg,
-        PipelineOptions {
-            coordinator: Some(Arc::new(LocalCoordinator::new())),
-            overlord_url,
-            ..PipelineOptions::default()
-        },
-    )
+    let builder = Pipelines::builder().coordinator(Arc::new(LocalCoordinator::new()));
+    match overlord_url {
+        Some(url) => builder.overlord_url(url),
+        None => builder,
+    }
+    .build(cfg)
     .expect("pipelines")
 }
 
@@ -215,14 +213,11 @@ async fn a_wrong_ca_fails_naming_the_certificate_problem() {
 
     // An https Overlord URL with TLS left off is refused when the pipelines are built.
     let cfg = config(&ds, "hour", &[("druidBeam.taskLocator", "overlord")]);
-    let Err(err) = Pipelines::from_config(
-        &cfg,
-        PipelineOptions {
-            coordinator: Some(Arc::new(LocalCoordinator::new())),
-            overlord_url: Some(druid.url()),
-            ..PipelineOptions::default()
-        },
-    ) else {
+    let Err(err) = Pipelines::builder()
+        .coordinator(Arc::new(LocalCoordinator::new()))
+        .overlord_url(druid.url())
+        .build(&cfg)
+    else {
         panic!("an https Overlord URL with TLS off was accepted");
     };
     let err = err.to_string();

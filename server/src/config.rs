@@ -15,25 +15,15 @@
 //! | `http.responseShape` | full | `full` answers `received`, `sent`, `dropped`, `failed` and `droppedReasons`; `original` answers exactly the original's `{"result":{"received":N,"sent":M}}`, for clients that refuse unknown fields (new) |
 //! | `http.basicAuth.user`, `http.basicAuth.pass` | none | HTTP Basic credentials required on every route but `GET /` and `GET /health` (new) |
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use tranquility::spec::{ConfigError, Properties, ServerProperties, TranquilityConfig};
+use tranquility::spec::{ConfigError, Properties, TranquilityConfig};
+
+use crate::properties::ServerProperties;
 
 use crate::auth::Credentials;
 use crate::tls::TlsSettings;
-
-/// `http.bindAddress`: every interface, as the original listened, so existing remote clients
-/// keep working. Set `127.0.0.1` to accept local clients only.
-pub fn default_bind_address() -> IpAddr {
-    IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-}
-
-/// `http.maxBodyBytes`: 64 MiB, far above the original's typical batches of a few thousand
-/// events, small enough that one request cannot exhaust memory.
-pub fn default_max_body_bytes() -> usize {
-    64 * 1024 * 1024
-}
 
 /// What `http.idleTimeout` ≤ 0 means: Jetty's own connector default, 30 seconds.
 pub fn default_idle_timeout() -> Duration {
@@ -79,18 +69,10 @@ pub struct ServerConfig {
 }
 
 impl Default for ServerConfig {
+    /// The options every property's default gives (the server's property table).
     fn default() -> Self {
-        Self {
-            listen: SocketAddr::new(default_bind_address(), 8200),
-            max_concurrent_requests: 40,
-            idle_timeout: Duration::from_secs(300),
-            max_body_bytes: default_max_body_bytes(),
-            drain_timeout: default_drain_timeout(),
-            http_enabled: true,
-            tls: None,
-            basic_auth: None,
-            response_shape: ResponseShape::Full,
-        }
+        Self::from_properties(&Properties::new(), "(defaults)")
+            .expect("the server's property defaults are valid")
     }
 }
 
@@ -157,31 +139,9 @@ impl ServerConfig {
                 "a Basic user name cannot contain ':'",
             ));
         }
-        let bind = match p.get("http.bindAddress") {
-            None => default_bind_address(),
-            Some(text) => text.trim().parse().map_err(|_| {
-                invalid(
-                    "http.bindAddress",
-                    text,
-                    "expected an IP address such as 0.0.0.0 or 127.0.0.1",
-                )
-            })?,
-        };
-        let max_body_bytes = match p.get("http.maxBodyBytes") {
-            None => default_max_body_bytes(),
-            Some(text) => text
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| {
-                    invalid(
-                        "http.maxBodyBytes",
-                        text,
-                        "expected a positive whole number of bytes",
-                    )
-                })?,
-        };
+        // Every interface by default, as the original listened, so remote clients keep working.
+        let bind = server.http_bind_address;
+        let max_body_bytes = server.http_max_body_bytes;
         let idle_timeout = match server.http_idle_timeout.fixed_millis() {
             Some(ms) if ms > 0 => Duration::from_millis(ms.unsigned_abs()),
             Some(_) => default_idle_timeout(),

@@ -156,22 +156,6 @@ pub fn require_an_object(items: &[Item]) -> Result<(), RequestError> {
     })
 }
 
-/// Where an object posted to `/v1/post` goes: its `dataSource` field, else its `feed` field.
-pub fn route_of(object: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Route {
-        #[serde(rename = "dataSource")]
-        data_source: Option<serde_json::Value>,
-        feed: Option<serde_json::Value>,
-    }
-    let route: Route = serde_json::from_slice(object).ok()?;
-    let name = |v: Option<serde_json::Value>| match v {
-        Some(serde_json::Value::String(s)) => Some(s),
-        _ => None,
-    };
-    name(route.data_source).or_else(|| name(route.feed))
-}
-
 /// Parses `?async=`: `true`/`1`/`yes` or `false`/`0`/`no`/empty, as the original.
 pub fn parse_async(value: Option<&str>) -> Result<bool, RequestError> {
     match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
@@ -359,20 +343,6 @@ mod tests {
             decompress(Some("identity"), body.clone(), 1024).unwrap(),
             body
         );
-    }
-
-    #[test]
-    fn routes_by_data_source_then_feed() {
-        assert_eq!(
-            route_of(br#"{"dataSource":"a","feed":"b"}"#).as_deref(),
-            Some("a")
-        );
-        assert_eq!(
-            route_of(br#"{"feed":"b","x":{"dataSource":"no"}}"#).as_deref(),
-            Some("b")
-        );
-        assert_eq!(route_of(br#"{"x":1}"#), None);
-        assert_eq!(route_of(br#"{"dataSource":3}"#), None);
     }
 
     #[test]

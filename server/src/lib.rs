@@ -21,6 +21,7 @@ pub mod decode;
 pub mod error;
 pub mod idle;
 pub mod metrics;
+pub mod properties;
 pub mod routes;
 pub mod state;
 pub mod tls;
@@ -40,6 +41,7 @@ use tranquility::metrics::Tally;
 
 pub use config::{ResponseShape, ServerConfig};
 pub use error::RequestError;
+pub use properties::ServerProperties;
 pub use routes::PostResult;
 pub use state::{AppState, DataSourceEntry, Ingest, OutcomesFuture};
 

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use tranquility::beam::{Outcome, SendError};
-use tranquility::event::RawEvent;
+use tranquility::event::{RawEvent, Route};
 use tranquility::metrics::Tally;
 
 use crate::config::ResponseShape;
@@ -291,7 +291,9 @@ fn routed_batches(state: &AppState, items: Vec<Item>) -> Result<Vec<Batch>, Requ
                 )))
             }
         };
-        let name = decode::route_of(raw.bytes()).ok_or(RequestError::MissingDataSource)?;
+        let name = Route::of(raw.bytes())
+            .data_source()
+            .ok_or(RequestError::MissingDataSource)?;
         match batches.iter_mut().find(|b| b.name == name) {
             Some(batch) => batch.events.push(raw),
             None => batches.push(Batch {

@@ -2,7 +2,8 @@
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use tranquility_server::decode::{decode, decompress, parse_async, route_of, BodyFormat};
+use tranquility::event::Route;
+use tranquility_server::decode::{decode, decompress, parse_async, BodyFormat};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
@@ -12,7 +13,7 @@ proptest! {
         let body = Bytes::from(body);
         let _ = decode(BodyFormat::Json, &body);
         let _ = decode(BodyFormat::Smile, &body);
-        let _ = route_of(&body);
+        let _ = Route::of(&body);
     }
 
     #[test]

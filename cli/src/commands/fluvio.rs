@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 #[cfg(feature = "fluvio")]
-use tranquility::pipeline::PipelineOptions;
+use tranquility::pipeline::Pipelines;
 use tranquility::pipeline::Pipelines;
 use tranquility_fluvio::{EventSink, FluvioConfig, RecordSource, SourceError, TopicRoute};
 
@@ -36,7 +36,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let config = crate::setup::load_config(&args.config_file)?;
     let fluvio = FluvioConfig::from_config(&config)
         .with_context(|| format!("{}", args.config_file.display()))?;
-    let pipelines = crate::setup::build_pipelines(&config, PipelineOptions::default())?;
+    let pipelines = crate::setup::build_pipelines(&config, Pipelines::builder())?;
     let open = |route: &TopicRoute| {
         let (fluvio, topic) = (&fluvio, route.topic.clone());
         async move { tranquility_fluvio::FluvioSource::connect(fluvio, &topic).await }

@@ -19,10 +19,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::routing::get;
 use tranquility::metrics::Metrics;
-use tranquility::pipeline::PipelineOptions;
-use tranquility::spec::properties::KafkaProperties;
+use tranquility::pipeline::Pipelines;
 use tranquility::spec::TranquilityConfig;
+use tranquility_kafka::KafkaProperties;
 use tranquility_kafka::{KafkaConfig, KafkaConnector, KafkaHealth, PipelineSinks};
+use tranquility_server::ServerProperties;
 
 mod supervisors;
 
@@ -58,10 +59,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let kafka = KafkaConfig::from_config(&config)?;
     let metrics = Metrics::new();
-    let sinks = Arc::new(PipelineSinks::new(PipelineOptions {
-        metrics: metrics.clone(),
-        ..PipelineOptions::default()
-    }));
+    let sinks = Arc::new(PipelineSinks::new(
+        Pipelines::builder().metrics(metrics.clone()),
+    ));
     let listener = match http_address(&config, args.http_port)? {
         Some(addr) => Some((
             addr,
@@ -113,14 +113,9 @@ fn http_address(
     let Some(port) = flag.or(own) else {
         return Ok(None);
     };
-    let host = props.get("http.bindAddress").unwrap_or("0.0.0.0");
-    let addr = format!("{host}:{port}");
-    addr.parse::<SocketAddr>().map(Some).with_context(|| {
-        format!(
-            "{}: http.bindAddress '{host}' is not an IP address",
-            config.source()
-        )
-    })
+    // Where the Server would listen: the same `http.bindAddress`, read through its view.
+    let host = ServerProperties::from_properties(props)?.http_bind_address;
+    Ok(Some(SocketAddr::new(host, port)))
 }
 
 /// `GET /health`: 200 `{"status":"ok"}`, or 503 `{"status":"stalled","stalled":[...]}` naming

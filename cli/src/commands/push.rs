@@ -11,13 +11,13 @@ use anyhow::Context;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Deserialize;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 use tranquility::beam::Outcome;
 use tranquility::coord::LocalCoordinator;
-use tranquility::pipeline::{PipelineOptions, Pipelines};
+use tranquility::event::Route;
+use tranquility::pipeline::Pipelines;
 use tranquility::spec::TranquilityConfig;
 
 use crate::setup::{self, ConfigProblem};
@@ -115,14 +115,6 @@ enum Counted {
     Dropped(&'static str, u64),
 }
 
-/// A line's routing fields.
-#[derive(Deserialize)]
-struct Route {
-    #[serde(rename = "dataSource")]
-    data_source: Option<String>,
-    feed: Option<String>,
-}
-
 /// Reads, sends and counts until the input ends (or a stop signal), then prints the counts.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let config = setup::load_config(&args.options.config_file)?;
@@ -140,9 +132,9 @@ pub async fn run_loaded(args: Args, config: TranquilityConfig) -> anyhow::Result
             .into());
         }
     }
-    let mut options = PipelineOptions::default();
+    let mut options = Pipelines::builder();
     if args.options.local_coordination {
-        options.coordinator = Some(Arc::new(LocalCoordinator::new()));
+        options = options.coordinator(Arc::new(LocalCoordinator::new()));
     }
     let pipelines = Arc::new(setup::build_pipelines(&config, options)?);
 
@@ -260,20 +252,13 @@ async fn read_and_send(
             lines += 1;
             let target = match &args.options.data_source {
                 Some(name) => name.clone(),
-                None => match serde_json::from_slice::<Route>(text) {
-                    Ok(Route {
-                        data_source: Some(name),
-                        ..
-                    })
-                    | Ok(Route {
-                        data_source: None,
-                        feed: Some(name),
-                    }) => name,
-                    Ok(_) => {
+                None => match Route::of(text) {
+                    Route::To(name) => name,
+                    Route::Unnamed => {
                         send(tx, Counted::Dropped("no_data_source", 1));
                         continue;
                     }
-                    Err(_) => {
+                    Route::NotAnObject => {
                         send(tx, Counted::Dropped("unparseable", 1));
                         continue;
                     }

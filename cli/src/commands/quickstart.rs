@@ -15,10 +15,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use druid_local::version::DruidVersion;
 use druid_local::{DruidLocal, DruidLocalConfig};
-use serde_json::Value;
 use tranquility::backend::Backend;
 use tranquility::coord::LocalCoordinator;
-use tranquility::pipeline::{PipelineOptions, Pipelines};
+use tranquility::pipeline::Pipelines;
 use tranquility::spec::properties::IngestionProperties;
 use tranquility::spec::TranquilityConfig;
 use tranquility_server::{shutdown_signal, AppState, Server, ServerConfig};
@@ -137,12 +136,9 @@ fn quickstart_config(args: &Args) -> anyhow::Result<TranquilityConfig> {
         ))
         .into());
     }
-    let (mut root, name) = match &args.config_file {
-        Some(path) => setup::load_config_root(path)?,
-        None => (
-            serde_json::from_str(BUILT_IN_CONFIG)?,
-            BUILT_IN_NAME.to_string(),
-        ),
+    let mut config = match &args.config_file {
+        Some(path) => setup::load_config(path)?,
+        None => TranquilityConfig::from_str(BUILT_IN_CONFIG, BUILT_IN_NAME)?,
     };
     let built_in_batch = args.config_file.is_none() && !realtime && args.kafka.is_none();
     let settings = match (&args.config_file, realtime) {
@@ -152,19 +148,16 @@ fn quickstart_config(args: &Args) -> anyhow::Result<TranquilityConfig> {
         (_, false) => &[],
     };
     for (key, value) in settings {
-        setup::set_property(&mut root, key, value);
+        config.set_property(key, value, "tranquility quickstart")?;
     }
     if built_in_batch {
         // Batches share no tasks: the sample's partitions and replicants mean nothing there.
-        if let Some(Value::Object(props)) = root.pointer_mut("/dataSources/0/properties") {
-            props.retain(|key, _| !key.starts_with("task."));
-        }
+        config.unset_properties("task.");
     }
     if let Some(brokers) = &args.kafka {
-        // A global-only property: set with the file's global properties alone.
-        root["properties"][KAFKA_PROPERTY] = Value::from(brokers.as_str());
+        config.set_property(KAFKA_PROPERTY, brokers, "tranquility quickstart --kafka")?;
     }
-    Ok(TranquilityConfig::from_value(root, &name)?)
+    Ok(config)
 }
 
 /// Runs until a stop signal, then stops the server (draining) and druid-local.
@@ -185,11 +178,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     .await
     .with_context(|| format!("starting druid-local on {druid_bind} (try another --druid-port)"))?;
 
-    let options = PipelineOptions {
-        coordinator: Some(Arc::new(LocalCoordinator::new())),
-        overlord_url: Some(druid.url()),
-        ..PipelineOptions::default()
-    };
+    let options = Pipelines::builder()
+        .coordinator(Arc::new(LocalCoordinator::new()))
+        .overlord_url(druid.url());
     let pipelines = match setup::build_pipelines(&config, options) {
         Ok(p) => p,
         Err(e) => {
@@ -299,15 +290,11 @@ mod tests {
         assert!(config.warnings().is_empty(), "{:?}", config.warnings());
         let server = ServerConfig::from_config(&config).unwrap();
         assert_eq!(server.listen, "127.0.0.1:8200".parse().unwrap());
-        let pipelines = Pipelines::from_config(
-            &config,
-            PipelineOptions {
-                coordinator: Some(Arc::new(LocalCoordinator::new())),
-                overlord_url: Some("http://127.0.0.1:1".into()),
-                ..PipelineOptions::default()
-            },
-        )
-        .unwrap();
+        let pipelines = Pipelines::builder()
+            .coordinator(Arc::new(LocalCoordinator::new()))
+            .overlord_url("http://127.0.0.1:1")
+            .build(&config)
+            .unwrap();
         assert_eq!(pipelines.names().collect::<Vec<_>>(), ["quickstart"]);
     }
 

@@ -22,7 +22,7 @@ use tranquility::backend::batch::RowStats;
 use tranquility::backend::translate::{index_task, BatchMode, EventFormat};
 use tranquility::druid::overlord::{encode_segment, OverlordClient};
 use tranquility::druid::tls::DruidTls;
-use tranquility::pipeline::{overlord_client, zk_connection};
+use tranquility::pipeline::{overlord_client, ZkConnections};
 use tranquility::spec::{CoreProperties, DataSourceConfig};
 use tranquility::time::{format_iso_millis, Interval};
 
@@ -101,7 +101,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let overlord = overlord_client(
         &props,
         args.overlord.as_deref(),
-        &zk_connection(&props),
+        &ZkConnections::new(),
         &tls,
     )
     .map_err(ConfigProblem)?;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use tranquility::pipeline::PipelineOptions;
+use tranquility::pipeline::Pipelines;
 use tranquility_server::{shutdown_signal, AppState, Server, ServerConfig};
 
 use crate::setup;
@@ -26,7 +26,7 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let config = setup::load_config(&args.config_file)?;
     let server_config = ServerConfig::from_config(&config)?;
-    let pipelines = setup::build_pipelines(&config, PipelineOptions::default())?;
+    let pipelines = setup::build_pipelines(&config, Pipelines::builder())?;
     // Refuse to start against shared metadata this version cannot share safely.
     pipelines
         .check_shared_metadata()

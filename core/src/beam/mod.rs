@@ -4,10 +4,13 @@
 //! input order. Combinators (clustering by interval, partitioning, replication) are beams
 //! wrapping beams, so every stack composes and tests alone.
 //!
-//! Here: [`Tranquilizer`] (batching in front of any beam, a future per event),
-//! [`MergingPartitioningBeam`] and [`RoundRobinBeam`], [`ReplicatedBeam`] (merge rule:
-//! [`Outcome::merge_replicas`]), [`TransformingBeam`], [`NoopBeam`], and with the `test-util`
-//! feature the test doubles in `testing`.
+//! What production stacks (see the crate docs): [`Tranquilizer`] (batching in front of any
+//! beam, a future per event), [`ClusteredBeam`] (one beam per segment interval, shared through
+//! a coordinator) and [`MergingPartitioningBeam`] (partitions by hash). A realtime partition's
+//! replica tasks are fanned out inside `druid::beam::DruidBeam`, which merges their answers
+//! with [`Outcome::merge_replicas`]; [`ReplicatedBeam`] applies the same rule over any beams,
+//! for stacks of your own (and the benchmarks' model of replicas). [`NoopBeam`] answers one
+//! fixed outcome; with the `test-util` feature the test doubles are in `testing`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -23,19 +26,17 @@ mod replicate;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 mod tranquilizer;
-mod transform;
 
 pub use clustered::{
     BeamMaker, Clock, ClusteredBeam, ClusteredBeamConfig, Partitioner, SystemClock,
 };
 pub use noop::NoopBeam;
-pub use partition::{MergingPartitioningBeam, RoundRobinBeam};
+pub use partition::MergingPartitioningBeam;
 pub use replicate::ReplicatedBeam;
 pub use tranquilizer::{
     BatchOutcomes, Linger, OutcomeFuture, Tranquilizer, TranquilizerConfig,
     TranquilizerConfigBuilder, TranquilizerConfigError, TranquilizerObserver, TranquilizerStats,
 };
-pub use transform::{TransformRejection, TransformingBeam};
 
 /// What became of one event.
 #[derive(Debug, Clone)]

@@ -1,7 +1,6 @@
 //! Partitioning beams: split a batch over several inner beams and stitch the outcomes back.
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -111,40 +110,6 @@ impl<B: Beam> Beam for MergingPartitioningBeam<B> {
     }
 }
 
-/// Sends each whole batch to the next beam in turn.
-#[derive(Debug)]
-pub struct RoundRobinBeam<B> {
-    beams: Vec<B>,
-    next: AtomicUsize,
-}
-
-impl<B: Beam> RoundRobinBeam<B> {
-    /// A beam rotating over `beams`. With no beams every event fails.
-    pub fn new(beams: Vec<B>) -> Self {
-        Self {
-            beams,
-            next: AtomicUsize::new(0),
-        }
-    }
-}
-
-#[async_trait]
-impl<B: Beam> Beam for RoundRobinBeam<B> {
-    async fn send_batch(&self, events: Vec<Event>) -> Vec<Outcome> {
-        if self.beams.is_empty() {
-            return no_beams(events.len());
-        }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.beams.len();
-        let beam = &self.beams[i];
-        let total = events.len();
-        exact_outcomes(beam.send_batch(events).await, total, beam)
-    }
-
-    async fn close(&self) -> Result<(), CloseError> {
-        close_all(&self.beams, "beam").await
-    }
-}
-
 fn no_beams(count: usize) -> Vec<Outcome> {
     let error = Arc::new(SendError::Other("no beams to send to".into()));
     vec![Outcome::Failed(error); count]
@@ -169,7 +134,6 @@ pub(crate) async fn close_all<B: Beam>(beams: &[B], what: &str) -> Result<(), Cl
 mod tests {
     use super::*;
     use crate::beam::testing::{event, marked, number, FailableBeam, MemoryBeam};
-    use crate::beam::DropReason;
 
     fn by_number(e: &Event) -> usize {
         number(e).unwrap_or(0) as usize
@@ -267,24 +231,5 @@ mod tests {
         let err = beam.close().await.unwrap_err();
         assert_eq!(err.0, "partition 1: boom");
         assert!(beams.iter().all(|b| b.close_count() == 1));
-    }
-
-    #[tokio::test]
-    async fn round_robin_rotates_whole_batches() {
-        let beams = vec![MemoryBeam::new(), MemoryBeam::new()];
-        let beam = RoundRobinBeam::new(beams.clone());
-        for n in 0..5 {
-            let outcomes = beam.send_batch(vec![event(n), event(n + 100)]).await;
-            assert!(outcomes.iter().all(Outcome::is_sent));
-        }
-        assert_eq!(beams[0].batch_sizes(), vec![2, 2, 2]);
-        assert_eq!(beams[1].batch_sizes(), vec![2, 2]);
-        beam.close().await.unwrap();
-        assert!(beams.iter().all(MemoryBeam::is_closed));
-        let closed = beam.send_batch(vec![event(9)]).await;
-        assert!(matches!(
-            closed[0],
-            Outcome::Dropped(DropReason::BeamClosed)
-        ));
     }
 }

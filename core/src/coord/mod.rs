@@ -11,10 +11,13 @@
 //!   `<zookeeper.path>/<identity>/mutex`: the original's layout and Curator's lock recipe, so
 //!   instances of the original and of Tranquility-RS can share a dataSource.
 
+#[cfg(feature = "zookeeper")]
 mod connection;
 mod local;
 pub mod meta;
+#[cfg(feature = "zookeeper")]
 mod semaphore;
+#[cfg(feature = "zookeeper")]
 mod zk;
 
 use std::fmt;
@@ -23,9 +26,11 @@ use async_trait::async_trait;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
+#[cfg(feature = "zookeeper")]
 pub use connection::{ZkConnection, ZkError};
 pub use local::LocalCoordinator;
 pub use meta::{BeamDescriptor, BeamMetadata, Interval, MetaError, RealtimeTasks, TaskRef};
+#[cfg(feature = "zookeeper")]
 pub use zk::{ZkCoordinator, ZkCoordinatorConfig};
 
 /// An error from the caller's modify step, carried through unchanged.
@@ -51,6 +56,7 @@ pub enum CoordError {
     },
     /// ZooKeeper could not be reached or refused an operation.
     #[error(transparent)]
+    #[cfg(feature = "zookeeper")]
     ZooKeeper(#[from] ZkError),
     /// The lock was not acquired in time.
     #[error("timed out after {waited:?} waiting for the lock {path}")]
@@ -127,6 +133,7 @@ impl CoordError {
             | CoordError::Modify { .. }
             | CoordError::LockFailed { .. }
             | CoordError::ForeignLock { .. } => false,
+            #[cfg(feature = "zookeeper")]
             CoordError::ZooKeeper(e) => e.is_retriable(),
             CoordError::LockTimeout { .. } | CoordError::LockLost { .. } => true,
         }

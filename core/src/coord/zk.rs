@@ -39,7 +39,8 @@ pub struct ZkCoordinatorConfig {
 impl Default for ZkCoordinatorConfig {
     fn default() -> Self {
         ZkCoordinatorConfig {
-            base_path: "/tranquility/beams".into(),
+            // `zookeeper.path`'s default, from the core's property table.
+            base_path: crate::spec::CoreProperties::default().zookeeper_path,
             lock_timeout: Duration::from_secs(600),
         }
     }

@@ -8,16 +8,20 @@
 
 use std::collections::HashMap;
 use std::fmt;
+#[cfg(feature = "zookeeper")]
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+#[cfg(feature = "zookeeper")]
 use rand::seq::IndexedRandom;
 use tokio::time::Instant;
 
+#[cfg(feature = "zookeeper")]
 use super::discovery::CuratorDiscovery;
 use super::overlord::{OverlordClient, OverlordError};
 use super::Endpoint;
+#[cfg(feature = "zookeeper")]
 use crate::coord::ZkError;
 use crate::retry::jitter;
 
@@ -34,6 +38,7 @@ pub struct TaskTarget {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LocateError {
     /// Discovery could not read ZooKeeper.
+    #[cfg(feature = "zookeeper")]
     #[error("locating task receiver through ZooKeeper: {0}")]
     ZooKeeper(#[from] ZkError),
     /// The Overlord could not list running tasks.
@@ -52,12 +57,14 @@ pub trait TaskLocator: Send + Sync + fmt::Debug {
 }
 
 /// Locates receivers through Curator discovery of their service name.
+#[cfg(feature = "zookeeper")]
 #[derive(Debug, Clone)]
 pub struct CuratorTaskLocator {
     discovery: Arc<CuratorDiscovery>,
     tls: bool,
 }
 
+#[cfg(feature = "zookeeper")]
 impl CuratorTaskLocator {
     /// A locator reading `discovery`.
     pub fn new(discovery: Arc<CuratorDiscovery>) -> Self {
@@ -73,6 +80,7 @@ impl CuratorTaskLocator {
     }
 }
 
+#[cfg(feature = "zookeeper")]
 #[async_trait]
 impl TaskLocator for CuratorTaskLocator {
     async fn locate(&self, task: &TaskTarget) -> Result<Option<Endpoint>, LocateError> {

@@ -2,6 +2,7 @@
 //! service discovery (Curator layout), task locators and the event receiver push client.
 
 pub mod beam;
+#[cfg(feature = "zookeeper")]
 pub mod discovery;
 pub mod event_shape;
 pub mod locator;

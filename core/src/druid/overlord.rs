@@ -10,6 +10,7 @@
 //! A standby Overlord answers with 307 to the leader: the redirect is followed, keeping method,
 //! body and credentials.
 
+#[cfg(feature = "zookeeper")]
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use bytes::Bytes;
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 
+#[cfg(feature = "zookeeper")]
 use super::discovery::{CuratorDiscovery, DiscoveryError};
 use super::tls::{self, DruidTls};
 use super::{BasicAuth, Endpoint};
@@ -28,6 +30,7 @@ pub enum OverlordEndpoint {
     /// A fixed base URL such as `http://overlord:8090` (the path `/druid/indexer/v1` is added).
     Url(String),
     /// Curator discovery of `service_name` (`druid/overlord`; mangled to `druid:overlord`).
+    #[cfg(feature = "zookeeper")]
     Discovery {
         /// The discovery reader.
         discovery: Arc<CuratorDiscovery>,
@@ -40,6 +43,7 @@ impl OverlordEndpoint {
     fn describe(&self) -> String {
         match self {
             OverlordEndpoint::Url(url) => url.clone(),
+            #[cfg(feature = "zookeeper")]
             OverlordEndpoint::Discovery { service_name, .. } => {
                 super::mangle_service_name(service_name)
             }
@@ -179,6 +183,7 @@ pub struct RunningTask {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
     /// The Overlord could not be found.
+    #[cfg(feature = "zookeeper")]
     #[error("{0}")]
     Locate(#[from] DiscoveryError),
     /// No HTTP answer (connection refused, reset, timeout).
@@ -221,6 +226,7 @@ impl CallError {
     /// Whether trying again may help.
     pub fn is_retriable(&self) -> bool {
         match self {
+            #[cfg(feature = "zookeeper")]
             CallError::Locate(e) => e.is_retriable(),
             // A refused certificate stays refused until the configuration changes.
             CallError::Transport { message, .. } => !tls::is_certificate_problem(message),
@@ -588,6 +594,7 @@ impl OverlordClient {
     async fn base_url(&self) -> Result<String, CallError> {
         let base = match &self.endpoint {
             OverlordEndpoint::Url(url) => url.trim_end_matches('/').to_owned(),
+            #[cfg(feature = "zookeeper")]
             OverlordEndpoint::Discovery {
                 discovery,
                 service_name,
@@ -609,6 +616,7 @@ impl OverlordClient {
         Ok(base)
     }
 
+    #[cfg(feature = "zookeeper")]
     fn forget_instance(&self) {
         if let OverlordEndpoint::Discovery {
             discovery,
@@ -716,6 +724,8 @@ impl OverlordClient {
                 tracing::warn!(%error, "Non-retryable response from the Overlord");
                 return (Err(error), retry.attempts() + 1);
             }
+            // A failed lookup has no instance to forget.
+            #[cfg(feature = "zookeeper")]
             if !matches!(error, CallError::Locate(_)) {
                 self.forget_instance();
             }

@@ -107,6 +107,10 @@ where
     }
 }
 
+/// Why a build without the `smile` feature cannot push Smile.
+pub const SMILE_MISSING: &str = "serialization.format=smile needs Smile, and this build has none \
+     (tranquility-core was built without its `smile` feature); use json";
+
 /// A Smile array of events given as raw JSON objects.
 pub fn encode_smile_array<I, B>(events: I) -> Result<PushBody, EncodeError>
 where
@@ -124,10 +128,14 @@ where
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let bytes = serde_smile::to_vec(&values).map_err(|err| EncodeError {
+    #[cfg(feature = "smile")]
+    let encoded = serde_smile::to_vec(&values).map_err(|err| err.to_string());
+    #[cfg(not(feature = "smile"))]
+    let encoded: Result<Vec<u8>, String> = Err(SMILE_MISSING.into());
+    let bytes = encoded.map_err(|reason| EncodeError {
         index: 0,
         format: BodyFormat::Smile,
-        reason: err.to_string(),
+        reason,
     })?;
     Ok(PushBody {
         bytes: Bytes::from(bytes),

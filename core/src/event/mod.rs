@@ -7,6 +7,7 @@
 
 pub mod flatten;
 mod pattern;
+mod route;
 pub(crate) mod scan;
 pub mod string_parser;
 mod timestamp;
@@ -19,6 +20,7 @@ use crate::spec::DataSchema;
 
 pub use flatten::{FlattenError, FlattenSpecError, Flattener};
 pub use pattern::JodaPattern;
+pub use route::Route;
 pub use string_parser::{LineError, ParsedLine, StringParser, StringParserError};
 pub use timestamp::{TimestampError, TimestampExtractor, TimestampFormat, TimestampSpecError};
 

@@ -102,6 +102,68 @@ impl TranquilityConfig {
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }
+
+    /// Sets `key` to `value` as an override from `origin` (a flag, a command): in the global
+    /// properties and on every dataSource, over what the file says. The value is checked
+    /// against the property's kind; a key the table does not know is refused.
+    pub fn set_property(
+        &mut self,
+        key: &str,
+        value: &str,
+        origin: &str,
+    ) -> Result<(), ConfigError> {
+        let problem = match properties::property(key) {
+            Some(def) => properties::check_kind(def.kind, value).err(),
+            None if properties::is_known(key) => None,
+            None => Some("not a Tranquility property".to_string()),
+        };
+        if let Some(problem) = problem {
+            return Err(ConfigError::invalid(
+                origin,
+                property_path("properties", key),
+                Value::from(value).to_string(),
+                problem,
+            ));
+        }
+        let origin: Arc<str> = Arc::from(origin);
+        let set = |props: &mut Properties| {
+            props.insert_from(
+                key.to_string(),
+                value.to_string(),
+                origin.clone(),
+                property_path("properties", key),
+            )
+        };
+        set(&mut self.global);
+        for ds in &mut self.data_sources {
+            if ds.own_properties.contains_key(key) {
+                set(&mut ds.own_properties);
+            }
+            set(&mut ds.properties);
+        }
+        Ok(())
+    }
+
+    /// Removes every property whose key starts with `prefix`, globally and from every
+    /// dataSource, so their defaults apply.
+    pub fn unset_properties(&mut self, prefix: &str) {
+        self.global.remove_prefixed(prefix);
+        for ds in &mut self.data_sources {
+            ds.own_properties.remove_prefixed(prefix);
+            ds.properties.remove_prefixed(prefix);
+        }
+    }
+}
+
+impl DataSourceConfig {
+    /// This dataSource under another name (`spec.dataSchema.dataSource` too), with the same
+    /// spec and properties: a topic that names its dataSource (`useTopicAsDataSource`).
+    pub fn renamed(&self, name: &str) -> Self {
+        let mut renamed = self.clone();
+        renamed.name = name.to_string();
+        renamed.spec.data_schema.data_source = name.to_string();
+        renamed
+    }
 }
 
 /// Parses a YAML config file into the JSON value the loader reads.
@@ -446,23 +508,19 @@ impl Loader {
                         return Err(self.invalid(path, Some(&value), problem));
                     }
                 }
-                None if key.starts_with(properties::KAFKA_PASSTHROUGH_PREFIX) => {
-                    if data_source.is_some() {
-                        self.warn(format!("{path}: Kafka consumer keys are read from the global properties only; ignored here"));
+                None => match properties::passthrough(&key) {
+                    Some(prefix) if data_source.is_some() && prefix.scope != Scope::Either => {
+                        self.warn(format!(
+                            "{path}: '{}' keys ({}) are read from the global properties only; ignored here",
+                            prefix.prefix, prefix.doc
+                        ));
                         continue;
                     }
-                    if key == "kafka.zookeeper.session.timeout.ms" {
-                        return Err(self.invalid(
-                            path,
-                            Some(&value),
-                            "Set zookeeper.timeout instead of setting kafka.zookeeper.session.timeout.ms",
-                        ));
-                    }
-                }
-                None if properties::is_ingestion_passthrough(&key) => {}
-                None => self.warn(format!(
-                    "{path}: unknown property '{key}' (kept, but Tranquility does not read it)"
-                )),
+                    Some(_) => {}
+                    None => self.warn(format!(
+                        "{path}: unknown property '{key}' (kept, but Tranquility does not read it)"
+                    )),
+                },
             }
             out.insert_from(key, text, self.file.clone(), path);
         }

@@ -5,7 +5,8 @@
 //!   reach Druid unchanged.
 //! - [`TranquilityConfig`] loads `server.json`/`kafka.json` (or their YAML forms): dataSources
 //!   with their specs and properties, and the global properties.
-//! - [`properties`] holds the one table of every property with its default, and typed views.
+//! - [`properties`] holds the registry of every crate's property table, the core's own table
+//!   and its typed views.
 
 mod config_file;
 mod data_schema;
@@ -23,7 +24,7 @@ pub use data_schema::{
     ParserSpec, SpatialDimension, TimestampSpec, TypedDimension,
 };
 pub use error::ConfigError;
-pub use properties::{CoreProperties, KafkaProperties, Properties, Secret, ServerProperties};
+pub use properties::{CoreProperties, Properties, Secret};
 pub use tuning::{TuningConfig, DEFAULT_WINDOW_PERIOD};
 
 /// A Druid ingestion spec as Tranquility reads it: `dataSchema`, `tuningConfig`, optional

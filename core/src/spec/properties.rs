@@ -1,5 +1,10 @@
-//! Every Tranquility property in one table (key, default, scope, kind, doc), the property map
-//! with where each value came from, and typed views for the core, the server and Kafka.
+//! Property tables (key, default, scope, kind, doc), the registry every crate adds its table
+//! to, the property map with where each value came from, and the core's typed views.
+//!
+//! Each crate owns the rows it reads: the core's are [`CORE_PROPERTIES`]; the server's,
+//! Kafka's and Fluvio's live in their crates, each added to [`PROPERTY_TABLES`] with
+//! `#[linkme::distributed_slice]`. The loader knows a key when some linked crate's table has
+//! it, and every typed view takes its defaults from the rows.
 //!
 //! Keys keep the original dotted spelling. The Tranquilizer keys are read as
 //! `tranquility.maxBatchSize` (the original's spelling) or `druid.tranquilizer.maxBatchSize`.
@@ -39,6 +44,8 @@ pub enum Kind {
     List,
     /// One of the listed words (case-insensitive).
     OneOf(&'static [&'static str]),
+    /// A key that is refused wherever it is set, with this message saying what to set instead.
+    Refused(&'static str),
 }
 
 /// One property: key, other accepted spellings, default, scope, kind and a one-line doc.
@@ -58,6 +65,79 @@ pub struct PropertyDef {
     pub doc: &'static str,
 }
 
+impl PropertyDef {
+    /// A row without aliases.
+    pub const fn new(
+        key: &'static str,
+        default: Option<&'static str>,
+        scope: Scope,
+        kind: Kind,
+        doc: &'static str,
+    ) -> Self {
+        Self {
+            key,
+            aliases: &[],
+            default,
+            scope,
+            kind,
+            doc,
+        }
+    }
+
+    /// This row, also read under `aliases` when `key` is not set.
+    pub const fn with_aliases(self, aliases: &'static [&'static str]) -> Self {
+        Self { aliases, ..self }
+    }
+}
+
+/// Keys under a prefix that go to another client as they are (`kafka.` to the Kafka consumer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrefixDef {
+    /// The prefix, dot included.
+    pub prefix: &'static str,
+    /// Where its keys may be set (`GlobalRead`: per-dataSource ones are ignored with a warning).
+    pub scope: Scope,
+    /// Where the keys go.
+    pub doc: &'static str,
+}
+
+/// The properties one crate reads.
+#[derive(Debug)]
+pub struct PropertyTable {
+    /// The crate.
+    pub owner: &'static str,
+    /// Its keys.
+    pub rows: &'static [PropertyDef],
+    /// Its passthrough prefixes.
+    pub prefixes: &'static [PrefixDef],
+}
+
+/// Every linked crate's property table: the one place the loader looks keys up.
+#[allow(unsafe_code)]
+#[linkme::distributed_slice]
+pub static PROPERTY_TABLES: [PropertyTable];
+
+// linkme puts the table in a link section, which the unsafe_code lint flags.
+#[allow(unsafe_code)]
+#[linkme::distributed_slice(PROPERTY_TABLES)]
+static CORE_TABLE: PropertyTable = PropertyTable {
+    owner: "tranquility-core",
+    rows: CORE_PROPERTIES,
+    prefixes: &[
+        PrefixDef {
+            prefix: INGESTION_PRODUCER_PREFIX,
+            scope: Scope::Either,
+            doc:
+                "supervisor backend: librdkafka settings of Tranquility's producer and admin client",
+        },
+        PrefixDef {
+            prefix: INGESTION_CONSUMER_PREFIX,
+            scope: Scope::Either,
+            doc: "supervisor backend: the supervisor's consumerProperties",
+        },
+    ],
+};
+
 const fn def(
     key: &'static str,
     default: Option<&'static str>,
@@ -65,25 +145,19 @@ const fn def(
     kind: Kind,
     doc: &'static str,
 ) -> PropertyDef {
-    PropertyDef {
-        key,
-        aliases: &[],
-        default,
-        scope,
-        kind,
-        doc,
-    }
+    PropertyDef::new(key, default, scope, kind, doc)
 }
 
 const fn alias(d: PropertyDef, aliases: &'static [&'static str]) -> PropertyDef {
-    PropertyDef { aliases, ..d }
+    d.with_aliases(aliases)
 }
 
-use Kind::{Bool, Int, List, OneOf, Period as Per, Text};
+use Kind::{Bool, Int, OneOf, Period as Per, Text};
 use Scope::{Either, GlobalOnly, GlobalRead};
 
-/// Every property Tranquility reads, with its default.
-pub const PROPERTIES: &[PropertyDef] = &[
+/// The core's properties (pipelines, Druid, ZooKeeper, the Druid 31+ backends and the source
+/// driver), with their defaults.
+pub const CORE_PROPERTIES: &[PropertyDef] = &[
     // Core (global or per dataSource).
     def("zookeeper.connect", Some("localhost:2181"), Either, Text, "ZooKeeper for coordination and service discovery"),
     def("zookeeper.timeout", Some("PT20S"), Either, Per, "ZooKeeper session timeout"),
@@ -129,54 +203,11 @@ pub const PROPERTIES: &[PropertyDef] = &[
     def("druid.ingestion.kafka.taskDuration", None, Either, Per, "supervisor backend: the supervisor's taskDuration (Druid's default PT1H when unset)"),
     def("druid.ingestion.batch.periodMillis", Some("30000"), Either, Int, "batch backend: how long events of an interval gather before their batch task is submitted"),
     def("druid.ingestion.batch.maxBytes", Some("5242880"), Either, Int, "batch backend: a batch is submitted at once when its rows reach this many bytes"),
-    // Server (process level).
-    def("http.port", Some("8200"), GlobalOnly, Int, "plaintext HTTP port"),
-    def("http.port.enable", Some("true"), GlobalRead, Bool, "serve plaintext HTTP"),
-    def("http.threads", Some("40"), GlobalOnly, Int, "maximum HTTP worker threads"),
-    def("http.idleTimeout", Some("PT5M"), GlobalOnly, Per, "idle connection timeout (<= 0 keeps the default)"),
-    def("http.bindAddress", Some("0.0.0.0"), GlobalOnly, Text, "address the server listens on (127.0.0.1 = local clients only)"),
-    def("http.maxBodyBytes", Some("67108864"), GlobalOnly, Int, "largest request body in bytes, compressed and decompressed"),
-    def("http.responseShape", Some("full"), GlobalOnly, OneOf(&["full", "original"]), "success body: full adds dropped, failed and droppedReasons; original is exactly {\"result\":{\"received\",\"sent\"}} (our addition)"),
-    def("http.basicAuth.user", Some(""), GlobalOnly, Text, "HTTP Basic user every route but GET / and /health requires (empty = open; our addition)"),
-    def("http.basicAuth.pass", Some(""), GlobalOnly, Text, "HTTP Basic password for http.basicAuth.user (our addition)"),
-    def("https.port", Some("8400"), GlobalRead, Int, "TLS port"),
-    def("https.port.enable", Some("false"), GlobalRead, Bool, "serve HTTPS"),
-    def("https.keyStorePath", Some(""), GlobalRead, Text, "Java keystore with the server certificate: refused, convert it to PEM for https.certPath/https.keyPath"),
-    def("https.certPath", Some(""), GlobalRead, Text, "PEM file with the HTTPS certificate chain, leaf first (our addition)"),
-    def("https.keyPath", Some(""), GlobalRead, Text, "PEM file with the HTTPS private key: PKCS#8, PKCS#1 or SEC1 (our addition)"),
-    def("https.keyStoreType", Some(""), GlobalRead, Text, "keystore type (empty = default)"),
-    def("https.keyStorePassword", Some(""), GlobalRead, Text, "keystore password"),
-    def("https.certAlias", Some(""), GlobalRead, Text, "certificate alias in the keystore"),
-    def("https.keyManagerFactoryAlgorithm", Some(""), GlobalRead, Text, "key manager algorithm (empty = default)"),
-    def("https.keyManagerPassword", Some(""), GlobalRead, Text, "key password"),
-    def("https.includeCipherSuites", Some(""), GlobalRead, List, "cipher suites to allow (empty = defaults)"),
-    def("https.excludeCipherSuites", Some(""), GlobalRead, List, "cipher suites to refuse"),
-    def("https.includeProtocols", Some(""), GlobalRead, List, "TLS protocols to allow (empty = defaults)"),
-    def("https.excludeProtocols", Some(""), GlobalRead, List, "TLS protocols to refuse"),
-    // Kafka.
-    def("kafka.zookeeper.connect", None, GlobalOnly, Text, "Kafka's ZooKeeper (old consumer; kept for compatibility)"),
-    def("kafka.group.id", Some("tranquility-kafka"), GlobalOnly, Text, "consumer group, the same on every instance"),
-    def("consumer.numThreads", Some("-1"), GlobalOnly, Int, "consumer threads; -1 = max(1, CPUs - 1)"),
+    // The source driver (Kafka, Fluvio).
     def("commit.periodMillis", Some("15000"), GlobalOnly, Int, "flush and commit period in millis"),
-    def("kafka.http.port", None, GlobalOnly, Int, "the kafka command serves /metrics and /health on this port (none when unset; http.port is the Server's; our addition)"),
-    def("consumer.stallTimeoutMillis", Some("60000"), GlobalOnly, Int, "/health turns unhealthy when an owned partition with lag has neither consumed nor committed for this long"),
-    def("topicPattern", Some("(?!)"), Either, Text, "regex that must match the whole topic name"),
-    def("topicPattern.priority", Some("1"), Either, Int, "highest priority wins when several patterns match"),
-    def("useTopicAsDataSource", Some("false"), Either, Bool, "the topic name becomes the dataSource"),
     def("reportDropsAsExceptions", Some("false"), Either, Bool, "a dropped event stops the process"),
     def("reportParseExceptions", Some("false"), Either, Bool, "an unparseable event stops the process"),
-    // Fluvio (the tranquility-fluvio connector).
-    def("fluvio.endpoint", None, GlobalOnly, Text, "the Fluvio SC address host:port (unset = the current profile of ~/.fluvio/config)"),
-    def("fluvio.consumer.id", Some("tranquility-fluvio"), GlobalOnly, Text, "consumer name the offsets are stored under"),
-    def("fluvio.offsetStart", Some("beginning"), GlobalOnly, OneOf(&["beginning", "end"]), "where a consumer without a stored offset starts"),
-    def("fluvio.topic", None, Either, Text, "topic a dataSource reads (unset = the dataSource's name)"),
 ];
-
-/// Prefix of Kafka consumer passthrough properties (global; the prefix is removed).
-pub const KAFKA_PASSTHROUGH_PREFIX: &str = "kafka.";
-
-/// Keys under the passthrough prefix that are Tranquility's own, never given to the consumer.
-const KAFKA_OWN_KEYS: &[&str] = &["kafka.http.port"];
 
 /// Prefix of the supervisor backend's producer passthrough properties: librdkafka settings of
 /// Tranquility's producer and admin client, such as `security.protocol` (the prefix is removed).
@@ -186,23 +217,25 @@ pub const INGESTION_PRODUCER_PREFIX: &str = "druid.ingestion.kafka.producer.";
 /// settings Druid's supervisor reads the topic with (its `consumerProperties`).
 pub const INGESTION_CONSUMER_PREFIX: &str = "druid.ingestion.kafka.consumer.";
 
-/// The definition of `key` (or of the key it is an alias of).
+/// The definition of `key` (or of the key it is an alias of) in any linked crate's table.
 pub fn property(key: &str) -> Option<&'static PropertyDef> {
-    PROPERTIES
+    PROPERTY_TABLES
         .iter()
+        .flat_map(|t| t.rows)
         .find(|d| d.key == key || d.aliases.contains(&key))
 }
 
-/// Whether `key` is a known property or a Kafka passthrough key.
-pub fn is_known(key: &str) -> bool {
-    property(key).is_some()
-        || key.starts_with(KAFKA_PASSTHROUGH_PREFIX)
-        || is_ingestion_passthrough(key)
+/// The passthrough prefix `key` falls under, if any.
+pub fn passthrough(key: &str) -> Option<&'static PrefixDef> {
+    PROPERTY_TABLES
+        .iter()
+        .flat_map(|t| t.prefixes)
+        .find(|p| key.starts_with(p.prefix))
 }
 
-/// Whether `key` is a producer or consumer passthrough key of the supervisor backend.
-pub fn is_ingestion_passthrough(key: &str) -> bool {
-    key.starts_with(INGESTION_PRODUCER_PREFIX) || key.starts_with(INGESTION_CONSUMER_PREFIX)
+/// Whether `key` is a property or a passthrough key of some linked crate.
+pub fn is_known(key: &str) -> bool {
+    property(key).is_some() || passthrough(key).is_some()
 }
 
 /// Checks `value` against `kind`, saying what was expected.
@@ -213,6 +246,7 @@ pub fn check_kind(kind: Kind, value: &str) -> Result<(), String> {
         Kind::Bool => parse_bool_prop(value).map(|_| ()),
         Kind::Period => parse_period(value).map(|_| ()),
         Kind::OneOf(words) => parse_one_of(words, value).map(|_| ()),
+        Kind::Refused(why) => Err(why.to_string()),
     }
 }
 
@@ -335,6 +369,11 @@ impl Properties {
         self.entries.insert(key, Entry { value, file, path });
     }
 
+    /// Removes every key that starts with `prefix`.
+    pub fn remove_prefixed(&mut self, prefix: &str) {
+        self.entries.retain(|k, _| !k.starts_with(prefix));
+    }
+
     /// The value set for exactly `key` (no alias, no default).
     pub fn get(&self, key: &str) -> Option<&str> {
         self.entries.get(key).map(|e| e.value.as_str())
@@ -395,7 +434,9 @@ impl Properties {
         def.and_then(|d| d.default).map(|v| (v, None))
     }
 
-    fn typed<T>(
+    /// The value of `key` (or its default) read by `parse`; a problem names the key, the
+    /// value and where it was set.
+    pub fn parse_with<T>(
         &self,
         key: &str,
         parse: impl Fn(&str) -> Result<T, String>,
@@ -426,7 +467,7 @@ impl Properties {
 
     /// Text value of `key` (or its default).
     pub fn string(&self, key: &str) -> Result<String, ConfigError> {
-        self.typed(key, |s| Ok(s.to_string()))
+        self.parse_with(key, |s| Ok(s.to_string()))
     }
 
     /// Secret text value of `key` (or its default).
@@ -441,12 +482,12 @@ impl Properties {
 
     /// Whole-number value of `key` (or its default).
     pub fn int(&self, key: &str) -> Result<i64, ConfigError> {
-        self.typed(key, parse_int)
+        self.parse_with(key, parse_int)
     }
 
     /// Whole-number value of `key` that must lie in `min..=max`.
     pub fn int_in(&self, key: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
-        self.typed(key, |s| {
+        self.parse_with(key, |s| {
             let v = parse_int(s)?;
             if (min..=max).contains(&v) {
                 Ok(v)
@@ -458,17 +499,17 @@ impl Properties {
 
     /// Boolean value of `key` (or its default).
     pub fn bool(&self, key: &str) -> Result<bool, ConfigError> {
-        self.typed(key, parse_bool_prop)
+        self.parse_with(key, parse_bool_prop)
     }
 
     /// Period value of `key` (or its default).
     pub fn period(&self, key: &str) -> Result<Period, ConfigError> {
-        self.typed(key, parse_period)
+        self.parse_with(key, parse_period)
     }
 
     /// Comma-separated list value of `key` (empty entries dropped).
     pub fn list(&self, key: &str) -> Result<Vec<String>, ConfigError> {
-        self.typed(key, |s| {
+        self.parse_with(key, |s| {
             Ok(s.split(',')
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
@@ -479,7 +520,7 @@ impl Properties {
 
     /// Value of `key` that must be one of `words` (returned in the listed spelling).
     pub fn one_of(&self, key: &str, words: &[&str]) -> Result<String, ConfigError> {
-        self.typed(key, |s| parse_one_of(words, s))
+        self.parse_with(key, |s| parse_one_of(words, s))
     }
 }
 
@@ -593,8 +634,15 @@ fn usize_of(v: i64) -> usize {
     usize::try_from(v).unwrap_or(0)
 }
 
+impl Default for CoreProperties {
+    /// Every default of [`CORE_PROPERTIES`].
+    fn default() -> Self {
+        Self::from_properties(&Properties::new()).expect("the core's property defaults are valid")
+    }
+}
+
 impl CoreProperties {
-    /// Reads and checks every core property (defaults from [`PROPERTIES`]).
+    /// Reads and checks every core property (defaults from [`CORE_PROPERTIES`]).
     pub fn from_properties(p: &Properties) -> Result<Self, ConfigError> {
         Ok(Self {
             zookeeper_connect: p.string("zookeeper.connect")?,
@@ -608,13 +656,18 @@ impl CoreProperties {
             task_partitions: p.int_in("task.partitions", 1, i64::from(u16::MAX))? as u32,
             task_replicants: p.int_in("task.replicants", 1, i64::from(u16::MAX))? as u32,
             task_warming_period: p.period("task.warmingPeriod")?,
-            serialization_format: match p
-                .one_of("serialization.format", &["json", "smile"])?
-                .as_str()
+            serialization_format: p.parse_with("serialization.format", |s| match parse_one_of(
+                &["json", "smile"],
+                s,
+            )?
+            .as_str()
             {
-                "smile" => SerializationFormat::Smile,
-                _ => SerializationFormat::Json,
-            },
+                #[cfg(feature = "smile")]
+                "smile" => Ok(SerializationFormat::Smile),
+                #[cfg(not(feature = "smile"))]
+                "smile" => Err(crate::druid::receiver::SMILE_MISSING.into()),
+                _ => Ok(SerializationFormat::Json),
+            })?,
             max_batch_size: usize_of(p.int_in(
                 "tranquility.maxBatchSize",
                 1,
@@ -794,178 +847,6 @@ impl IngestionProperties {
     }
 }
 
-/// The Tranquility Server's process-level properties (global section), typed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServerProperties {
-    /// `http.port`.
-    pub http_port: u16,
-    /// `http.port.enable`.
-    pub http_port_enable: bool,
-    /// `https.port`.
-    pub https_port: u16,
-    /// `https.port.enable`.
-    pub https_port_enable: bool,
-    /// `https.keyStorePath` (refused by the server: Java keystores are not read).
-    pub https_key_store_path: String,
-    /// `https.certPath`: PEM certificate chain (empty = none).
-    pub https_cert_path: String,
-    /// `https.keyPath`: PEM private key (empty = none).
-    pub https_key_path: String,
-    /// `http.basicAuth.user` (empty = no authentication).
-    pub http_basic_auth_user: String,
-    /// `http.basicAuth.pass`.
-    pub http_basic_auth_pass: Secret,
-    /// `https.keyStoreType`.
-    pub https_key_store_type: String,
-    /// `https.keyStorePassword`.
-    pub https_key_store_password: Secret,
-    /// `https.certAlias`.
-    pub https_cert_alias: String,
-    /// `https.keyManagerFactoryAlgorithm`.
-    pub https_key_manager_factory_algorithm: String,
-    /// `https.keyManagerPassword`.
-    pub https_key_manager_password: Secret,
-    /// `https.includeCipherSuites`.
-    pub https_include_cipher_suites: Vec<String>,
-    /// `https.excludeCipherSuites`.
-    pub https_exclude_cipher_suites: Vec<String>,
-    /// `https.includeProtocols`.
-    pub https_include_protocols: Vec<String>,
-    /// `https.excludeProtocols`.
-    pub https_exclude_protocols: Vec<String>,
-    /// `http.threads`.
-    pub http_threads: usize,
-    /// `http.idleTimeout`.
-    pub http_idle_timeout: Period,
-}
-
-impl ServerProperties {
-    /// Reads the server properties from the global section.
-    pub fn from_properties(p: &Properties) -> Result<Self, ConfigError> {
-        Ok(Self {
-            http_port: p.int_in("http.port", 0, 65_535)? as u16,
-            http_port_enable: p.bool("http.port.enable")?,
-            https_port: p.int_in("https.port", 0, 65_535)? as u16,
-            https_port_enable: p.bool("https.port.enable")?,
-            https_key_store_path: p.string("https.keyStorePath")?,
-            https_cert_path: p.string("https.certPath")?,
-            https_key_path: p.string("https.keyPath")?,
-            http_basic_auth_user: p.string("http.basicAuth.user")?,
-            http_basic_auth_pass: p.secret("http.basicAuth.pass")?,
-            https_key_store_type: p.string("https.keyStoreType")?,
-            https_key_store_password: p.secret("https.keyStorePassword")?,
-            https_cert_alias: p.string("https.certAlias")?,
-            https_key_manager_factory_algorithm: p.string("https.keyManagerFactoryAlgorithm")?,
-            https_key_manager_password: p.secret("https.keyManagerPassword")?,
-            https_include_cipher_suites: p.list("https.includeCipherSuites")?,
-            https_exclude_cipher_suites: p.list("https.excludeCipherSuites")?,
-            https_include_protocols: p.list("https.includeProtocols")?,
-            https_exclude_protocols: p.list("https.excludeProtocols")?,
-            http_threads: usize_of(p.int_in("http.threads", 1, 100_000)?),
-            http_idle_timeout: p.period("http.idleTimeout")?,
-        })
-    }
-}
-
-/// Kafka's process-level properties (global section), typed. `Debug` redacts secret
-/// consumer properties (`ssl.key.password`, `sasl.jaas.config`, ...).
-#[derive(Clone, PartialEq)]
-pub struct KafkaProperties {
-    /// `kafka.zookeeper.connect` (the old consumer's; kept for compatibility).
-    pub zookeeper_connect: Option<String>,
-    /// `kafka.group.id`.
-    pub group_id: String,
-    /// `consumer.numThreads` (-1 = max(1, CPUs - 1)).
-    pub num_threads: i64,
-    /// `commit.periodMillis`.
-    pub commit_period_millis: u64,
-    /// `consumer.stallTimeoutMillis`.
-    pub stall_timeout_millis: u64,
-    /// Every global `kafka.*` key with the prefix removed, for the consumer (but for
-    /// Tranquility's own, such as `kafka.http.port`).
-    pub consumer_properties: IndexMap<String, String>,
-    /// `kafka.http.port`: where the kafka command serves `/metrics` and `/health`.
-    pub http_port: Option<u16>,
-}
-
-impl std::fmt::Debug for KafkaProperties {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let consumer: IndexMap<&str, &str> = self
-            .consumer_properties
-            .iter()
-            .map(|(k, v)| {
-                let shown = if is_secret(k) {
-                    "<redacted>"
-                } else {
-                    v.as_str()
-                };
-                (k.as_str(), shown)
-            })
-            .collect();
-        f.debug_struct("KafkaProperties")
-            .field("zookeeper_connect", &self.zookeeper_connect)
-            .field("group_id", &self.group_id)
-            .field("num_threads", &self.num_threads)
-            .field("commit_period_millis", &self.commit_period_millis)
-            .field("stall_timeout_millis", &self.stall_timeout_millis)
-            .field("consumer_properties", &consumer)
-            .field("http_port", &self.http_port)
-            .finish()
-    }
-}
-
-impl KafkaProperties {
-    /// Reads the Kafka properties from the global section.
-    pub fn from_properties(p: &Properties) -> Result<Self, ConfigError> {
-        Ok(Self {
-            zookeeper_connect: p.opt_string("kafka.zookeeper.connect"),
-            group_id: p.string("kafka.group.id")?,
-            num_threads: p.int_in("consumer.numThreads", -1, 10_000)?,
-            commit_period_millis: p.int_in("commit.periodMillis", 1, i64::MAX)? as u64,
-            stall_timeout_millis: p.int_in("consumer.stallTimeoutMillis", 1, i64::MAX)? as u64,
-            consumer_properties: p
-                .with_prefix(KAFKA_PASSTHROUGH_PREFIX)
-                .into_iter()
-                .filter(|(k, _)| {
-                    !KAFKA_OWN_KEYS.contains(&format!("{KAFKA_PASSTHROUGH_PREFIX}{k}").as_str())
-                })
-                .collect(),
-            http_port: p
-                .opt_string("kafka.http.port")
-                .map(|_| p.int_in("kafka.http.port", 0, 65_535).map(|v| v as u16))
-                .transpose()?,
-        })
-    }
-}
-
-/// Kafka properties of one dataSource (global overlaid with its own), typed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct KafkaDataSourceProperties {
-    /// `topicPattern`: must match the whole topic name.
-    pub topic_pattern: String,
-    /// `topicPattern.priority`.
-    pub topic_pattern_priority: i64,
-    /// `useTopicAsDataSource`.
-    pub use_topic_as_data_source: bool,
-    /// `reportDropsAsExceptions`.
-    pub report_drops_as_exceptions: bool,
-    /// `reportParseExceptions`.
-    pub report_parse_exceptions: bool,
-}
-
-impl KafkaDataSourceProperties {
-    /// Reads the per-dataSource Kafka properties.
-    pub fn from_properties(p: &Properties) -> Result<Self, ConfigError> {
-        Ok(Self {
-            topic_pattern: p.string("topicPattern")?,
-            topic_pattern_priority: p.int("topicPattern.priority")?,
-            use_topic_as_data_source: p.bool("useTopicAsDataSource")?,
-            report_drops_as_exceptions: p.bool("reportDropsAsExceptions")?,
-            report_parse_exceptions: p.bool("reportParseExceptions")?,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -973,7 +854,7 @@ mod tests {
     #[test]
     fn every_default_fits_its_kind_and_keys_are_unique() {
         let mut seen = std::collections::HashSet::new();
-        for d in PROPERTIES {
+        for d in CORE_PROPERTIES {
             if let Some(v) = d.default {
                 assert_eq!(check_kind(d.kind, v), Ok(()), "{}", d.key);
             }
@@ -990,21 +871,17 @@ mod tests {
         p.insert("druidBeam.basicAuthUser", "druid");
         p.insert("druidBeam.basicAuthPass", "hunter2-core");
         p.insert("druid.tls.trustStorePassword", "hunter2-trust");
-        p.insert("https.keyStorePassword", "hunter2-ks");
-        p.insert("https.keyManagerPassword", "hunter2-km");
-        p.insert("http.basicAuth.pass", "hunter2-http");
-        p.insert("kafka.sasl.jaas.config", "hunter2-jaas");
-        p.insert("kafka.ssl.key.password", "hunter2-ssl");
+        p.insert(
+            "druid.ingestion.kafka.producer.sasl.password",
+            "hunter2-producer",
+        );
         let core = CoreProperties::from_properties(&p).unwrap();
-        let server = ServerProperties::from_properties(&p).unwrap();
-        let kafka = KafkaProperties::from_properties(&p).unwrap();
+        let ingestion = IngestionProperties::from_properties(&p).unwrap();
         assert_eq!(core.basic_auth(), Some(("druid", "hunter2-core")));
-        assert_eq!(server.http_basic_auth_pass.expose(), "hunter2-http");
         for text in [
             format!("{p:?}"),
             format!("{core:?}"),
-            format!("{server:?}"),
-            format!("{kafka:?}"),
+            format!("{ingestion:?}"),
         ] {
             assert!(!text.contains("hunter2"), "secret in {text}");
         }
@@ -1014,8 +891,8 @@ mod tests {
         );
         assert!(format!("{core:?}").contains("basic_auth_pass: <redacted>"));
         assert_eq!(
-            kafka.consumer_properties["sasl.jaas.config"],
-            "hunter2-jaas"
+            ingestion.kafka_producer_properties.0["sasl.password"],
+            "hunter2-producer"
         );
         assert_eq!(format!("{:?}", Secret::default()), "\"\"");
     }
@@ -1039,16 +916,6 @@ mod tests {
         assert_eq!(c.serialization_format, SerializationFormat::Json);
         assert_eq!(c.basic_auth(), None);
         assert_eq!(c.overlord_url, None);
-        let s = ServerProperties::from_properties(&Properties::new()).unwrap();
-        assert_eq!(
-            (s.http_port, s.http_threads, s.https_port),
-            (8200, 40, 8400)
-        );
-        let k = KafkaProperties::from_properties(&Properties::new()).unwrap();
-        assert_eq!(
-            (k.group_id.as_str(), k.num_threads, k.commit_period_millis),
-            ("tranquility-kafka", -1, 15_000)
-        );
     }
 
     #[test]
@@ -1111,28 +978,20 @@ mod tests {
     }
 
     #[test]
-    fn overlay_and_kafka_passthrough() {
+    fn overlay_and_passthrough() {
         let mut g = Properties::new();
         g.insert("task.partitions", "2");
-        g.insert("kafka.bootstrap.servers", "localhost:9092");
-        g.insert("kafka.group.id", "g");
+        g.insert("druid.ingestion.kafka.consumer.security.protocol", "SSL");
         let mut own = Properties::new();
         own.insert("task.partitions", "3");
         let merged = g.overlay(&own);
         assert_eq!(merged.get("task.partitions"), Some("3"));
-        let k = KafkaProperties::from_properties(&g).unwrap();
-        assert_eq!(k.group_id, "g");
-        assert_eq!(
-            k.consumer_properties
-                .get("bootstrap.servers")
-                .map(String::as_str),
-            Some("localhost:9092")
-        );
-        assert!(is_known("kafka.anything") && !is_known("tranquility.batchSize"));
-        assert_eq!(k.http_port, None);
-        g.insert("kafka.http.port", "9100");
-        let k = KafkaProperties::from_properties(&g).unwrap();
-        assert_eq!(k.http_port, Some(9100));
-        assert!(!k.consumer_properties.contains_key("http.port"));
+        let i = IngestionProperties::from_properties(&merged).unwrap();
+        assert_eq!(i.kafka_consumer_properties.0["security.protocol"], "SSL");
+        assert!(is_known("druid.ingestion.kafka.producer.anything"));
+        assert!(!is_known("tranquility.batchSize"));
+        let mut m = merged.clone();
+        m.remove_prefixed("task.");
+        assert_eq!(m.get("task.partitions"), None);
     }
 }

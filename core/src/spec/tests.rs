@@ -181,3 +181,52 @@ fn a_bad_flatten_spec_is_refused_with_its_path() {
         e.problem
     );
 }
+
+#[test]
+fn overrides_reach_every_data_source_of_lists_and_maps() {
+    let list = json!({"dataSources": [{"spec": spec_json(), "properties": {"task.partitions": "4"}}],
+                      "properties": {"task.replicants": "2"}});
+    let map = json!({"dataSources": {"foo": {"spec": spec_json()}}});
+    for root in [list, map] {
+        let mut config = TranquilityConfig::from_value(root, "f.json").unwrap();
+        config
+            .set_property("task.partitions", "3", "--flag")
+            .unwrap();
+        config
+            .set_property("druid.ingestion", "batch", "--flag")
+            .unwrap();
+        assert_eq!(config.global_properties().get("task.partitions"), Some("3"));
+        let ds = &config.data_sources()[0];
+        assert_eq!(ds.properties.get("task.partitions"), Some("3"));
+        assert_eq!(ds.properties.get("druid.ingestion"), Some("batch"));
+        // A dataSource's own value is overridden too, not left to win over the global one.
+        if let Some(own) = ds.own_properties.get("task.partitions") {
+            assert_eq!(own, "3");
+        }
+        config.unset_properties("task.");
+        let ds = &config.data_sources()[0];
+        assert_eq!(ds.properties.get("task.partitions"), None);
+        assert_eq!(ds.properties.get("task.replicants"), None);
+        assert_eq!(ds.properties.get("druid.ingestion"), Some("batch"));
+    }
+}
+
+#[test]
+fn overrides_are_checked_like_the_file() {
+    let root = json!({"dataSources": [{"spec": spec_json()}]});
+    let mut config = TranquilityConfig::from_value(root, "f.json").unwrap();
+    let err = config
+        .set_property("task.partitions", "many", "--partitions")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--partitions") && err.contains("task.partitions"),
+        "{err}"
+    );
+    let err = config
+        .set_property("task.partitons", "2", "--flag")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a Tranquility property"), "{err}");
+    assert_eq!(config.global_properties().get("task.partitions"), None);
+}

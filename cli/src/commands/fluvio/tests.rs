@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tranquility::pipeline::PipelineOptions;
+use tranquility::pipeline::Pipelines;
 use tranquility::spec::TranquilityConfig;
 use tranquility_fluvio::{FluvioConfig, PartitionId, Position, RecordSource};
 use tranquility_fluvio::{SourceError, SourceRecord, TopicRoute};
@@ -65,7 +65,7 @@ async fn sigterm_with_an_idle_topic_drains_commits_and_stops_cleanly() {
     let text = include_str!("../../../../examples/configs/fluvio.json");
     let config = TranquilityConfig::from_str(text, "fluvio.json").unwrap();
     let fluvio = FluvioConfig::from_config(&config).unwrap();
-    let pipelines = crate::setup::build_pipelines(&config, PipelineOptions::default()).unwrap();
+    let pipelines = crate::setup::build_pipelines(&config, Pipelines::builder()).unwrap();
     // Dropped on the way (no timestamp; not JSON), so nothing needs Druid, and committed.
     let topic = IdleTopic::default();
     for (offset, value) in [(0, r#"{"host": "a"}"#), (1, "not json"), (2, r#"{"n": 2}"#)] {

@@ -35,13 +35,12 @@ use tranquility::backend::translate::{
 use tranquility::backend::{probe, KAFKA_INDEXING_MODULE};
 use tranquility::druid::overlord::OverlordClient;
 use tranquility::druid::tls::DruidTls;
-use tranquility::pipeline::{overlord_client, supervisor_identity, zk_connection, zk_coordinator};
+use tranquility::pipeline::{overlord_client, supervisor_identity, zk_coordinator, ZkConnections};
 use tranquility::retry::RetryPolicy;
-use tranquility::spec::properties::{
-    Ingestion, IngestionProperties, KafkaDataSourceProperties, KafkaProperties,
-};
+use tranquility::spec::properties::{Ingestion, IngestionProperties};
 use tranquility::spec::{CoreProperties, DataSourceConfig, TranquilityConfig};
 use tranquility_kafka::mapping::TopicRoute;
+use tranquility_kafka::{KafkaDataSourceProperties, KafkaProperties};
 
 use crate::setup::ConfigProblem;
 
@@ -100,7 +99,9 @@ pub async fn take_over(
     let core = CoreProperties::from_properties(&first.properties)?;
     let tls = DruidTls::from_properties(&core)
         .map_err(|e| ConfigProblem(format!("{}: {e}", config.source())))?;
-    let overlord = overlord_client(&core, None, &zk_connection(&core), &tls)
+    // One ZooKeeper connection per connect string for the Overlord's discovery and the locks.
+    let zk = ZkConnections::new();
+    let overlord = overlord_client(&core, None, &zk, &tls)
         .map_err(|e| ConfigProblem(format!("{}: {e}", config.source())))?;
     // One attempt: an Overlord away at start leaves the choice to the pipelines.
     let once = overlord.with_retry(RetryPolicy::overlord().once());
@@ -128,7 +129,7 @@ pub async fn take_over(
         println!("{ds}: consumed by Tranquility ({reason})");
     }
     for t in &taken {
-        let coordinator = zk_coordinator(&t.core, &zk_connection(&t.core));
+        let coordinator = zk_coordinator(&t.core, &zk);
         let action = ensure_supervisor_spec(
             &overlord,
             coordinator.as_ref(),

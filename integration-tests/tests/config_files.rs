@@ -4,9 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use test_support::{example_configs, peer_data_or_skip};
-use tranquility::spec::properties::{CoreProperties, KafkaDataSourceProperties, TaskLocator};
-use tranquility::spec::{ConfigError, KafkaProperties, ServerProperties, TranquilityConfig};
+use tranquility::spec::properties::{CoreProperties, TaskLocator};
+use tranquility::spec::{ConfigError, TranquilityConfig};
 use tranquility::time::{Granularity, Period};
+use tranquility_kafka::{KafkaDataSourceProperties, KafkaProperties};
+use tranquility_server::ServerProperties;
 
 fn data(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
