@@ -13,7 +13,7 @@ use fluvio::dataplane::link::ErrorCode;
 use fluvio::{Fluvio, FluvioClusterConfig, Offset};
 use futures::StreamExt;
 use tranquility::pipeline::Pipelines;
-use tranquility::source::{EventSink, PartitionId, Position, RecordSource, SourceError};
+use tranquility::source::{PartitionId, Position, RecordSource, SourceError};
 use tranquility::source::{SourceRecord, SourceReport};
 
 use crate::config::{FluvioConfig, OffsetStart};
@@ -152,13 +152,9 @@ pub async fn run(
     pipelines: &Pipelines,
     stop: impl Future<Output = ()> + Send,
 ) -> Result<Vec<(String, SourceReport)>, FluvioError> {
-    let sink_of = |name: &str| {
-        let pipeline = pipelines.get(name)?.clone();
-        Some(Arc::new(pipeline) as Arc<dyn EventSink>)
-    };
-    let open = |route: &crate::TopicRoute| {
+    let open = |route: &crate::DataSourceTopic| {
         let topic = route.topic.clone();
         async move { FluvioSource::connect(config, &topic).await }
     };
-    run_sources(config, sink_of, open, stop).await
+    run_sources(config, |name| pipelines.event_sink(name), open, stop).await
 }

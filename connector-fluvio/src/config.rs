@@ -4,14 +4,14 @@
 
 use std::time::Duration;
 
-use tranquility::source::{DriverOptions, ReportFlags};
+use tranquility::source::{DataSourceTopic, DriverOptions};
 use tranquility::spec::properties::{
     Kind::{OneOf, Text},
     PropertyDef, PropertyTable,
     Scope::{Either, GlobalOnly},
     PROPERTY_TABLES,
 };
-use tranquility::spec::{DataSourceConfig, TranquilityConfig};
+use tranquility::spec::TranquilityConfig;
 
 use crate::error::FluvioError;
 
@@ -43,17 +43,6 @@ pub enum OffsetStart {
     End,
 }
 
-/// A dataSource and the topic it reads.
-#[derive(Debug, Clone)]
-pub struct TopicRoute {
-    /// The topic (`fluvio.topic`, default the dataSource's name).
-    pub topic: String,
-    /// The dataSource (its spec and properties).
-    pub data_source: DataSourceConfig,
-    /// Its `reportDropsAsExceptions` and `reportParseExceptions`.
-    pub report: ReportFlags,
-}
-
 /// The validated connector configuration.
 #[derive(Debug, Clone)]
 pub struct FluvioConfig {
@@ -67,7 +56,7 @@ pub struct FluvioConfig {
     /// What each topic's source driver runs with (`commit.periodMillis`, then the defaults).
     pub options: DriverOptions,
     /// One route per dataSource.
-    pub routes: Vec<TopicRoute>,
+    pub routes: Vec<DataSourceTopic>,
 }
 
 impl FluvioConfig {
@@ -94,16 +83,7 @@ impl FluvioConfig {
         let routes = config
             .data_sources()
             .iter()
-            .map(|ds| {
-                Ok(TopicRoute {
-                    topic: ds
-                        .properties
-                        .opt_string("fluvio.topic")
-                        .unwrap_or_else(|| ds.name.clone()),
-                    report: ReportFlags::from_properties(&ds.properties).map_err(bad)?,
-                    data_source: ds.clone(),
-                })
-            })
+            .map(|ds| DataSourceTopic::of(ds, "fluvio.topic").map_err(bad))
             .collect::<Result<Vec<_>, FluvioError>>()?;
         if routes.is_empty() {
             return Err(invalid("no dataSources to consume into".into()));

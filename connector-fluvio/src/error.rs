@@ -1,6 +1,6 @@
-//! The connector's errors, named after the operation that failed.
+//! The connector's errors.
 
-use tranquility::source::{DriverError, SourceError};
+use tranquility::source::TopicError;
 
 /// Why the connector stopped or could not start.
 #[derive(Debug, thiserror::Error)]
@@ -8,24 +8,7 @@ pub enum FluvioError {
     /// The configuration file is invalid.
     #[error("{0}")]
     Config(String),
-    /// The dataSource has no pipeline.
-    #[error("dataSource '{0}' has no pipeline")]
-    NoPipeline(String),
-    /// Connecting to the cluster or opening a consumer failed.
-    #[error("cannot consume topic '{topic}': {source}")]
-    Connect {
-        /// The topic.
-        topic: String,
-        /// The client's error.
-        source: SourceError,
-    },
-    /// Consuming a topic stopped on an error: reading, the final commit, or a record that
-    /// cannot be sent or was dropped with a report flag set (it stays uncommitted).
-    #[error("topic '{topic}': {source}")]
-    Consume {
-        /// The topic.
-        topic: String,
-        /// What stopped its driver.
-        source: DriverError,
-    },
+    /// A topic could not be opened, or its consumption stopped on an error.
+    #[error(transparent)]
+    Topic(#[from] TopicError),
 }

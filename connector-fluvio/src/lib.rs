@@ -35,71 +35,32 @@ mod client;
 use std::future::Future;
 use std::sync::Arc;
 
-use tranquility::source::{Route, SingleRoute, SourceDriver, SourceGroup, SourceMetrics};
-
-pub use config::{FluvioConfig, OffsetStart, TopicRoute};
+pub use config::{FluvioConfig, OffsetStart};
 pub use error::FluvioError;
 pub use tranquility::source::{
-    DriverOptions, EventSink, PartitionId, Position, RecordSource, ReportFlags, SourceError,
-    SourceRecord, SourceReport,
+    DataSourceTopic, DriverOptions, EventSink, PartitionId, Position, RecordSource, ReportFlags,
+    SourceError, SourceRecord, SourceReport, TopicError,
 };
 
 #[cfg(feature = "fluvio-client")]
 pub use client::{run, FluvioSource};
 
 /// Consumes every dataSource's topic, from the source `open` gives for it, into the sink
-/// `sink_of` gives for the dataSource, until `stop` resolves or a topic fails (then the others
-/// stop too, gracefully). Reports per dataSource, in config order; the first error when one
-/// failed.
+/// `sink_of` gives for the dataSource, until `stop` resolves or a topic fails (the core's
+/// [`tranquility::source::run_topics`] with this config's routes and driver options).
 pub async fn run_sources<S, Open>(
     config: &FluvioConfig,
     sink_of: impl Fn(&str) -> Option<Arc<dyn EventSink>>,
-    open: impl Fn(&TopicRoute) -> Open,
+    open: impl Fn(&DataSourceTopic) -> Open,
     stop: impl Future<Output = ()> + Send,
 ) -> Result<Vec<(String, SourceReport)>, FluvioError>
 where
     S: RecordSource,
     Open: Future<Output = Result<S, SourceError>>,
 {
-    let mut drivers = Vec::new();
-    for route in &config.routes {
-        let name = &route.data_source.name;
-        let sink = sink_of(name).ok_or_else(|| FluvioError::NoPipeline(name.clone()))?;
-        let source = open(route).await.map_err(|source| FluvioError::Connect {
-            topic: route.topic.clone(),
-            source,
-        })?;
-        let router = Arc::new(SingleRoute(Route {
-            sink,
-            report: route.report,
-        }));
-        let metrics = SourceMetrics::default();
-        drivers.push(SourceDriver::new(
-            source,
-            router,
-            &metrics,
-            config.options.clone(),
-            0,
-        ));
-    }
-    let mut group = SourceGroup::new();
-    for (route, driver) in config.routes.iter().zip(drivers) {
-        tracing::info!(topic = %route.topic, dataSource = %route.data_source.name, "consuming");
-        group.spawn(driver);
-    }
-    let finished = group.run_until(stop).await;
-    let reports = config
-        .routes
-        .iter()
-        .zip(finished)
-        .map(|(route, (report, result))| {
-            result.map_err(|source| FluvioError::Consume {
-                topic: route.topic.clone(),
-                source,
-            })?;
-            Ok((route.data_source.name.clone(), report))
-        });
-    reports.collect()
+    let (routes, options) = (&config.routes, &config.options);
+    let reports = tranquility::source::run_topics(routes, options, sink_of, open, stop);
+    Ok(reports.await?)
 }
 
 #[cfg(test)]

@@ -17,8 +17,8 @@ use tranquility::source::{DriverError, Route, SingleRoute, SourceDriver, SourceM
 use tranquility::spec::{IngestionSpec, TranquilityConfig};
 
 use crate::{
-    run_sources, DriverOptions, EventSink, FluvioConfig, FluvioError, OffsetStart, PartitionId,
-    Position, RecordSource, ReportFlags, SourceError, SourceRecord, TopicRoute,
+    run_sources, DataSourceTopic, DriverOptions, EventSink, FluvioConfig, FluvioError, OffsetStart,
+    PartitionId, Position, RecordSource, ReportFlags, SourceError, SourceRecord, TopicError,
 };
 
 /// What a test scripts and what the source saw.
@@ -179,7 +179,7 @@ async fn consume(
     let router = Arc::new(SingleRoute(Route { sink, report }));
     let driver = SourceDriver::new(source, router, &SourceMetrics::default(), options, 0);
     let (report, result) = driver.run(stop).await;
-    result.map_err(|source| FluvioError::Consume {
+    result.map_err(|source| TopicError::Consume {
         topic: topic.to_string(),
         source,
     })?;
@@ -257,12 +257,12 @@ async fn a_record_that_keeps_failing_stops_the_connector_uncommitted() {
     options.commit_period = Duration::from_secs(3600);
     let err = run(source.clone(), &pipeline, options).await.unwrap_err();
     match err {
-        FluvioError::Consume {
+        FluvioError::Topic(TopicError::Consume {
             source: DriverError::SendFailed {
                 offset, attempts, ..
             },
             ..
-        } => assert_eq!((offset, attempts), (101, 2)),
+        }) => assert_eq!((offset, attempts), (101, 2)),
         other => panic!("expected a send error, got {other}"),
     }
     assert_eq!(
@@ -327,10 +327,10 @@ async fn read_and_commit_errors_name_the_topic() {
     assert!(
         matches!(
             err,
-            FluvioError::Consume {
+            FluvioError::Topic(TopicError::Consume {
                 source: DriverError::Commit(_),
                 ..
-            }
+            })
         ),
         "{err}"
     );
@@ -452,7 +452,7 @@ async fn every_topic_stops_when_one_fails_or_on_the_stop_signal() {
         MemorySource::new(events(&["ok", "ok"])).idle(),
         MemorySource::new(events(&["ok"])).idle(),
     ];
-    let open = |route: &TopicRoute| {
+    let open = |route: &DataSourceTopic| {
         let source = sources[usize::from(route.topic == "metrics2")].clone();
         async move { Ok::<_, SourceError>(source) }
     };
@@ -483,7 +483,7 @@ async fn every_topic_stops_when_one_fails_or_on_the_stop_signal() {
         .unwrap()
         .records
         .push_back(Err(SourceError::new("SPU offline")));
-    let open = |route: &TopicRoute| {
+    let open = |route: &DataSourceTopic| {
         let source = sources[usize::from(route.topic == "metrics2")].clone();
         async move { Ok::<_, SourceError>(source) }
     };

@@ -100,7 +100,7 @@ async fn consumes_and_commits_against_a_real_cluster() {
         tokio::time::sleep(Duration::from_secs(2)).await;
     };
     let sink_of = |_: &str| Some(Arc::new(pipeline.clone()) as _);
-    let open = |route: &tranquility_fluvio::TopicRoute| {
+    let open = |route: &tranquility_fluvio::DataSourceTopic| {
         let topic = route.topic.clone();
         let config = &config;
         async move { FluvioSource::connect(config, &topic).await }

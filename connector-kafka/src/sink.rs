@@ -8,6 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use tranquility::pipeline::Pipelines;
 use tranquility::source::{Route, Router};
 use tranquility::spec::DataSourceConfig;
 
@@ -25,6 +26,18 @@ pub trait SinkFactory: Send + Sync + fmt::Debug + 'static {
         config: &DataSourceConfig,
         data_source: &str,
     ) -> Result<Arc<dyn EventSink>, String>;
+}
+
+/// Pipelines built beforehand: a dataSource without one is refused by name (with
+/// `useTopicAsDataSource`, every topic's pipeline must be built beforehand; [`PipelineSinks`]
+/// builds them on first use instead).
+///
+/// [`PipelineSinks`]: crate::PipelineSinks
+#[async_trait]
+impl SinkFactory for Pipelines {
+    async fn sink(&self, _: &DataSourceConfig, name: &str) -> Result<Arc<dyn EventSink>, String> {
+        (self.event_sink(name)).ok_or_else(|| format!("dataSource '{name}' has no pipeline"))
+    }
 }
 
 /// The routes of every member of the process: topic mapping, then the dataSource's sink

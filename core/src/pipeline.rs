@@ -518,6 +518,11 @@ impl Pipelines {
         self.pipelines.get(data_source)
     }
 
+    /// The pipeline of `data_source` as a source's [`EventSink`](crate::source::EventSink).
+    pub fn event_sink(&self, data_source: &str) -> Option<Arc<dyn crate::source::EventSink>> {
+        Some(Arc::new(self.get(data_source)?.clone()))
+    }
+
     /// The dataSource names, in config order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.pipelines.keys().map(String::as_str)

@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tranquility::spec::TranquilityConfig;
-use tranquility_examples::kafka::PipelineSinks;
 use tranquility_kafka::KafkaConfig;
 
 #[tokio::main]
@@ -39,14 +38,9 @@ async fn main() -> anyhow::Result<()> {
         &config, &overlord,
     )?);
     let metrics = pipelines.metrics().clone();
-    tranquility_kafka::run(
-        kafka,
-        Arc::new(PipelineSinks(pipelines.clone())),
-        &metrics,
-        async {
-            let _ = tokio::signal::ctrl_c().await;
-        },
-    )
+    tranquility_kafka::run(kafka, pipelines.clone(), &metrics, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
     .await?;
     pipelines.close().await;
     Ok(())

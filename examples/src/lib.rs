@@ -9,5 +9,4 @@
 //! `configs/` holds sample `server.json`, `kafka.json` and `fluvio.json` files.
 
 pub mod clicks;
-pub mod kafka;
 pub mod local;

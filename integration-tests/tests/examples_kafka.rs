@@ -11,7 +11,6 @@ use druid_local::{DruidLocal, DruidLocalConfig};
 use integration_tests::druid::wait_for_count;
 use integration_tests::{python, unique_name, Tansu};
 use tranquility::spec::TranquilityConfig;
-use tranquility_examples::kafka::PipelineSinks;
 use tranquility_examples::local::local_pipelines;
 use tranquility_kafka::{KafkaConfig, KafkaConnector};
 
@@ -92,7 +91,7 @@ async fn example_topology_runs(name: &str) {
     let pipelines = Arc::new(local_pipelines(&config, &druid.url()).unwrap());
     let connector = KafkaConnector::start(
         KafkaConfig::from_config(&config).unwrap(),
-        Arc::new(PipelineSinks(pipelines.clone())),
+        pipelines.clone(),
         pipelines.metrics(),
     )
     .unwrap();
@@ -167,7 +166,7 @@ async fn nested_messages_are_flattened_on_the_way_from_kafka() {
     let pipelines = Arc::new(local_pipelines(&config, &druid.url()).unwrap());
     let connector = KafkaConnector::start(
         KafkaConfig::from_config(&config).unwrap(),
-        Arc::new(PipelineSinks(pipelines.clone())),
+        pipelines.clone(),
         pipelines.metrics(),
     )
     .unwrap();

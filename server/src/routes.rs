@@ -17,7 +17,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use tranquility::beam::{Outcome, SendError};
-use tranquility::event::{RawEvent, Route};
+use tranquility::event::{Destination, RawEvent};
 use tranquility::metrics::Tally;
 
 use crate::config::ResponseShape;
@@ -291,7 +291,7 @@ fn routed_batches(state: &AppState, items: Vec<Item>) -> Result<Vec<Batch>, Requ
                 )))
             }
         };
-        let name = Route::of(raw.bytes())
+        let name = Destination::of(raw.bytes())
             .data_source()
             .ok_or(RequestError::MissingDataSource)?;
         match batches.iter_mut().find(|b| b.name == name) {

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use tranquility::event::Route;
+use tranquility::event::Destination;
 use tranquility_server::decode::{decode, decompress, parse_async, BodyFormat};
 
 proptest! {
@@ -13,7 +13,7 @@ proptest! {
         let body = Bytes::from(body);
         let _ = decode(BodyFormat::Json, &body);
         let _ = decode(BodyFormat::Smile, &body);
-        let _ = Route::of(&body);
+        let _ = Destination::of(&body);
     }
 
     #[test]

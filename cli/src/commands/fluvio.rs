@@ -8,13 +8,10 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
-#[cfg(feature = "fluvio")]
 use tranquility::pipeline::Pipelines;
-use tranquility::pipeline::Pipelines;
-use tranquility_fluvio::{EventSink, FluvioConfig, RecordSource, SourceError, TopicRoute};
+use tranquility_fluvio::{DataSourceTopic, FluvioConfig, RecordSource, SourceError};
 
 /// Options of `tranquility fluvio`.
 #[derive(Debug, clap::Args)]
@@ -37,7 +34,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let fluvio = FluvioConfig::from_config(&config)
         .with_context(|| format!("{}", args.config_file.display()))?;
     let pipelines = crate::setup::build_pipelines(&config, Pipelines::builder())?;
-    let open = |route: &TopicRoute| {
+    let open = |route: &DataSourceTopic| {
         let (fluvio, topic) = (&fluvio, route.topic.clone());
         async move { tranquility_fluvio::FluvioSource::connect(fluvio, &topic).await }
     };
@@ -61,18 +58,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 async fn consume<S, Open>(
     fluvio: &FluvioConfig,
     pipelines: &Pipelines,
-    open: impl Fn(&TopicRoute) -> Open,
+    open: impl Fn(&DataSourceTopic) -> Open,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()>
 where
     S: RecordSource,
     Open: Future<Output = Result<S, SourceError>>,
 {
-    let sink_of = |name: &str| {
-        let pipeline = pipelines.get(name)?.clone();
-        Some(Arc::new(pipeline) as Arc<dyn EventSink>)
-    };
-    let reports = tranquility_fluvio::run_sources(fluvio, sink_of, open, shutdown).await;
+    let reports =
+        tranquility_fluvio::run_sources(fluvio, |name| pipelines.event_sink(name), open, shutdown)
+            .await;
     pipelines.close().await;
     for (data_source, report) in reports.as_deref().unwrap_or_default() {
         let t = report.tally;

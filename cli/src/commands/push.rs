@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 use tranquility::beam::Outcome;
 use tranquility::coord::LocalCoordinator;
-use tranquility::event::Route;
+use tranquility::event::Destination;
 use tranquility::pipeline::Pipelines;
 use tranquility::spec::TranquilityConfig;
 
@@ -252,13 +252,13 @@ async fn read_and_send(
             lines += 1;
             let target = match &args.options.data_source {
                 Some(name) => name.clone(),
-                None => match Route::of(text) {
-                    Route::To(name) => name,
-                    Route::Unnamed => {
+                None => match Destination::of(text) {
+                    Destination::To(name) => name,
+                    Destination::Unnamed => {
                         send(tx, Counted::Dropped("no_data_source", 1));
                         continue;
                     }
-                    Route::NotAnObject => {
+                    Destination::NotAnObject => {
                         send(tx, Counted::Dropped("unparseable", 1));
                         continue;
                     }

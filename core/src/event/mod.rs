@@ -5,9 +5,9 @@
 //! reads the timestamp the way a Druid `timestampSpec` says, scanning only the top-level key
 //! it needs, so decoding costs about one JSON validation pass.
 
+mod destination;
 pub mod flatten;
 mod pattern;
-mod route;
 pub(crate) mod scan;
 pub mod string_parser;
 mod timestamp;
@@ -18,9 +18,9 @@ use serde_json::value::RawValue;
 use crate::source::Origin;
 use crate::spec::DataSchema;
 
+pub use destination::Destination;
 pub use flatten::{FlattenError, FlattenSpecError, Flattener};
 pub use pattern::JodaPattern;
-pub use route::Route;
 pub use string_parser::{LineError, ParsedLine, StringParser, StringParserError};
 pub use timestamp::{TimestampError, TimestampExtractor, TimestampFormat, TimestampSpecError};
 

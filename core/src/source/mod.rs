@@ -74,6 +74,7 @@ mod metrics;
 mod offsets;
 mod origin;
 mod sink;
+mod topics;
 
 #[cfg(test)]
 mod tests;
@@ -93,6 +94,7 @@ pub use metrics::{
 pub use offsets::{OffsetTracker, OutOfOrder};
 pub use origin::{Delivery, Origin, Ownership};
 pub use sink::{EventSink, ReportFlags, Route, Router, SingleRoute};
+pub use topics::{run_topics, DataSourceTopic, TopicError};
 
 /// A partition of a topic.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

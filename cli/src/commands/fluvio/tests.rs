@@ -12,8 +12,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tranquility::pipeline::Pipelines;
 use tranquility::spec::TranquilityConfig;
+use tranquility_fluvio::{DataSourceTopic, SourceError, SourceRecord};
 use tranquility_fluvio::{FluvioConfig, PartitionId, Position, RecordSource};
-use tranquility_fluvio::{SourceError, SourceRecord, TopicRoute};
 
 #[derive(Debug, Default)]
 struct Topic {
@@ -75,7 +75,7 @@ async fn sigterm_with_an_idle_topic_drains_commits_and_stops_cleanly() {
             payload: Some(Bytes::from_static(value.as_bytes())),
         });
     }
-    let open = |_: &TopicRoute| {
+    let open = |_: &DataSourceTopic| {
         let topic = topic.clone();
         async move { Ok::<_, SourceError>(topic) }
     };

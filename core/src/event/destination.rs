@@ -5,9 +5,9 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-/// Where a JSON object asks to go.
+/// Where a JSON object asks to go: the dataSource it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Route {
+pub enum Destination {
     /// To this dataSource.
     To(String),
     /// A JSON object with neither a string `dataSource` nor a string `feed`.
@@ -16,9 +16,9 @@ pub enum Route {
     NotAnObject,
 }
 
-impl Route {
+impl Destination {
     /// The route of one JSON object's bytes.
-    pub fn of(object: &[u8]) -> Route {
+    pub fn of(object: &[u8]) -> Destination {
         #[derive(Deserialize)]
         struct Fields {
             #[serde(rename = "dataSource")]
@@ -26,23 +26,23 @@ impl Route {
             feed: Option<Value>,
         }
         let Ok(fields) = serde_json::from_slice::<Fields>(object) else {
-            return Route::NotAnObject;
+            return Destination::NotAnObject;
         };
         let name = |v: Option<Value>| match v {
             Some(Value::String(s)) => Some(s),
             _ => None,
         };
         match name(fields.data_source).or_else(|| name(fields.feed)) {
-            Some(name) => Route::To(name),
-            None => Route::Unnamed,
+            Some(name) => Destination::To(name),
+            None => Destination::Unnamed,
         }
     }
 
     /// The dataSource, when the object names one.
     pub fn data_source(self) -> Option<String> {
         match self {
-            Route::To(name) => Some(name),
-            Route::Unnamed | Route::NotAnObject => None,
+            Destination::To(name) => Some(name),
+            Destination::Unnamed | Destination::NotAnObject => None,
         }
     }
 }
@@ -53,17 +53,26 @@ mod tests {
 
     #[test]
     fn data_source_then_feed_and_only_strings() {
-        let to = |s: &str| Route::To(s.to_string());
-        assert_eq!(Route::of(br#"{"dataSource":"a","feed":"b"}"#), to("a"));
+        let to = |s: &str| Destination::To(s.to_string());
         assert_eq!(
-            Route::of(br#"{"feed":"b","x":{"dataSource":"no"}}"#),
+            Destination::of(br#"{"dataSource":"a","feed":"b"}"#),
+            to("a")
+        );
+        assert_eq!(
+            Destination::of(br#"{"feed":"b","x":{"dataSource":"no"}}"#),
             to("b")
         );
         // A non-string dataSource does not name one; a string feed beside it still routes.
-        assert_eq!(Route::of(br#"{"dataSource":3,"feed":"b"}"#), to("b"));
-        assert_eq!(Route::of(br#"{"dataSource":3}"#), Route::Unnamed);
-        assert_eq!(Route::of(br#"{"x":1}"#), Route::Unnamed);
-        assert_eq!(Route::of(br#"[1]"#), Route::NotAnObject);
-        assert_eq!(Route::of(br#"{"dataSource":"a""#), Route::NotAnObject);
+        assert_eq!(Destination::of(br#"{"dataSource":3,"feed":"b"}"#), to("b"));
+        assert_eq!(
+            Destination::of(br#"{"dataSource":3}"#),
+            Destination::Unnamed
+        );
+        assert_eq!(Destination::of(br#"{"x":1}"#), Destination::Unnamed);
+        assert_eq!(Destination::of(br#"[1]"#), Destination::NotAnObject);
+        assert_eq!(
+            Destination::of(br#"{"dataSource":"a""#),
+            Destination::NotAnObject
+        );
     }
 }
