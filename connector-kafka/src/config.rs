@@ -209,10 +209,7 @@ impl KafkaConfig {
             )?);
             data_sources.push(DataSourceRoute {
                 config: ds.clone(),
-                report: ReportFlags {
-                    drops: p.report_drops_as_exceptions,
-                    parse: p.report_parse_exceptions,
-                },
+                report: p.report,
             });
         }
 

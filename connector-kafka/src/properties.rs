@@ -4,6 +4,7 @@
 //! driver's.
 
 use indexmap::IndexMap;
+use tranquility::source::ReportFlags;
 use tranquility::spec::properties::{
     is_secret,
     Kind::{Bool, Int, Refused, Text},
@@ -43,7 +44,7 @@ static KAFKA_TABLE: PropertyTable = PropertyTable {
     prefixes: &[PrefixDef {
         prefix: KAFKA_PASSTHROUGH_PREFIX,
         scope: GlobalRead,
-        doc: "Kafka consumer settings (the prefix removed), such as kafka.bootstrap.servers",
+        doc: "Kafka consumer settings, passed on with the prefix removed",
     }],
 };
 
@@ -127,10 +128,8 @@ pub struct KafkaDataSourceProperties {
     pub topic_pattern_priority: i64,
     /// `useTopicAsDataSource`.
     pub use_topic_as_data_source: bool,
-    /// `reportDropsAsExceptions`.
-    pub report_drops_as_exceptions: bool,
-    /// `reportParseExceptions`.
-    pub report_parse_exceptions: bool,
+    /// `reportDropsAsExceptions` and `reportParseExceptions`.
+    pub report: ReportFlags,
 }
 
 impl KafkaDataSourceProperties {
@@ -140,8 +139,7 @@ impl KafkaDataSourceProperties {
             topic_pattern: p.string("topicPattern")?,
             topic_pattern_priority: p.int("topicPattern.priority")?,
             use_topic_as_data_source: p.bool("useTopicAsDataSource")?,
-            report_drops_as_exceptions: p.bool("reportDropsAsExceptions")?,
-            report_parse_exceptions: p.bool("reportParseExceptions")?,
+            report: ReportFlags::from_properties(p)?,
         })
     }
 }
