@@ -14,9 +14,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
-use tranquility::beam::Outcome;
+use tranquility::beam::{DropReason, Outcome};
 use tranquility::coord::LocalCoordinator;
 use tranquility::event::Destination;
+use tranquility::metrics::Tally;
 use tranquility::pipeline::Pipelines;
 use tranquility::spec::TranquilityConfig;
 
@@ -56,51 +57,42 @@ pub struct Options {
     pub batch_lines: u64,
 }
 
-/// Final counts of a push.
+/// Final counts of a push: the pipelines' outcomes, plus lines no pipeline took.
 #[derive(Debug, Default)]
 struct Counts {
-    received: u64,
-    sent: u64,
-    dropped: BTreeMap<String, u64>,
-    failed: u64,
+    tally: Tally,
+    /// Lines dropped before any pipeline: no dataSource named, or one the config lacks.
+    unrouted: BTreeMap<&'static str, u64>,
     first_error: Option<String>,
 }
 
 impl Counts {
     fn add(&mut self, outcome: &Outcome) {
-        self.received += 1;
-        match outcome {
-            Outcome::Sent => self.sent += 1,
-            Outcome::Dropped(reason) => self.drop_with(reason.as_str(), 1),
-            Outcome::Failed(e) => {
-                self.failed += 1;
-                self.first_error.get_or_insert_with(|| e.to_string());
-            }
+        self.tally.add(outcome);
+        if let Outcome::Failed(e) = outcome {
+            self.first_error.get_or_insert_with(|| e.to_string());
         }
     }
 
-    fn drop_with(&mut self, reason: &str, n: u64) {
-        *self.dropped.entry(reason.to_string()).or_default() += n;
+    fn unrouted(&mut self, reason: &'static str, n: u64) {
+        self.tally.received += n;
+        *self.unrouted.entry(reason).or_default() += n;
     }
 
     fn dropped_total(&self) -> u64 {
-        self.dropped.values().sum()
+        self.tally.dropped_total() + self.unrouted.values().sum::<u64>()
     }
 
     fn summary(&self) -> String {
-        let mut text = format!(
-            "received {}, sent {}, dropped {}, failed {}",
-            self.received,
-            self.sent,
-            self.dropped_total(),
-            self.failed
-        );
-        if !self.dropped.is_empty() {
-            let reasons: Vec<String> = self
-                .dropped
-                .iter()
-                .map(|(r, n)| format!("{r} {n}"))
-                .collect();
+        let t = &self.tally;
+        let (received, sent, failed) = (t.received, t.sent, t.failed);
+        let dropped = self.dropped_total();
+        let mut text =
+            format!("received {received}, sent {sent}, dropped {dropped}, failed {failed}");
+        let mut reasons: BTreeMap<&str, u64> = self.unrouted.clone();
+        reasons.extend(t.drop_reasons().map(|(r, n)| (r.as_str(), n)));
+        if !reasons.is_empty() {
+            let reasons: Vec<String> = reasons.iter().map(|(r, n)| format!("{r} {n}")).collect();
             text.push_str(&format!(" (dropped: {})", reasons.join(", ")));
         }
         text
@@ -111,8 +103,8 @@ impl Counts {
 enum Counted {
     /// Outcomes to come from a pipeline.
     Outcomes(BoxFuture<'static, Vec<Outcome>>),
-    /// Lines dropped before any pipeline, with the reason.
-    Dropped(&'static str, u64),
+    /// Lines dropped before any pipeline because none takes them, with the reason.
+    Unrouted(&'static str, u64),
 }
 
 /// Reads, sends and counts until the input ends (or a stop signal), then prints the counts.
@@ -171,25 +163,25 @@ pub async fn run_loaded(args: Args, config: TranquilityConfig) -> anyhow::Result
         warn!("stopped before the end of the input");
     }
     info!(
-        received = counts.received,
-        sent = counts.sent,
+        received = counts.tally.received,
+        sent = counts.tally.sent,
         dropped = counts.dropped_total(),
-        failed = counts.failed,
+        failed = counts.tally.failed,
         "final counts"
     );
     // The original console's closing line, for scripts that look for it.
     info!(
         "Sent[{}], dropped[{}], failed[{}] messages to Druid.",
-        counts.sent,
+        counts.tally.sent,
         counts.dropped_total(),
-        counts.failed
+        counts.tally.failed
     );
     println!("{}", counts.summary());
-    if counts.failed > 0 {
+    if counts.tally.failed > 0 {
         anyhow::bail!(
             "{} of {} events failed; first error: {}",
-            counts.failed,
-            counts.received,
+            counts.tally.failed,
+            counts.tally.received,
             counts.first_error.as_deref().unwrap_or("unknown")
         );
     }
@@ -255,11 +247,12 @@ async fn read_and_send(
                 None => match Destination::of(text) {
                     Destination::To(name) => name,
                     Destination::Unnamed => {
-                        send(tx, Counted::Dropped("no_data_source", 1));
+                        send(tx, Counted::Unrouted("no_data_source", 1));
                         continue;
                     }
                     Destination::NotAnObject => {
-                        send(tx, Counted::Dropped("unparseable", 1));
+                        let unparseable = vec![Outcome::Dropped(DropReason::Unparseable)];
+                        send(tx, Counted::Outcomes(Box::pin(async { unparseable })));
                         continue;
                     }
                 },
@@ -268,7 +261,7 @@ async fn read_and_send(
                 if unknown_warned.insert(target.clone()) {
                     warn!(dataSource = %target, "no such dataSource in the configuration; its events are dropped");
                 }
-                send(tx, Counted::Dropped("unknown_data_source", 1));
+                send(tx, Counted::Unrouted("unknown_data_source", 1));
                 continue;
             }
             batch
@@ -302,10 +295,7 @@ async fn count(mut rx: mpsc::UnboundedReceiver<Counted>, progress: ProgressBar) 
                     counts.add(&outcome);
                 }
             }
-            Counted::Dropped(reason, n) => {
-                counts.received += n;
-                counts.drop_with(reason, n);
-            }
+            Counted::Unrouted(reason, n) => counts.unrouted(reason, n),
         }
         progress.set_message(counts.summary());
     }
@@ -315,7 +305,7 @@ async fn count(mut rx: mpsc::UnboundedReceiver<Counted>, progress: ProgressBar) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tranquility::beam::{DropReason, SendError};
+    use tranquility::beam::SendError;
 
     #[test]
     fn counts_balance_and_name_reasons() {
@@ -327,12 +317,14 @@ mod tests {
         ] {
             c.add(&o);
         }
-        c.received += 2;
-        c.drop_with("unparseable", 2);
-        assert_eq!(c.received, c.sent + c.dropped_total() + c.failed);
+        c.add(&Outcome::Dropped(DropReason::Unparseable));
+        c.add(&Outcome::Dropped(DropReason::Unparseable));
+        c.unrouted("no_data_source", 1);
+        let t = c.tally;
+        assert_eq!(t.received, t.sent + c.dropped_total() + t.failed);
         assert_eq!(
             c.summary(),
-            "received 5, sent 1, dropped 3, failed 1 (dropped: outside_window 1, unparseable 2)"
+            "received 6, sent 1, dropped 4, failed 1 (dropped: no_data_source 1, outside_window 1, unparseable 2)"
         );
         assert!(c.first_error.unwrap().contains("boom"));
     }

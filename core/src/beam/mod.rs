@@ -245,6 +245,16 @@ impl ReplicaError {
 }
 
 impl SendError {
+    /// A [`SendError::Backend`] of `data_source`.
+    pub fn backend(data_source: &str, message: String, retriable: bool) -> Self {
+        let data_source = data_source.to_string();
+        SendError::Backend {
+            data_source,
+            message,
+            retriable,
+        }
+    }
+
     /// True when sending the same event again may succeed.
     pub fn is_retriable(&self) -> bool {
         match self {

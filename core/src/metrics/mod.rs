@@ -109,47 +109,31 @@ impl Metrics {
             druid_rows: Family::default(),
             registry: Mutex::new(Registry::default()),
         };
-        registry.register(
-            "tranquility_events_received",
-            "Events handed to Tranquility",
-            metrics.received.clone(),
-        );
-        registry.register(
-            "tranquility_events_sent",
-            "Events accepted by at least one Druid task",
-            metrics.sent.clone(),
-        );
-        registry.register(
-            "tranquility_events_dropped",
-            "Events deliberately not sent, by reason",
-            metrics.dropped.clone(),
-        );
-        registry.register(
-            "tranquility_events_failed",
-            "Events whose sending gave up with an error",
-            metrics.failed.clone(),
-        );
-        registry.register(
-            "tranquility_events_pending",
-            "Events received whose outcome is not known yet",
-            metrics.pending.clone(),
-        );
-        registry.register(
-            "tranquility_tasks_active",
-            "Druid tasks currently receiving events",
-            metrics.tasks_active.clone(),
-        );
-        registry.register(
-            "tranquility_tasks_created",
-            "Druid tasks created through the Overlord",
-            metrics.tasks_created.clone(),
-        );
-        registry.register(
-            "tranquility_druid_rows",
-            "Rows Druid's own ingestion counted for the dataSource, by kind (supervisor backend: \
-             the running tasks of GET /druid/indexer/v1/supervisor/{id}/stats)",
-            metrics.druid_rows.clone(),
-        );
+        // One (name, help) per series, registered in exposition order.
+        macro_rules! register {
+            ($($field:ident: $name:literal, $help:literal;)*) => {
+                $(registry.register($name, $help, metrics.$field.clone());)*
+            };
+        }
+        register! {
+            received: "tranquility_events_received",
+                "Events handed to Tranquility";
+            sent: "tranquility_events_sent",
+                "Events accepted by at least one Druid task";
+            dropped: "tranquility_events_dropped",
+                "Events deliberately not sent, by reason";
+            failed: "tranquility_events_failed",
+                "Events whose sending gave up with an error";
+            pending: "tranquility_events_pending",
+                "Events received whose outcome is not known yet";
+            tasks_active: "tranquility_tasks_active",
+                "Druid tasks currently receiving events";
+            tasks_created: "tranquility_tasks_created",
+                "Druid tasks created through the Overlord";
+            druid_rows: "tranquility_druid_rows",
+                "Rows Druid's own ingestion counted for the dataSource, by kind (supervisor backend: \
+                 the running tasks of GET /druid/indexer/v1/supervisor/{id}/stats)";
+        }
         *metrics.registry.lock() = registry;
         Arc::new(metrics)
     }
@@ -277,10 +261,25 @@ impl Tally {
     /// Counts one outcome (also as received).
     pub fn add(&mut self, outcome: &Outcome) {
         self.received += 1;
+        self.count(outcome, 1);
+    }
+
+    /// Counts `n` events with `outcome`, not as received (for events counted when handed in).
+    pub fn count(&mut self, outcome: &Outcome, n: u64) {
         match outcome {
-            Outcome::Sent => self.sent += 1,
-            Outcome::Failed(_) => self.failed += 1,
-            Outcome::Dropped(reason) => self.dropped[reason.index()] += 1,
+            Outcome::Sent => self.sent += n,
+            Outcome::Failed(_) => self.failed += n,
+            Outcome::Dropped(reason) => self.dropped[reason.index()] += n,
+        }
+    }
+
+    /// Adds every count of `other`.
+    pub fn merge(&mut self, other: &Tally) {
+        self.received += other.received;
+        self.sent += other.sent;
+        self.failed += other.failed;
+        for (total, add) in self.dropped.iter_mut().zip(other.dropped) {
+            *total += add;
         }
     }
 

@@ -30,6 +30,7 @@ use tokio::time::Instant;
 
 use super::{exact_outcomes, Beam, CloseError, DropReason, Outcome, SendError};
 use crate::event::Event;
+use crate::metrics::Tally;
 
 pub use config::{Linger, TranquilizerConfig, TranquilizerConfigBuilder, TranquilizerConfigError};
 use result::BatchResult;
@@ -92,22 +93,9 @@ struct State {
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Counts {
-    received: u64,
-    sent: u64,
-    dropped: [u64; DropReason::ALL.len()],
-    failed: u64,
+    tally: Tally,
     buffer_full: u64,
     batches: u64,
-}
-
-impl Counts {
-    fn tally(&mut self, outcome: &Outcome, count: u64) {
-        match outcome {
-            Outcome::Sent => self.sent += count,
-            Outcome::Dropped(reason) => self.dropped[reason.index()] += count,
-            Outcome::Failed(_) => self.failed += count,
-        }
-    }
 }
 
 /// A buffer taken out for sending.
@@ -122,15 +110,10 @@ struct Batch {
 /// `received = sent + dropped_total() + failed + pending_events` at every snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TranquilizerStats {
-    /// Events handed in (including refused ones).
-    pub received: u64,
-    /// Events the beam sent.
-    pub sent: u64,
-    /// Dropped events, by reason in [`DropReason::ALL`] order.
-    pub dropped: [u64; DropReason::ALL.len()],
-    /// Failed events, including those refused because the buffer was full.
-    pub failed: u64,
-    /// Of `failed`: events refused with `BufferFull` (only when `blockOnFull` is false).
+    /// Events handed in (including refused ones), and the outcomes known so far; `failed`
+    /// includes events refused because the buffer was full.
+    pub tally: Tally,
+    /// Of `tally.failed`: events refused with `BufferFull` (only when `blockOnFull` is false).
     pub buffer_full: u64,
     /// Batches the beam answered.
     pub batches: u64,
@@ -138,18 +121,6 @@ pub struct TranquilizerStats {
     pub pending_events: u64,
     /// Batches in flight.
     pub pending_batches: u64,
-}
-
-impl TranquilizerStats {
-    /// Events dropped for `reason`.
-    pub fn dropped(&self, reason: DropReason) -> u64 {
-        self.dropped[reason.index()]
-    }
-
-    /// Events dropped for any reason.
-    pub fn dropped_total(&self) -> u64 {
-        self.dropped.iter().sum()
-    }
 }
 
 impl Tranquilizer {
@@ -307,10 +278,7 @@ impl Tranquilizer {
         let st = self.shared.state.lock();
         let c = st.counts;
         TranquilizerStats {
-            received: c.received,
-            sent: c.sent,
-            dropped: c.dropped,
-            failed: c.failed,
+            tally: c.tally,
             buffer_full: c.buffer_full,
             batches: c.batches,
             pending_events: (st.buffer.len() + st.in_flight_events) as u64,
@@ -404,7 +372,7 @@ impl State {
         let result: Arc<BatchResult> = Arc::default();
         self.in_flight.push(Arc::clone(&result));
         self.in_flight_events += events.len();
-        self.counts.received += events.len() as u64;
+        self.counts.tally.received += events.len() as u64;
         self.counts.batches += 1;
         Batch {
             events,
@@ -455,8 +423,8 @@ impl State {
     }
 
     fn refuse(&mut self, count: u64, refusal: &Outcome) {
-        self.counts.received += count;
-        self.counts.tally(refusal, count);
+        self.counts.tally.received += count;
+        self.counts.tally.count(refusal, count);
         if refusal.is_failed() {
             self.counts.buffer_full += count;
         }
@@ -497,7 +465,7 @@ impl Shared {
                 OutcomeFuture::ready(outcome)
             } else {
                 wake_timer = st.starting_buffer(config);
-                st.counts.received += 1;
+                st.counts.tally.received += 1;
                 let index = st.buffer.len();
                 st.buffer.push(event);
                 let outcome = OutcomeFuture::waiting(Arc::clone(&st.buffer_result), index);
@@ -563,7 +531,7 @@ impl Shared {
                 let room = config.max_batch_size() - start;
                 st.buffer.extend(events.by_ref().take(room));
                 let added = st.buffer.len() - start;
-                st.counts.received += added as u64;
+                st.counts.tally.received += added as u64;
                 taken += added as u64;
                 out.push_batch(&st.buffer_result, start, added);
                 if st.buffer.len() >= config.max_batch_size() && st.slot_free(config) {
@@ -651,17 +619,13 @@ impl Shared {
     /// Records a batch's outcomes, frees its slot, answers its events and starts the next
     /// buffer if it is due.
     fn finish(self: &Arc<Self>, result: &Arc<BatchResult>, number: u64, outcomes: Vec<Outcome>) {
-        let mut counts = Counts::default();
+        let mut counts = Tally::default();
         for outcome in &outcomes {
-            counts.tally(outcome, 1);
+            counts.count(outcome, 1);
         }
         let (next, pending) = {
             let mut st = self.state.lock();
-            st.counts.sent += counts.sent;
-            st.counts.failed += counts.failed;
-            for (total, add) in st.counts.dropped.iter_mut().zip(counts.dropped) {
-                *total += add;
-            }
+            st.counts.tally.merge(&counts);
             if let Some(i) = st.in_flight.iter().position(|r| Arc::ptr_eq(r, result)) {
                 st.in_flight.swap_remove(i);
             }
@@ -672,7 +636,7 @@ impl Shared {
             batch = number,
             events = outcomes.len(),
             sent = counts.sent,
-            dropped = counts.dropped.iter().sum::<u64>(),
+            dropped = counts.dropped_total(),
             failed = counts.failed,
             pending_batches = pending,
             "tranquilizer batch answered"

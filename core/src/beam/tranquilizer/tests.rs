@@ -18,8 +18,8 @@ fn config(batch: usize, pending: usize, linger_millis: i64, block: bool) -> Tran
 /// Every event handed in is sent, dropped, failed or still pending.
 fn assert_accounted(stats: &TranquilizerStats) {
     assert_eq!(
-        stats.received,
-        stats.sent + stats.dropped_total() + stats.failed + stats.pending_events,
+        stats.tally.received,
+        stats.tally.sent + stats.tally.dropped_total() + stats.tally.failed + stats.pending_events,
         "{stats:?}"
     );
 }
@@ -46,7 +46,10 @@ async fn a_single_event_goes_at_once_with_linger_zero() {
     assert!(outcome.await.is_sent());
     assert_eq!(beam.batch_sizes(), vec![1]);
     let stats = t.stats();
-    assert_eq!((stats.received, stats.sent, stats.batches), (1, 1, 1));
+    assert_eq!(
+        (stats.tally.received, stats.tally.sent, stats.batches),
+        (1, 1, 1)
+    );
     assert_eq!(stats.pending_events, 0);
     assert_accounted(&stats);
 }
@@ -96,7 +99,7 @@ async fn full_buffer_with_every_slot_taken_refuses_when_not_blocking() {
     }
     let stats = t.stats();
     assert_eq!(
-        (stats.failed, stats.buffer_full, stats.pending_events),
+        (stats.tally.failed, stats.buffer_full, stats.pending_events),
         (1, 1, 4)
     );
     assert_accounted(&stats);
@@ -107,7 +110,10 @@ async fn full_buffer_with_every_slot_taken_refuses_when_not_blocking() {
     }
     assert_eq!(beam.batch_sizes(), vec![1, 3]);
     let stats = t.stats();
-    assert_eq!((stats.received, stats.sent, stats.failed), (5, 4, 1));
+    assert_eq!(
+        (stats.tally.received, stats.tally.sent, stats.tally.failed),
+        (5, 4, 1)
+    );
     assert_accounted(&stats);
 }
 
@@ -136,7 +142,7 @@ async fn blocking_send_waits_for_room() {
     let mut blocked = Box::pin(t.send(event(3)));
     assert!(poll!(&mut blocked).is_pending(), "no room: send waits");
     assert_eq!(
-        t.stats().received,
+        t.stats().tally.received,
         3,
         "a waiting event is not handed in yet"
     );
@@ -279,7 +285,7 @@ async fn close_drains_everything_then_closes_the_beam() {
     assert!(outcomes.await.iter().all(Outcome::is_sent));
     let stats = t.stats();
     assert_eq!(
-        (stats.received, stats.sent, stats.pending_events),
+        (stats.tally.received, stats.tally.sent, stats.pending_events),
         (7, 7, 0)
     );
 
@@ -293,7 +299,7 @@ async fn close_drains_everything_then_closes_the_beam() {
         .iter()
         .all(|o| matches!(o, Outcome::Dropped(DropReason::BeamClosed))));
     let stats = t.stats();
-    assert_eq!(stats.dropped(DropReason::BeamClosed), 3);
+    assert_eq!(stats.tally.dropped(DropReason::BeamClosed), 3);
     assert_accounted(&stats);
 
     // Closing again gives the same answer without closing the beam twice.
@@ -346,7 +352,7 @@ async fn close_answers_senders_waiting_for_room() {
     assert!(in_flight.await.is_sent());
     assert!(buffered.await.is_sent());
     let stats = t.stats();
-    assert_eq!((stats.received, stats.sent), (3, 2));
+    assert_eq!((stats.tally.received, stats.tally.sent), (3, 2));
     assert_accounted(&stats);
 }
 
@@ -428,9 +434,9 @@ async fn outcomes_come_back_in_input_order() {
     assert_eq!(got, expected);
 
     let stats = t.stats();
-    assert_eq!(stats.dropped(DropReason::OutsideWindow), 6);
-    assert_eq!(stats.failed, 6);
-    assert_eq!(stats.sent, 12);
+    assert_eq!(stats.tally.dropped(DropReason::OutsideWindow), 6);
+    assert_eq!(stats.tally.failed, 6);
+    assert_eq!(stats.tally.sent, 12);
     assert_accounted(&stats);
 }
 
@@ -495,7 +501,7 @@ async fn a_beam_answering_too_few_outcomes_fails_the_missing_ones() {
         ["sent", "sent", "failed"]
     );
     let stats = t.stats();
-    assert_eq!((stats.sent, stats.failed), (2, 1));
+    assert_eq!((stats.tally.sent, stats.tally.failed), (2, 1));
     assert_accounted(&stats);
 }
 
@@ -539,7 +545,7 @@ async fn many_concurrent_senders_lose_nothing() {
     t.close().await.unwrap();
     assert_eq!(memory.events().len(), 4000);
     let stats = t.stats();
-    assert_eq!((stats.received, stats.sent), (4000, 4000));
+    assert_eq!((stats.tally.received, stats.tally.sent), (4000, 4000));
     assert_accounted(&stats);
 }
 
@@ -573,7 +579,10 @@ async fn a_whole_batch_is_neither_split_nor_merged_and_waits_for_a_slot() {
         .collect();
     assert_eq!(batches, vec![vec![0, 1, 2, 3, 4, 5], vec![6, 7], vec![100]]);
     let stats = t.stats();
-    assert_eq!((stats.received, stats.sent, stats.batches), (9, 9, 3));
+    assert_eq!(
+        (stats.tally.received, stats.tally.sent, stats.batches),
+        (9, 9, 3)
+    );
     assert_accounted(&stats);
 
     t.close().await.unwrap();
