@@ -17,7 +17,7 @@ use tranquility::source::{PartitionId, Position, RecordSource, SourceError};
 use tranquility::source::{SourceRecord, SourceReport};
 
 use crate::config::{FluvioConfig, OffsetStart};
-use crate::{run_sources, FluvioError};
+use crate::{run_topics, FluvioError};
 
 type Stream = Box<dyn ConsumerStream<Item = Result<Record, ErrorCode>> + Send>;
 
@@ -156,5 +156,7 @@ pub async fn run(
         let topic = route.topic.clone();
         async move { FluvioSource::connect(config, &topic).await }
     };
-    run_sources(config, |name| pipelines.event_sink(name), open, stop).await
+    let sink_of = |name: &str| pipelines.event_sink(name);
+    let reports = run_topics(&config.routes, &config.options, sink_of, open, stop);
+    Ok(reports.await?)
 }

@@ -32,9 +32,6 @@ mod error;
 #[cfg(feature = "fluvio-client")]
 mod client;
 
-use std::future::Future;
-use std::sync::Arc;
-
 pub use config::{FluvioConfig, OffsetStart};
 pub use error::FluvioError;
 pub use tranquility::source::{
@@ -42,26 +39,11 @@ pub use tranquility::source::{
     SourceError, SourceRecord, SourceReport, TopicError,
 };
 
+/// Runs the topics of a [`FluvioConfig`]: `run_topics(&config.routes, &config.options, ..)`.
+pub use tranquility::source::run_topics;
+
 #[cfg(feature = "fluvio-client")]
 pub use client::{run, FluvioSource};
-
-/// Consumes every dataSource's topic, from the source `open` gives for it, into the sink
-/// `sink_of` gives for the dataSource, until `stop` resolves or a topic fails (the core's
-/// [`tranquility::source::run_topics`] with this config's routes and driver options).
-pub async fn run_sources<S, Open>(
-    config: &FluvioConfig,
-    sink_of: impl Fn(&str) -> Option<Arc<dyn EventSink>>,
-    open: impl Fn(&DataSourceTopic) -> Open,
-    stop: impl Future<Output = ()> + Send,
-) -> Result<Vec<(String, SourceReport)>, FluvioError>
-where
-    S: RecordSource,
-    Open: Future<Output = Result<S, SourceError>>,
-{
-    let (routes, options) = (&config.routes, &config.options);
-    let reports = tranquility::source::run_topics(routes, options, sink_of, open, stop);
-    Ok(reports.await?)
-}
 
 #[cfg(test)]
 mod tests;

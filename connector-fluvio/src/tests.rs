@@ -17,7 +17,7 @@ use tranquility::source::{DriverError, Route, SingleRoute, SourceDriver, SourceM
 use tranquility::spec::{IngestionSpec, TranquilityConfig};
 
 use crate::{
-    run_sources, DataSourceTopic, DriverOptions, EventSink, FluvioConfig, FluvioError, OffsetStart,
+    run_topics, DataSourceTopic, DriverOptions, EventSink, FluvioConfig, FluvioError, OffsetStart,
     PartitionId, Position, RecordSource, ReportFlags, SourceError, SourceRecord, TopicError,
 };
 
@@ -459,7 +459,7 @@ async fn every_topic_stops_when_one_fails_or_on_the_stop_signal() {
     let stop = tokio::time::sleep(Duration::from_millis(200));
     let reports = tokio::time::timeout(
         Duration::from_secs(10),
-        run_sources(&fluvio, sink_of, open, stop),
+        run_topics(&fluvio.routes, &fluvio.options, sink_of, open, stop),
     )
     .await
     .expect("stops in time")
@@ -489,7 +489,13 @@ async fn every_topic_stops_when_one_fails_or_on_the_stop_signal() {
     };
     let err = tokio::time::timeout(
         Duration::from_secs(10),
-        run_sources(&fluvio, sink_of, open, std::future::pending()),
+        run_topics(
+            &fluvio.routes,
+            &fluvio.options,
+            sink_of,
+            open,
+            std::future::pending(),
+        ),
     )
     .await
     .expect("stops in time")

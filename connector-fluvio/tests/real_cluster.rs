@@ -33,7 +33,7 @@ async fn consumes_and_commits_against_a_real_cluster() {
     use tranquility::metrics::Metrics;
     use tranquility::pipeline::DataSourcePipeline;
     use tranquility::spec::{IngestionSpec, TranquilityConfig};
-    use tranquility_fluvio::{run_sources, FluvioConfig, FluvioSource, RecordSource};
+    use tranquility_fluvio::{run_topics, FluvioConfig, FluvioSource, RecordSource};
 
     let Ok(endpoint) = std::env::var("FLUVIO_ENDPOINT") else {
         eprintln!(
@@ -107,7 +107,7 @@ async fn consumes_and_commits_against_a_real_cluster() {
     };
     let reports = tokio::time::timeout(
         Duration::from_secs(60),
-        run_sources(&config, sink_of, open, stop),
+        run_topics(&config.routes, &config.options, sink_of, open, stop),
     )
     .await
     .expect("consumed and stopped in time")

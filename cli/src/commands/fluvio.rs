@@ -65,9 +65,9 @@ where
     S: RecordSource,
     Open: Future<Output = Result<S, SourceError>>,
 {
-    let reports =
-        tranquility_fluvio::run_sources(fluvio, |name| pipelines.event_sink(name), open, shutdown)
-            .await;
+    let sink_of = |name: &str| pipelines.event_sink(name);
+    let (routes, options) = (&fluvio.routes, &fluvio.options);
+    let reports = tranquility_fluvio::run_topics(routes, options, sink_of, open, shutdown).await;
     pipelines.close().await;
     for (data_source, report) in reports.as_deref().unwrap_or_default() {
         let t = report.tally;

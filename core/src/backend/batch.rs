@@ -267,11 +267,8 @@ fn one_line(raw: &Bytes) -> std::borrow::Cow<'_, [u8]> {
 
 impl Inner {
     fn fail(&self, message: String, retriable: bool) -> Outcome {
-        Outcome::failed(SendError::Backend {
-            data_source: self.config.data_source.clone(),
-            message,
-            retriable,
-        })
+        let data_source = &self.config.data_source;
+        Outcome::failed(SendError::backend(data_source, message, retriable))
     }
 
     fn task_id(&self, batch: &Sealed, attempt: u32) -> String {

@@ -158,18 +158,14 @@ impl Shared {
     async fn decide(&self, overlord: &OverlordClient) -> Result<&Chosen, SendError> {
         self.chosen
             .get_or_try_init(|| async {
-                let status = probe(overlord).await.map_err(|e| SendError::Backend {
-                    data_source: self.data_source.clone(),
-                    retriable: e.is_retriable(),
-                    message: format!("druid.ingestion=auto cannot choose a backend: {e}"),
+                let ds = &self.data_source;
+                let status = probe(overlord).await.map_err(|e| {
+                    let message = format!("druid.ingestion=auto cannot choose a backend: {e}");
+                    SendError::backend(ds, message, e.is_retriable())
                 })?;
                 let choice = choose(self.ingestion, Some(&status), self.kafka_configured);
-                self.build(choice, Some(&status))
-                    .map_err(|message| SendError::Backend {
-                        data_source: self.data_source.clone(),
-                        message,
-                        retriable: false,
-                    })
+                (self.build(choice, Some(&status)))
+                    .map_err(|message| SendError::backend(ds, message, false))
             })
             .await
     }

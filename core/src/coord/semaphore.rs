@@ -158,9 +158,9 @@ impl Attempt {
         }
         let [locks, leases] = &self.dirs;
         let lock = self.create(locks, "lock-", deadline).await?;
-        wait_first(client, locks, &lock, deadline).await?;
+        wait_turn(client, (locks, &lock), Turn::First, deadline).await?;
         let lease = self.create(leases, "lease-", deadline).await?;
-        wait_alone(client, leases, &lease, deadline).await?;
+        wait_turn(client, (leases, &lease), Turn::Alone, deadline).await?;
         // The lease is held: the inner lock goes back, as Curator gives it back.
         let lease = Lease {
             client: client.clone(),
@@ -256,49 +256,57 @@ impl Drop for Attempt {
     }
 }
 
-/// Waits until `ours` is first among `dir`'s `lock-` contenders in sequence order (Curator's
-/// `StandardLockInternalsDriver`), watching the one just before it.
-async fn wait_first(
-    client: &zk::Client,
-    dir: &str,
-    ours: &str,
-    deadline: Instant,
-) -> Result<(), AcquireError> {
-    loop {
-        let mut children = retry_connection_loss(deadline, || client.list_children(dir)).await?;
-        children.retain(|c| c.contains("lock-"));
-        children.sort_by(|a, b| sequence_part(a).cmp(sequence_part(b)));
-        let Some(index) = children.iter().position(|c| c == ours) else {
-            return Err(AcquireError::Vanished(format!("{dir}/{ours}")));
-        };
-        let Some(before) = index.checked_sub(1).map(|i| &children[i]) else {
-            return Ok(());
-        };
-        let path = format!("{dir}/{before}");
-        let (stat, watcher) =
-            retry_connection_loss(deadline, || client.check_and_watch_stat(&path)).await?;
-        if stat.is_some() {
-            wait_for(watcher, deadline).await?;
-        }
-    }
+/// What a contender waits for among the children of its directory.
+#[derive(Debug, Clone, Copy)]
+enum Turn {
+    /// To be first among the `lock-` contenders in sequence order (Curator's
+    /// `StandardLockInternalsDriver`), watching the one just before it.
+    First,
+    /// To hold the only lease left, watching the directory.
+    Alone,
 }
 
-/// Waits until `dir` holds no lease but `ours`.
-async fn wait_alone(
+/// Waits until `ours` has its `turn` among the children of `dir`.
+async fn wait_turn(
     client: &zk::Client,
-    dir: &str,
-    ours: &str,
+    (dir, ours): (&str, &str),
+    turn: Turn,
     deadline: Instant,
 ) -> Result<(), AcquireError> {
+    let vanished = || AcquireError::Vanished(format!("{dir}/{ours}"));
     loop {
-        let (children, watcher) =
-            retry_connection_loss(deadline, || client.list_and_watch_children(dir)).await?;
-        if !children.iter().any(|c| c == ours) {
-            return Err(AcquireError::Vanished(format!("{dir}/{ours}")));
-        }
-        if children.len() <= 1 {
-            return Ok(());
-        }
+        let watcher = match turn {
+            Turn::First => {
+                let list = || client.list_children(dir);
+                let mut children = retry_connection_loss(deadline, list).await?;
+                children.retain(|c| c.contains("lock-"));
+                children.sort_by(|a, b| sequence_part(a).cmp(sequence_part(b)));
+                let index = children
+                    .iter()
+                    .position(|c| c == ours)
+                    .ok_or_else(vanished)?;
+                let Some(before) = index.checked_sub(1).map(|i| &children[i]) else {
+                    return Ok(());
+                };
+                let path = format!("{dir}/{before}");
+                let watch = || client.check_and_watch_stat(&path);
+                match retry_connection_loss(deadline, watch).await? {
+                    (Some(_), watcher) => watcher,
+                    (None, _) => continue, // gone meanwhile: look again
+                }
+            }
+            Turn::Alone => {
+                let watch = || client.list_and_watch_children(dir);
+                let (children, watcher) = retry_connection_loss(deadline, watch).await?;
+                if !children.iter().any(|c| c == ours) {
+                    return Err(vanished());
+                }
+                if children.len() <= 1 {
+                    return Ok(());
+                }
+                watcher
+            }
+        };
         wait_for(watcher, deadline).await?;
     }
 }

@@ -155,11 +155,8 @@ impl SupervisorBeam {
 
 impl Inner {
     fn fail(&self, message: String, retriable: bool) -> Outcome {
-        Outcome::failed(SendError::Backend {
-            data_source: self.config.data_source.clone(),
-            message,
-            retriable,
-        })
+        let data_source = &self.config.data_source;
+        Outcome::failed(SendError::backend(data_source, message, retriable))
     }
 
     /// Enqueues one record, waiting while librdkafka's queue is full.

@@ -403,33 +403,25 @@ impl Parser<'_> {
         loop {
             match self.peek() {
                 None => break,
-                Some(b'.') if self.peek_at(1) == Some(b'.') => {
-                    self.at += 2;
-                    tokens.push(Token::Scan);
+                Some(b'.') => {
+                    let scan = self.peek_at(1) == Some(b'.');
+                    if scan {
+                        self.at += 2;
+                        tokens.push(Token::Scan);
+                    } else {
+                        self.at += 1;
+                    }
                     match self.peek() {
-                        Some(b'[') => tokens.push(self.bracket()?),
+                        Some(b'[') => {} // read by the next turn
                         Some(b'*') => {
                             self.at += 1;
                             tokens.push(Token::Wildcard);
                         }
                         _ => match self.name()? {
                             (name, false) => tokens.push(Token::Props(vec![name])),
-                            (name, true) => {
+                            (name, true) if scan => {
                                 return Err(format!("function {name}() cannot follow '..'"))
                             }
-                        },
-                    }
-                }
-                Some(b'.') => {
-                    self.at += 1;
-                    match self.peek() {
-                        Some(b'[') => {}
-                        Some(b'*') => {
-                            self.at += 1;
-                            tokens.push(Token::Wildcard);
-                        }
-                        _ => match self.name()? {
-                            (name, false) => tokens.push(Token::Props(vec![name])),
                             (name, true) => {
                                 function = Some(self.function(&name)?);
                                 break;
@@ -599,24 +591,27 @@ impl Parser<'_> {
     }
 
     fn or(&mut self) -> Result<Expr, String> {
-        let mut left = self.and()?;
-        loop {
-            self.skip_ws();
-            if !self.eat("||") {
-                return Ok(left);
-            }
-            left = Expr::Or(Box::new(left), Box::new(self.and()?));
-        }
+        self.left_assoc("||", Self::and, Expr::Or)
     }
 
     fn and(&mut self) -> Result<Expr, String> {
-        let mut left = self.unary()?;
+        self.left_assoc("&&", Self::unary, Expr::And)
+    }
+
+    /// `operand (op operand)*`, grouped from the left.
+    fn left_assoc(
+        &mut self,
+        op: &str,
+        operand: fn(&mut Self) -> Result<Expr, String>,
+        join: fn(Box<Expr>, Box<Expr>) -> Expr,
+    ) -> Result<Expr, String> {
+        let mut left = operand(self)?;
         loop {
             self.skip_ws();
-            if !self.eat("&&") {
+            if !self.eat(op) {
                 return Ok(left);
             }
-            left = Expr::And(Box::new(left), Box::new(self.unary()?));
+            left = join(Box::new(left), Box::new(operand(self)?));
         }
     }
 
