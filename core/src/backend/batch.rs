@@ -51,7 +51,7 @@ use super::translate::{batch_task, BatchLocks, BatchMode};
 use crate::beam::{Beam, Clock, CloseError, DropReason, Outcome, SendError};
 use crate::druid::overlord::{encode_segment, CallError, OverlordClient, TaskState};
 use crate::event::Event;
-use crate::metrics::events::{TaskAttached, TaskCreated, TaskReleased};
+use crate::metrics::events::TaskEvent;
 use crate::metrics::DataSourceMetrics;
 use crate::spec::{DataSchema, TuningConfig};
 use crate::time::window::WindowRule;
@@ -343,9 +343,9 @@ impl Inner {
             if let Err(outcome) = self.submit_task(&id, &task, batch).await {
                 return vec![outcome; batch.count];
             }
-            TaskAttached { task_id: &id }.emit(&self.metrics);
+            TaskEvent::Attached(&id).emit(&self.metrics);
             let end = self.wait(&id).await;
-            TaskReleased { task_id: &id }.emit(&self.metrics);
+            TaskEvent::Released(&id).emit(&self.metrics);
             match end {
                 TaskEnd::Success => return self.outcomes_of(&id, batch).await,
                 TaskEnd::Failed(reason) => {
@@ -404,7 +404,7 @@ impl Inner {
                 false,
             )),
             Ok(_) => {
-                TaskCreated { task_id: id }.emit(&self.metrics);
+                TaskEvent::Created(id).emit(&self.metrics);
                 debug!(task = %id, interval = %batch.interval, rows = batch.count, bytes, "batch task submitted");
                 Ok(())
             }

@@ -116,6 +116,17 @@ impl ZkConnection {
         Ok(client)
     }
 
+    /// The children of `path`, none when it does not exist (retried like [`Self::run`]).
+    pub async fn children(&self, path: &str) -> Result<Vec<String>, ZkError> {
+        self.run(&format!("list {path}"), |client| async move {
+            match client.list_children(path).await {
+                Err(zk::Error::NoNode) => Ok(Vec::new()),
+                other => other,
+            }
+        })
+        .await
+    }
+
     /// Runs `f` on the live client, retrying transient errors (with a new session when the old
     /// one expired) until the operation timeout.
     pub async fn run<T, F, Fut>(&self, op: &str, mut f: F) -> Result<T, ZkError>

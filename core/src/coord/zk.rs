@@ -309,16 +309,7 @@ impl Coordinator for ZkCoordinator {
     async fn check_shared(&self, identity: &str) -> Result<(), CoordError> {
         self.read(identity).await?;
         let mutex = self.paths(identity)?.mutex;
-        let path = mutex.as_str();
-        let children = self
-            .conn
-            .run(&format!("list {path}"), |client| async move {
-                match client.list_children(path).await {
-                    Err(zk::Error::NoNode) => Ok(Vec::new()),
-                    other => other,
-                }
-            })
-            .await?;
+        let children = self.conn.children(&mutex).await?;
         let nodes = semaphore::foreign_contenders(&children);
         if nodes.is_empty() {
             Ok(())

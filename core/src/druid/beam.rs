@@ -40,7 +40,7 @@ use crate::beam::{Beam, BeamMaker, CloseError, DropReason, Outcome, SendError};
 use crate::coord::meta::{Interval as MetaInterval, RealtimeTasks, TaskRef};
 use crate::coord::BeamDescriptor;
 use crate::event::{Event, TimestampExtractor};
-use crate::metrics::events::{TaskAttached, TaskCreated, TaskReleased};
+use crate::metrics::events::TaskEvent;
 use crate::metrics::DataSourceMetrics;
 use crate::source::Ownership;
 use crate::spec::properties::{CoreProperties, SerializationFormat};
@@ -182,7 +182,7 @@ impl BeamMaker for DruidBeamMaker {
             };
             match submitted {
                 Ok(id) => {
-                    TaskCreated { task_id: &id }.emit(&self.context.metrics);
+                    TaskEvent::Created(&id).emit(&self.context.metrics);
                     let mut created = self.created.lock();
                     if created.len() >= CREATED_REMEMBERED {
                         created.clear();
@@ -306,10 +306,7 @@ impl DruidBeam {
         shape: Option<EventShape>,
     ) -> Self {
         for task in &tasks {
-            TaskAttached {
-                task_id: &task.task_id,
-            }
-            .emit(&context.metrics);
+            TaskEvent::Attached(&task.task_id).emit(&context.metrics);
         }
         let active = Mutex::new(vec![true; tasks.len()]);
         Self {
@@ -389,7 +386,7 @@ impl DruidBeam {
                 error = %error,
                 "loss of Druid redundancy: a replica task is gone"
             );
-            TaskReleased { task_id: task }.emit(&self.context.metrics);
+            TaskEvent::Released(task).emit(&self.context.metrics);
         }
     }
 
@@ -457,10 +454,7 @@ impl Beam for DruidBeam {
         let mut active = self.active.lock();
         for (task, alive) in self.tasks.iter().zip(active.iter_mut()) {
             if std::mem::replace(alive, false) {
-                TaskReleased {
-                    task_id: &task.task_id,
-                }
-                .emit(&self.context.metrics);
+                TaskEvent::Released(&task.task_id).emit(&self.context.metrics);
             }
         }
         Ok(())

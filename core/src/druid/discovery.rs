@@ -194,16 +194,7 @@ impl CuratorDiscovery {
 
     async fn read(&self, service: &str) -> Result<Vec<ServiceInstance>, ZkError> {
         let dir = format!("{}/{service}", self.base_path);
-        let dir = dir.as_str();
-        let children = self
-            .conn
-            .run(&format!("list {dir}"), |client| async move {
-                match client.list_children(dir).await {
-                    Err(zk::Error::NoNode) => Ok(Vec::new()),
-                    other => other,
-                }
-            })
-            .await?;
+        let children = self.conn.children(&dir).await?;
         let mut instances = Vec::with_capacity(children.len());
         for child in children {
             let path = format!("{dir}/{child}");

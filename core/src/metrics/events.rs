@@ -58,48 +58,35 @@ pub fn record_outcomes(metrics: &DataSourceMetrics, outcomes: &[Outcome]) -> Tal
     tally
 }
 
-/// A Druid task was created for the dataSource.
-#[derive(Debug, Clone, Copy)]
-pub struct TaskCreated<'a> {
-    /// The task id the Overlord returned.
-    pub task_id: &'a str,
+/// Something happened to a Druid task of the dataSource; each variant holds the task id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskEvent<'a> {
+    /// Created through the Overlord (it counts as active once a beam pushes to it).
+    Created(&'a str),
+    /// Found, e.g. rebuilt from shared metadata: counts as active.
+    Attached(&'a str),
+    /// No longer pushed to by this process (its interval closed, or it is gone).
+    Released(&'a str),
 }
 
-impl TaskCreated<'_> {
-    /// Counts the task as created (it counts as active once a beam pushes to it).
+impl TaskEvent<'_> {
+    /// Counts the change and logs it.
     pub fn emit(self, metrics: &DataSourceMetrics) {
-        metrics.tasks_created.inc();
-        info!(dataSource = %metrics.data_source, task = self.task_id, "task created");
-    }
-}
-
-/// This process stopped pushing to a task (its interval closed, or it is gone).
-#[derive(Debug, Clone, Copy)]
-pub struct TaskReleased<'a> {
-    /// The task id.
-    pub task_id: &'a str,
-}
-
-impl TaskReleased<'_> {
-    /// Counts the task as no longer active.
-    pub fn emit(self, metrics: &DataSourceMetrics) {
-        metrics.tasks_active.dec();
-        info!(dataSource = %metrics.data_source, task = self.task_id, "task released");
-    }
-}
-
-/// A task this process pushes to was found (e.g. rebuilt from shared metadata).
-#[derive(Debug, Clone, Copy)]
-pub struct TaskAttached<'a> {
-    /// The task id.
-    pub task_id: &'a str,
-}
-
-impl TaskAttached<'_> {
-    /// Counts the task as active.
-    pub fn emit(self, metrics: &DataSourceMetrics) {
-        metrics.tasks_active.inc();
-        debug!(dataSource = %metrics.data_source, task = self.task_id, "task attached");
+        let ds = &metrics.data_source;
+        match self {
+            TaskEvent::Created(task) => {
+                metrics.tasks_created.inc();
+                info!(dataSource = %ds, task, "task created");
+            }
+            TaskEvent::Attached(task) => {
+                metrics.tasks_active.inc();
+                debug!(dataSource = %ds, task, "task attached");
+            }
+            TaskEvent::Released(task) => {
+                metrics.tasks_active.dec();
+                info!(dataSource = %ds, task, "task released");
+            }
+        }
     }
 }
 

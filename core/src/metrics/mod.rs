@@ -33,46 +33,41 @@ impl EncodeLabelSet for DataSourceLabel {
     }
 }
 
-/// Labels of drop series: `dataSource` and `reason`.
+/// Labels `dataSource` and one more whose name is fixed per series: `reason` for drops,
+/// `kind` for Druid's own row counts (`processed`, `processedWithError`, `thrownAway`,
+/// `unparseable`, as Druid spells them).
 #[derive(Debug, Clone, Hash, PartialEq, Eq)]
-pub struct DropLabels {
+pub struct SplitLabels {
     /// The dataSource.
     pub data_source: String,
-    /// Why events were dropped.
-    pub reason: &'static str,
+    /// The second label's name.
+    pub name: &'static str,
+    /// The second label's value.
+    pub value: &'static str,
 }
 
-impl EncodeLabelSet for DropLabels {
+impl SplitLabels {
+    fn new(data_source: &str, name: &'static str, value: &'static str) -> Self {
+        let data_source = data_source.to_string();
+        Self {
+            data_source,
+            name,
+            value,
+        }
+    }
+}
+
+impl EncodeLabelSet for SplitLabels {
     fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> std::fmt::Result {
         [
             ("dataSource", self.data_source.as_str()),
-            ("reason", self.reason),
+            (self.name, self.value),
         ]
         .encode(encoder)
     }
 }
 
-/// Labels of Druid's own row counts: `dataSource` and `kind` (`processed`,
-/// `processedWithError`, `thrownAway`, `unparseable`, as Druid spells them).
-#[derive(Debug, Clone, Hash, PartialEq, Eq)]
-pub struct DruidRowsLabels {
-    /// The dataSource.
-    pub data_source: String,
-    /// Which count.
-    pub kind: &'static str,
-}
-
-impl EncodeLabelSet for DruidRowsLabels {
-    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> std::fmt::Result {
-        [
-            ("dataSource", self.data_source.as_str()),
-            ("kind", self.kind),
-        ]
-        .encode(encoder)
-    }
-}
-
-/// The kinds of [`DruidRowsLabels`], in the order of `DataSourceMetrics::druid_rows`.
+/// The `kind`s of Druid's row counts, in the order of `DataSourceMetrics::druid_rows`.
 pub const DRUID_ROW_KINDS: [&str; 4] = [
     "processed",
     "processedWithError",
@@ -86,12 +81,12 @@ pub struct Metrics {
     registry: Mutex<Registry>,
     received: Family<DataSourceLabel, Counter>,
     sent: Family<DataSourceLabel, Counter>,
-    dropped: Family<DropLabels, Counter>,
+    dropped: Family<SplitLabels, Counter>,
     failed: Family<DataSourceLabel, Counter>,
     pending: Family<DataSourceLabel, Gauge>,
     tasks_active: Family<DataSourceLabel, Gauge>,
     tasks_created: Family<DataSourceLabel, Counter>,
-    druid_rows: Family<DruidRowsLabels, Gauge>,
+    druid_rows: Family<SplitLabels, Gauge>,
 }
 
 impl Metrics {
@@ -149,12 +144,8 @@ impl Metrics {
             data_source: data_source.to_string(),
         };
         let dropped = DropReason::ALL.map(|reason| {
-            self.dropped
-                .get_or_create(&DropLabels {
-                    data_source: data_source.to_string(),
-                    reason: reason.as_str(),
-                })
-                .clone()
+            let labels = SplitLabels::new(data_source, "reason", reason.as_str());
+            self.dropped.get_or_create(&labels).clone()
         });
         DataSourceMetrics {
             data_source: Arc::from(data_source),
@@ -166,12 +157,8 @@ impl Metrics {
             tasks_active: self.tasks_active.get_or_create(&label).clone(),
             tasks_created: self.tasks_created.get_or_create(&label).clone(),
             druid_rows: DRUID_ROW_KINDS.map(|kind| {
-                self.druid_rows
-                    .get_or_create(&DruidRowsLabels {
-                        data_source: data_source.to_string(),
-                        kind,
-                    })
-                    .clone()
+                let labels = SplitLabels::new(data_source, "kind", kind);
+                self.druid_rows.get_or_create(&labels).clone()
             }),
         }
     }
