@@ -6,9 +6,10 @@
 //! empty and null values skipped). The hash itself is FNV-1a, stable across processes and
 //! versions, so every instance picks the same partition for the same row.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 use std::sync::Arc;
 
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::beam::Partitioner;
@@ -43,17 +44,23 @@ pub fn dimension_hash_partitioner(spec: &IngestionSpec) -> Partitioner {
 
 fn partition_hash(event: &Event, query_granularity: &Granularity, dimensions: &Dimensions) -> u64 {
     let mut hash = Fnv::new();
-    hash.write(
-        &query_granularity
-            .bucket_start(event.timestamp_millis())
-            .to_be_bytes(),
-    );
+    let bucket = query_granularity.bucket_start(event.timestamp_millis());
+    hash.write(&bucket.to_be_bytes());
     let mut de = serde_json::Deserializer::from_slice(event.raw());
-    let Ok(chosen) = serde::de::DeserializeSeed::deserialize(Chosen(dimensions), &mut de) else {
+    let Ok(mut chosen) = serde::de::DeserializeSeed::deserialize(Chosen(dimensions), &mut de)
+    else {
         return hash.finish();
     };
-    for (name, value) in chosen {
-        let mut values = texts(&value);
+    // Name order; of a repeated name the last value counts, as in a JSON map. The sort is
+    // stable, so a later duplicate comes after an earlier one.
+    chosen.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut values = Vec::new();
+    for (i, (name, raw)) in chosen.iter().enumerate() {
+        if chosen.get(i + 1).is_some_and(|next| next.0 == *name) {
+            continue;
+        }
+        values.clear();
+        texts(raw.get(), &mut values);
         if values.is_empty() {
             continue;
         }
@@ -61,7 +68,7 @@ fn partition_hash(event: &Event, query_granularity: &Granularity, dimensions: &D
         values.dedup();
         hash.write(name.as_bytes());
         hash.write(&[0]);
-        for v in values {
+        for v in &values {
             hash.write(v.as_bytes());
             hash.write(&[0]);
         }
@@ -69,11 +76,14 @@ fn partition_hash(event: &Event, query_granularity: &Granularity, dimensions: &D
     hash.finish()
 }
 
-/// Reads only the dimension fields of an event object, skipping the other values unparsed.
+/// Reads only the dimension fields of an event object, borrowing their names and raw values
+/// from the event and skipping the other values unparsed.
 struct Chosen<'a>(&'a Dimensions);
 
+type Fields<'de> = Vec<(Cow<'de, str>, &'de RawValue)>;
+
 impl<'de> serde::de::DeserializeSeed<'de> for Chosen<'_> {
-    type Value = BTreeMap<String, Value>;
+    type Value = Fields<'de>;
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
@@ -81,21 +91,21 @@ impl<'de> serde::de::DeserializeSeed<'de> for Chosen<'_> {
 }
 
 impl<'de> serde::de::Visitor<'de> for Chosen<'_> {
-    type Value = BTreeMap<String, Value>;
+    type Value = Fields<'de>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a JSON object")
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut chosen = BTreeMap::new();
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+        let mut chosen = Vec::new();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             let wanted = match self.0 {
                 Dimensions::Listed(names) => names.iter().any(|n| *n == key),
                 Dimensions::AllBut(excluded) => !excluded.iter().any(|x| *x == key),
             };
             if wanted {
-                chosen.insert(key.into_owned(), map.next_value::<Value>()?);
+                chosen.push((key, map.next_value::<&'de RawValue>()?));
             } else {
                 map.next_value::<serde::de::IgnoredAny>()?;
             }
@@ -104,13 +114,43 @@ impl<'de> serde::de::Visitor<'de> for Chosen<'_> {
     }
 }
 
-fn texts(value: &Value) -> Vec<String> {
+/// Appends the texts a dimension value hashes as: a string as itself (none when empty), a
+/// number or boolean as JSON prints it, each item of a list, nothing for null. Plain strings,
+/// integers and booleans are borrowed from the event; the rest goes through a parse.
+fn texts<'a>(raw: &'a str, out: &mut Vec<Cow<'a, str>>) {
+    let bytes = raw.as_bytes();
+    match bytes.first() {
+        Some(b'"') if !bytes.contains(&b'\\') => {
+            let text = &raw[1..raw.len() - 1];
+            if !text.is_empty() {
+                out.push(Cow::Borrowed(text));
+            }
+        }
+        Some(b't' | b'f') => out.push(Cow::Borrowed(raw)),
+        Some(b'n') => {}
+        _ if is_small_integer(bytes) => out.push(Cow::Borrowed(raw)),
+        _ => {
+            if let Ok(value) = serde_json::from_str::<Value>(raw) {
+                value_texts(&value, out);
+            }
+        }
+    }
+}
+
+/// An integer serde_json reads and prints back unchanged: no `-0`, at most 18 digits.
+fn is_small_integer(bytes: &[u8]) -> bool {
+    let digits = bytes.strip_prefix(b"-").unwrap_or(bytes);
+    let negative_zero = digits.len() < bytes.len() && digits.first() == Some(&b'0');
+    (1..=18).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit) && !negative_zero
+}
+
+fn value_texts<'a>(value: &Value, out: &mut Vec<Cow<'a, str>>) {
     match value {
-        Value::Null => Vec::new(),
-        Value::String(s) if s.is_empty() => Vec::new(),
-        Value::String(s) => vec![s.clone()],
-        Value::Array(items) => items.iter().flat_map(texts).collect(),
-        other => vec![other.to_string()],
+        Value::Null => {}
+        Value::String(s) if s.is_empty() => {}
+        Value::String(s) => out.push(Cow::Owned(s.clone())),
+        Value::Array(items) => items.iter().for_each(|item| value_texts(item, out)),
+        other => out.push(Cow::Owned(other.to_string())),
     }
 }
 
@@ -213,5 +253,112 @@ mod tests {
             seen[p(&ev(0, json!({"ts": 0, "page": format!("page-{i}")}))) % 4] += 1;
         }
         assert!(seen.iter().all(|n| *n > 50), "{seen:?}");
+    }
+
+    /// The hash as first written (a map of parsed values): the borrowing one must agree.
+    fn reference_hash(event: &Event, query_granularity: &Granularity, dims: &Dimensions) -> u64 {
+        fn all_texts(value: &Value) -> Vec<String> {
+            match value {
+                Value::Null => Vec::new(),
+                Value::String(s) if s.is_empty() => Vec::new(),
+                Value::String(s) => vec![s.clone()],
+                Value::Array(items) => items.iter().flat_map(all_texts).collect(),
+                other => vec![other.to_string()],
+            }
+        }
+        let mut hash = Fnv::new();
+        let bucket = query_granularity.bucket_start(event.timestamp_millis());
+        hash.write(&bucket.to_be_bytes());
+        let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(event.raw()) else {
+            return hash.finish();
+        };
+        let chosen: std::collections::BTreeMap<String, Value> = fields
+            .into_iter()
+            .filter(|(k, _)| match dims {
+                Dimensions::Listed(names) => names.contains(k),
+                Dimensions::AllBut(excluded) => !excluded.contains(k),
+            })
+            .collect();
+        for (name, value) in chosen {
+            let mut values = all_texts(&value);
+            if values.is_empty() {
+                continue;
+            }
+            values.sort();
+            values.dedup();
+            hash.write(name.as_bytes());
+            hash.write(&[0]);
+            for v in values {
+                hash.write(v.as_bytes());
+                hash.write(&[0]);
+            }
+        }
+        hash.finish()
+    }
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            (-1e6f64..1e6).prop_map(Value::from),
+            "[a-c\\\\\"\\n\\u{e9}\\u{1F600} ]{0,4}".prop_map(Value::from),
+        ]
+    }
+
+    use proptest::strategy::Strategy;
+
+    proptest::proptest! {
+        #[test]
+        fn borrowing_hash_agrees_with_the_parsed_one(
+            fields in proptest::collection::vec(
+                ("[a-d]", proptest::prop_oneof![
+                    leaf(),
+                    proptest::collection::vec(leaf(), 0..4).prop_map(Value::from),
+                    leaf().prop_map(|v| serde_json::json!({"in": v})),
+                ]),
+                0..6,
+            ),
+            ts in 0i64..10_000_000,
+            pretty in proptest::bool::ANY,
+        ) {
+            let object: serde_json::Map<String, Value> = fields.into_iter().collect();
+            let body = Value::Object(object);
+            let raw = if pretty {
+                serde_json::to_vec_pretty(&body).unwrap()
+            } else {
+                serde_json::to_vec(&body).unwrap()
+            };
+            let event = Event::new(ts, raw);
+            let minute = Granularity::from_name("minute").unwrap();
+            for dims in [
+                Dimensions::Listed(vec!["a".into(), "c".into(), "d".into()]),
+                Dimensions::AllBut(vec!["b".into()]),
+            ] {
+                proptest::prop_assert_eq!(
+                    partition_hash(&event, &minute, &dims),
+                    reference_hash(&event, &minute, &dims)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_repeated_field_counts_with_its_last_value() {
+        let dims = Dimensions::Listed(vec!["page".into()]);
+        let hash = |raw: &str| {
+            partition_hash(
+                &Event::new(0, raw.as_bytes().to_vec()),
+                &Granularity::HOUR,
+                &dims,
+            )
+        };
+        assert_eq!(hash(r#"{"page":"A","page":"B"}"#), hash(r#"{"page":"B"}"#));
+        assert_ne!(hash(r#"{"page":"A","page":"B"}"#), hash(r#"{"page":"A"}"#));
+        // Escapes and number spellings hash as their values.
+        assert_eq!(hash(r#"{"page":"\u0041"}"#), hash(r#"{"page":"A"}"#));
+        assert_eq!(hash(r#"{"page":1e0}"#), hash(r#"{"page":1.0}"#));
     }
 }
