@@ -56,10 +56,13 @@ pub fn app(state: AppState) -> Router {
             state.config().max_concurrent_requests,
         ));
     let basic_auth = state.config().basic_auth.clone();
+    let health = {
+        let state = state.clone();
+        move || routes::health(state.clone())
+    };
     let router = Router::new()
         .route("/", get(routes::root))
-        .route("/health", get(routes::health))
-        .route("/metrics", get(metrics::metrics))
+        .merge(metrics::admin_routes(state.metrics().clone(), health))
         .merge(posts)
         .fallback(routes::not_found)
         .with_state(state);

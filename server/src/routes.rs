@@ -348,7 +348,7 @@ pub async fn root() -> impl IntoResponse {
 /// `GET /health`: 200 with the dataSources while serving, 503 once a stop has begun; with
 /// each dataSource's backend (`realtime`, `supervisor`, `batch`, or `undecided` until
 /// `druid.ingestion=auto` has read Druid's version).
-pub async fn health(State(state): State<AppState>) -> Response {
+pub async fn health(state: AppState) -> Response {
     let mut names: Vec<&str> = state.data_sources().map(|(n, _)| n).collect();
     names.sort_unstable();
     let backends: BTreeMap<&str, &str> = state

@@ -17,7 +17,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::routing::get;
 use tranquility::metrics::Metrics;
 use tranquility::pipeline::Pipelines;
 use tranquility::spec::TranquilityConfig;
@@ -136,15 +135,8 @@ async fn health(health: KafkaHealth) -> axum::response::Response {
 }
 
 async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>, kafka: KafkaHealth) {
-    let app = axum::Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let metrics = metrics.clone();
-                async move { tranquility_server::metrics::encoded(&metrics) }
-            }),
-        )
-        .route("/health", get(move || health(kafka.clone())));
+    let app: axum::Router =
+        tranquility_server::metrics::admin_routes(metrics, move || health(kafka.clone()));
     if let Err(e) = axum::serve(listener, app).await {
         tracing::warn!(error = %e, "the /metrics listener stopped");
     }
