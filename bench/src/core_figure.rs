@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use tranquility::beam::{
     Beam, BeamMaker, CloseError, ClusteredBeam, ClusteredBeamConfig, Outcome, ReplicatedBeam,
-    SendError, SystemClock, TranquilizerConfig,
+    SendError, TranquilizerConfig,
 };
 use tranquility::coord::{BeamDescriptor, LocalCoordinator};
 use tranquility::druid::partitioner::dimension_hash_partitioner;
@@ -21,6 +21,7 @@ use tranquility::event::Event;
 use tranquility::metrics::Metrics;
 use tranquility::pipeline::DataSourcePipeline;
 use tranquility::time::window::WindowRule;
+use tranquility::time::SystemClock;
 use tranquility::time::{Interval, Period};
 
 use crate::workload;

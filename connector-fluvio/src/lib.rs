@@ -4,9 +4,12 @@
 //!
 //! ```text
 //!  fluvio.json ─> FluvioConfig ─> one FluvioSource per dataSource (topic `fluvio.topic`)
-//!     SourceDriver: next() ─> DataSourcePipeline ─> Sent | Dropped | Failed (retried);
-//!     per partition, the offset after the records with an outcome is committed
+//!     run_topics: a SourceDriver per topic: next() ─> DataSourcePipeline ─> Sent | Dropped |
+//!     Failed (retried); per partition, the offset after the records with an outcome is committed
 //! ```
+//!
+//! Start reading at `client.rs` (the [`RecordSource`] over the Fluvio client), then
+//! `config.rs` (the `fluvio.*` property table).
 //!
 //! # The Fluvio client's cancellation rule
 //!

@@ -21,7 +21,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use serde_json::{json, Map, Value};
 use tranquility::beam::{
     Beam, BeamMaker, CloseError, ClusteredBeam, ClusteredBeamConfig, Outcome, ReplicatedBeam,
-    SendError, SystemClock, TranquilizerConfig,
+    SendError, TranquilizerConfig,
 };
 use tranquility::coord::{BeamDescriptor, LocalCoordinator};
 use tranquility::druid::event_shape::EventShape;
@@ -33,6 +33,7 @@ use tranquility::pipeline::DataSourcePipeline;
 use tranquility::spec::properties::SerializationFormat;
 use tranquility::spec::IngestionSpec;
 use tranquility::time::window::WindowRule;
+use tranquility::time::SystemClock;
 use tranquility::time::{format_iso_millis, Interval, Period};
 
 const EVENTS: usize = 1000;

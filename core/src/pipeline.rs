@@ -30,8 +30,8 @@ use crate::backend::batch::{BatchBeam, BatchConfig};
 use crate::backend::translate::BatchLocks;
 use crate::backend::{Backend, BackendBeam, BackendFactory, BackendHandle};
 use crate::beam::{
-    Beam, Clock, ClusteredBeam, ClusteredBeamConfig, DropReason, Outcome, SystemClock,
-    Tranquilizer, TranquilizerConfig, TranquilizerObserver,
+    Beam, ClusteredBeam, ClusteredBeamConfig, DropReason, Outcome, Tranquilizer,
+    TranquilizerConfig, TranquilizerObserver,
 };
 use crate::coord::Coordinator;
 #[cfg(feature = "zookeeper")]
@@ -52,12 +52,11 @@ use crate::metrics::events::{record_outcomes, EventsReceived};
 use crate::metrics::{DataSourceMetrics, Metrics};
 use crate::retry::RetryPolicy;
 use crate::source::Origin;
-use crate::spec::properties::{
-    CoreProperties, Ingestion, IngestionProperties, TaskLocator as TaskLocatorKind,
-};
+use crate::spec::properties::{CoreProperties, Ingestion, IngestionProperties, TaskLocatorKind};
 use crate::spec::{DataSourceConfig, IngestionSpec, TranquilityConfig};
 use crate::time::window::WindowRule;
 use crate::time::Period;
+use crate::time::{Clock, SystemClock};
 
 /// Why a pipeline could not be built.
 #[derive(Debug, thiserror::Error)]

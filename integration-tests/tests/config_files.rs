@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use test_support::{example_configs, peer_data_or_skip};
-use tranquility::spec::properties::{CoreProperties, TaskLocator};
+use tranquility::spec::properties::{CoreProperties, TaskLocatorKind};
 use tranquility::spec::{ConfigError, TranquilityConfig};
 use tranquility::time::{Granularity, Period};
 use tranquility_kafka::{KafkaDataSourceProperties, KafkaProperties};
@@ -126,7 +126,7 @@ fn own_examples_read_as_documented() {
     assert_eq!((s.http_port, s.http_threads), (8200, 40));
     let metrics = server.data_source("metrics").unwrap();
     let c = CoreProperties::from_properties(&metrics.properties).unwrap();
-    assert_eq!(c.task_locator, TaskLocator::Overlord);
+    assert_eq!(c.task_locator, TaskLocatorKind::Overlord);
     assert_eq!(c.overlord_poll_period, Period::seconds(1));
     assert_eq!(
         metrics.spec.data_schema.granularity_spec.query_granularity,
@@ -176,7 +176,7 @@ fn examples_read_as_documented() {
     assert_eq!((s.http_port, s.http_threads), (8200, 8));
     let example = load_peer("example.json");
     let c = CoreProperties::from_properties(&example.data_sources()[0].properties).unwrap();
-    assert_eq!(c.task_locator, TaskLocator::Overlord);
+    assert_eq!(c.task_locator, TaskLocatorKind::Overlord);
     assert_eq!(c.overlord_poll_period, Period::seconds(5));
     // The original's test file uses the unknown tranquility.batchSize: a warning, not an error.
     let direct = load_peer("direct-druid-test.yaml");

@@ -48,13 +48,14 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use super::translate::{batch_task, BatchLocks, BatchMode};
-use crate::beam::{Beam, Clock, CloseError, DropReason, Outcome, SendError};
+use crate::beam::{Beam, CloseError, DropReason, Outcome, SendError};
 use crate::druid::overlord::{encode_segment, CallError, OverlordClient, TaskState};
 use crate::event::Event;
 use crate::metrics::events::TaskEvent;
 use crate::metrics::DataSourceMetrics;
 use crate::spec::{DataSchema, TuningConfig};
 use crate::time::window::WindowRule;
+use crate::time::Clock;
 use crate::time::{format_iso_millis, Interval};
 
 /// Settings of a [`BatchBeam`].

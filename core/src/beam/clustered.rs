@@ -41,23 +41,7 @@ use super::{Beam, CloseError, DropReason, MergingPartitioningBeam, Outcome, Send
 use crate::coord::{BeamDescriptor, BeamMetadata, Coordinator};
 use crate::event::Event;
 use crate::time::window::WindowRule;
-use crate::time::Interval;
-
-/// The current time, injectable so tests can move it.
-pub trait Clock: Send + Sync + fmt::Debug {
-    /// Now, in epoch millis.
-    fn now_millis(&self) -> i64;
-}
-
-/// The system clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_millis(&self) -> i64 {
-        Utc::now().timestamp_millis()
-    }
-}
+use crate::time::{Clock, Interval};
 
 /// Makes the beams of one bucket and partition, and describes them so any instance can
 /// rebuild them (the original's `BeamMaker`). This is the seam between the interval machinery

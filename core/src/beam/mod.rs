@@ -27,9 +27,7 @@ mod replicate;
 pub mod testing;
 mod tranquilizer;
 
-pub use clustered::{
-    BeamMaker, Clock, ClusteredBeam, ClusteredBeamConfig, Partitioner, SystemClock,
-};
+pub use clustered::{BeamMaker, ClusteredBeam, ClusteredBeamConfig, Partitioner};
 pub use noop::NoopBeam;
 pub use partition::MergingPartitioningBeam;
 pub use replicate::ReplicatedBeam;

@@ -410,7 +410,7 @@ impl ManualClock {
     }
 }
 
-impl super::Clock for ManualClock {
+impl crate::time::Clock for ManualClock {
     fn now_millis(&self) -> i64 {
         self.0.load(Ordering::SeqCst)
     }

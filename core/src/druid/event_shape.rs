@@ -17,7 +17,7 @@ use std::io::Write as _;
 
 use serde_json::{Map, Value};
 
-use super::receiver::{encode_smile_array, BodyFormat, PushBody};
+use super::receiver::{encode_smile_array, PushBody};
 use crate::event::scan::{top_level_value, Found};
 use crate::event::{Event, TimestampExtractor, TimestampFormat};
 use crate::spec::properties::SerializationFormat;
@@ -139,7 +139,7 @@ impl EventShape {
                 out.push(b']');
                 Ok(PushBody {
                     bytes: out.into(),
-                    format: BodyFormat::Json,
+                    format: SerializationFormat::Json,
                     events: chunk.len(),
                 })
             }
@@ -399,7 +399,7 @@ mod tests {
         let smile = shape
             .encode(&chunk, SerializationFormat::Smile)
             .expect("smile");
-        assert_eq!(smile.format, BodyFormat::Smile);
+        assert_eq!(smile.format, SerializationFormat::Smile);
         assert_eq!(smile.events, 1);
         let back: Value = serde_smile::from_slice(&smile.bytes).expect("smile decodes");
         assert_eq!(back, json!([{"ab": 1, "ts": 1000}]));

@@ -37,22 +37,14 @@ use super::tls::DruidTls;
 use super::BasicAuth;
 use crate::retry::RetryPolicy;
 use crate::source::Ownership;
+use crate::spec::properties::SerializationFormat;
 
-/// Body encoding of a push.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyFormat {
-    /// `application/json`.
-    Json,
-    /// `application/x-jackson-smile`.
-    Smile,
-}
-
-impl BodyFormat {
-    /// The Content-Type header value.
+impl SerializationFormat {
+    /// The Content-Type of a push body in this format.
     pub fn content_type(self) -> &'static str {
         match self {
-            BodyFormat::Json => "application/json",
-            BodyFormat::Smile => "application/x-jackson-smile",
+            SerializationFormat::Json => "application/json",
+            SerializationFormat::Smile => "application/x-jackson-smile",
         }
     }
 }
@@ -63,7 +55,7 @@ pub struct PushBody {
     /// The encoded array.
     pub bytes: Bytes,
     /// Its encoding.
-    pub format: BodyFormat,
+    pub format: SerializationFormat,
     /// How many events it holds.
     pub events: usize,
 }
@@ -75,7 +67,7 @@ pub struct EncodeError {
     /// Position in the chunk.
     pub index: usize,
     /// Target encoding.
-    pub format: BodyFormat,
+    pub format: SerializationFormat,
     /// Why.
     pub reason: String,
 }
@@ -102,7 +94,7 @@ where
     out.push(b']');
     PushBody {
         bytes: Bytes::from(out),
-        format: BodyFormat::Json,
+        format: SerializationFormat::Json,
         events: count,
     }
 }
@@ -123,7 +115,7 @@ where
         .map(|(index, e)| {
             serde_json::from_slice::<Value>(e.as_ref()).map_err(|err| EncodeError {
                 index,
-                format: BodyFormat::Smile,
+                format: SerializationFormat::Smile,
                 reason: err.to_string(),
             })
         })
@@ -134,12 +126,12 @@ where
     let encoded: Result<Vec<u8>, String> = Err(SMILE_MISSING.into());
     let bytes = encoded.map_err(|reason| EncodeError {
         index: 0,
-        format: BodyFormat::Smile,
+        format: SerializationFormat::Smile,
         reason,
     })?;
     Ok(PushBody {
         bytes: Bytes::from(bytes),
-        format: BodyFormat::Smile,
+        format: SerializationFormat::Smile,
         events: values.len(),
     })
 }

@@ -535,7 +535,7 @@ pub enum SerializationFormat {
 
 /// How tasks are found (`druidBeam.taskLocator`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskLocator {
+pub enum TaskLocatorKind {
     /// Service discovery of the task's firehose.
     Curator,
     /// The Overlord's runningTasks list.
@@ -588,7 +588,7 @@ pub struct CoreProperties {
     /// `druidBeam.firehoseBufferSize`.
     pub firehose_buffer_size: usize,
     /// `druidBeam.taskLocator`.
-    pub task_locator: TaskLocator,
+    pub task_locator: TaskLocatorKind,
     /// `druidBeam.overlordPollPeriod`.
     pub overlord_poll_period: Period,
     /// `druidBeam.basicAuthUser` (empty = none).
@@ -701,8 +701,8 @@ impl CoreProperties {
                     .one_of("druidBeam.taskLocator", &["curator", "overlord"])?
                     .as_str()
                 {
-                    "overlord" => TaskLocator::Overlord,
-                    _ => TaskLocator::Curator,
+                    "overlord" => TaskLocatorKind::Overlord,
+                    _ => TaskLocatorKind::Curator,
                 }
             },
             overlord_poll_period: p.period("druidBeam.overlordPollPeriod")?,
@@ -912,7 +912,7 @@ mod tests {
         assert_eq!(c.firehose_grace_period, Period::minutes(5));
         assert_eq!(c.firehose_chunk_size, 1000);
         assert_eq!(c.firehose_buffer_size, 100_000);
-        assert_eq!(c.task_locator, TaskLocator::Curator);
+        assert_eq!(c.task_locator, TaskLocatorKind::Curator);
         assert_eq!(c.serialization_format, SerializationFormat::Json);
         assert_eq!(c.basic_auth(), None);
         assert_eq!(c.overlord_url, None);

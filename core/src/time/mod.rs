@@ -5,6 +5,7 @@
 //! printed times match what Druid computes and prints.
 
 mod civil;
+mod clock;
 mod granularity;
 mod iso;
 mod period;
@@ -14,6 +15,7 @@ mod zone;
 use std::fmt;
 use std::str::FromStr;
 
+pub use clock::{Clock, SystemClock};
 pub use granularity::{
     DurationGranularity, Granularity, GranularityError, NamedGranularity, PeriodGranularity,
 };

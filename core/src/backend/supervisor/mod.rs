@@ -38,12 +38,13 @@ use rdkafka::ClientConfig;
 use tokio::sync::OnceCell;
 use tracing::warn;
 
-use crate::beam::{Beam, Clock, CloseError, DropReason, Outcome, Partitioner, SendError};
+use crate::beam::{Beam, CloseError, DropReason, Outcome, Partitioner, SendError};
 use crate::coord::Coordinator;
 use crate::druid::overlord::OverlordClient;
 use crate::event::Event;
 use crate::metrics::DataSourceMetrics;
 use crate::time::window::WindowRule;
+use crate::time::Clock;
 
 pub use manager::{
     ensure_supervisor_spec, sum_stats, supervisor_status, validate_topic, SetupError,
