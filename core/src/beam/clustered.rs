@@ -32,7 +32,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use parking_lot::Mutex;
 use tracing::{info, warn};
@@ -286,7 +285,7 @@ impl Inner {
                         continue;
                     }
                     let interval = rule.segment_granularity.bucket(start);
-                    let key = from_millis(start);
+                    let key = start;
                     let have: HashSet<u32> = meta
                         .beams
                         .get(&key)
@@ -317,7 +316,7 @@ impl Inner {
         let latest_close = close_millis(meta);
         let mut opened = Vec::new();
         for (key, descriptors) in &meta.beams {
-            let start = to_millis(*key);
+            let start = *key;
             if start <= latest_close || self.state.lock().beams.contains_key(&start) {
                 continue;
             }
@@ -402,7 +401,7 @@ impl Inner {
             self.coordinator.as_ref(),
             &self.config.identity,
             move |mut meta: BeamMetadata| async move {
-                let key = from_millis(start);
+                let key = start;
                 meta.beams.remove(&key);
                 raise_close_time(&mut meta, key);
                 Ok(Some(meta))
@@ -448,14 +447,11 @@ fn warm(inner: &Arc<Inner>, latest: i64, now: i64) {
 
 /// Removes expired buckets (`end + W < now`) and raises `latestCloseTime` past them.
 fn expire_metadata(meta: &mut BeamMetadata, rule: &WindowRule, now: i64) -> bool {
-    let expired: Vec<DateTime<Utc>> = meta
+    let expired: Vec<i64> = meta
         .beams
         .keys()
         .copied()
-        .filter(|k| {
-            let start = to_millis(*k);
-            rule.is_expired(rule.segment_granularity.next_bucket_start(start), now)
-        })
+        .filter(|start| rule.is_expired(rule.segment_granularity.next_bucket_start(*start), now))
         .collect();
     for key in &expired {
         meta.beams.remove(key);
@@ -478,21 +474,13 @@ fn close_in_background(beams: Vec<Arc<dyn Beam>>) {
 }
 
 fn close_millis(meta: &BeamMetadata) -> i64 {
-    meta.latest_close_time_or_epoch().timestamp_millis()
+    meta.latest_close_time_or_epoch()
 }
 
-fn raise_close_time(meta: &mut BeamMetadata, to: DateTime<Utc>) {
+fn raise_close_time(meta: &mut BeamMetadata, to: i64) {
     if meta.latest_close_time.is_none_or(|t| t < to) {
         meta.latest_close_time = Some(to);
     }
-}
-
-fn to_millis(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-fn from_millis(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@ use serde_json::json;
 use super::*;
 use crate::beam::testing::{FailableBeam, ManualClock, MemoryBeam};
 use crate::beam::{Beam, DropReason, Outcome, SendError};
-use crate::coord::meta::Interval as MetaInterval;
 use crate::coord::{BeamDescriptor, Coordinator, LocalCoordinator};
 use crate::time::window::WindowRule;
 use crate::time::{Granularity, Interval, Period};
@@ -63,7 +62,6 @@ impl BeamMaker for TestMaker {
         // Creation is slow, as submitting tasks is.
         tokio::time::sleep(Duration::from_millis(5)).await;
         self.druid.created.lock().push((interval.start, partition));
-        let interval: MetaInterval = interval.to_string().parse().unwrap();
         Ok(BeamDescriptor {
             interval: Some(interval),
             timestamp: None,
@@ -76,7 +74,7 @@ impl BeamMaker for TestMaker {
     }
 
     fn open(&self, d: &BeamDescriptor) -> Result<Arc<dyn Beam>, SendError> {
-        let start = d.start().unwrap().timestamp_millis();
+        let start = d.start().unwrap();
         if self.druid.defunct.lock().contains(&start) {
             return Ok(Arc::new(
                 FailableBeam::new().drop_if(|_| true, DropReason::BeamDefunct),
@@ -230,10 +228,7 @@ async fn expired_buckets_close_and_raise_latest_close_time() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(druid.beams.lock()[&(T1300, 0)].is_closed());
     let meta = coord.read("druid:overlord/test").await.unwrap();
-    assert_eq!(
-        meta.latest_close_time.map(|t| t.timestamp_millis()),
-        Some(T1300)
-    );
+    assert_eq!(meta.latest_close_time, Some(T1300));
     assert_eq!(meta.beams.len(), 1);
 }
 
@@ -255,10 +250,7 @@ async fn defunct_bucket_drops_later_events_as_closed() {
     // No second set of tasks for the defunct bucket, and the metadata says it is closed.
     assert_eq!(druid.created.lock().len(), 1);
     let meta = coord.read("druid:overlord/test").await.unwrap();
-    assert_eq!(
-        meta.latest_close_time.map(|t| t.timestamp_millis()),
-        Some(T1300)
-    );
+    assert_eq!(meta.latest_close_time, Some(T1300));
 }
 
 #[tokio::test]

@@ -16,12 +16,12 @@
 //! ways into Druid can store their own description. [`RealtimeTasks`] is the realtime-task view.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
+
+use crate::time::{format_iso_millis as format_time, parse_iso_datetime, Interval, Zone};
 
 /// Something in the stored metadata could not be understood.
 #[derive(Debug, thiserror::Error)]
@@ -39,75 +39,21 @@ pub enum MetaError {
     },
 }
 
-/// Formats a time the way Joda prints UTC instants: `2019-01-01T03:00:00.000Z`.
-pub fn format_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-/// Parses an ISO-8601 instant as UTC: with an offset or `Z`, or without one (then UTC).
-pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
-        .map(|t| t.and_utc())
-        .map_err(|e| format!("'{s}' is not an ISO-8601 instant: {e}"))
+/// Parses a stored instant: ISO-8601 with an offset or `Z`, or without one (then UTC).
+fn parse_time(s: &str) -> Result<i64, String> {
+    parse_iso_datetime(s, Zone::UTC).map_err(|e| format!("'{s}' is not an ISO-8601 instant: {e}"))
 }
 
 /// A time stored as an ISO string or as epoch milliseconds.
-fn time_value(v: &Value) -> Result<Option<DateTime<Utc>>, String> {
+fn time_value(v: &Value) -> Result<Option<i64>, String> {
     match v {
         Value::Null => Ok(None),
         Value::String(s) => parse_time(s).map(Some),
         Value::Number(n) => n
             .as_i64()
-            .and_then(DateTime::from_timestamp_millis)
             .map(Some)
             .ok_or_else(|| format!("{n} is not a time in epoch milliseconds")),
         other => Err(format!("{other} is not a time")),
-    }
-}
-
-/// A half-open time interval `[start, end)`, written `start/end`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Interval {
-    /// Inclusive start.
-    pub start: DateTime<Utc>,
-    /// Exclusive end.
-    pub end: DateTime<Utc>,
-}
-
-impl fmt::Display for Interval {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", format_time(self.start), format_time(self.end))
-    }
-}
-
-impl std::str::FromStr for Interval {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (a, b) = s
-            .split_once('/')
-            .ok_or_else(|| format!("'{s}' is not an interval of the form start/end"))?;
-        let (start, end) = (parse_time(a)?, parse_time(b)?);
-        if end < start {
-            return Err(format!("interval '{s}' ends before it starts"));
-        }
-        Ok(Interval { start, end })
-    }
-}
-
-impl Serialize for Interval {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Interval {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(D::Error::custom)
     }
 }
 
@@ -117,8 +63,9 @@ pub struct BeamDescriptor {
     /// The interval the beam covers. Old writers stored only `timestamp` (the interval start);
     /// then this is `None` and the reader derives it from the segment granularity.
     pub interval: Option<Interval>,
-    /// The interval start, written only when the interval is exactly one segment bucket.
-    pub timestamp: Option<DateTime<Utc>>,
+    /// The interval start (epoch millis), written only when the interval is exactly one
+    /// segment bucket.
+    pub timestamp: Option<i64>,
     /// Partition number (Druid's `partitionNum`).
     pub partition: u32,
     /// The rest of the object: what the beam maker needs to rebuild the beam (for realtime
@@ -127,8 +74,8 @@ pub struct BeamDescriptor {
 }
 
 impl BeamDescriptor {
-    /// The interval start: from `interval`, else from `timestamp`.
-    pub fn start(&self) -> Option<DateTime<Utc>> {
+    /// The interval start (epoch millis): from `interval`, else from `timestamp`.
+    pub fn start(&self) -> Option<i64> {
         self.interval.map(|i| i.start).or(self.timestamp)
     }
 }
@@ -161,7 +108,7 @@ impl<'de> Deserialize<'de> for BeamDescriptor {
             None => return Err(D::Error::missing_field("partition")),
         };
         let interval = match map.remove("interval") {
-            Some(Value::String(s)) => Some(s.parse().map_err(D::Error::custom)?),
+            Some(Value::String(s)) => Some(s.parse::<Interval>().map_err(D::Error::custom)?),
             Some(Value::Null) | None => None,
             Some(v) => return Err(D::Error::custom(format!("bad interval {v}"))),
         };
@@ -187,22 +134,23 @@ impl<'de> Deserialize<'de> for BeamDescriptor {
 /// Everything stored for one identity (`<indexServiceKey>/<dataSource>`).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct BeamMetadata {
-    /// Intervals starting at or before this are closed: no beams are created for them again.
-    pub latest_close_time: Option<DateTime<Utc>>,
-    /// Beams by interval start, one descriptor per partition.
-    pub beams: BTreeMap<DateTime<Utc>, Vec<BeamDescriptor>>,
+    /// Intervals starting at or before this (epoch millis) are closed: no beams are created
+    /// for them again.
+    pub latest_close_time: Option<i64>,
+    /// Beams by interval start (epoch millis), one descriptor per partition.
+    pub beams: BTreeMap<i64, Vec<BeamDescriptor>>,
     /// Top-level keys this version does not know, kept so a rewrite does not lose them.
     pub extra: Map<String, Value>,
 }
 
 impl BeamMetadata {
     /// `latestCloseTime`, with the epoch standing in for "never".
-    pub fn latest_close_time_or_epoch(&self) -> DateTime<Utc> {
-        self.latest_close_time.unwrap_or(DateTime::UNIX_EPOCH)
+    pub fn latest_close_time_or_epoch(&self) -> i64 {
+        self.latest_close_time.unwrap_or(0)
     }
 
     /// `latestTime` as written for older readers: the latest of latestCloseTime and beam keys.
-    pub fn latest_time(&self) -> DateTime<Utc> {
+    pub fn latest_time(&self) -> i64 {
         let last_beam = self.beams.keys().next_back().copied();
         last_beam
             .into_iter()
@@ -263,7 +211,7 @@ impl<'de> Deserialize<'de> for BeamMetadata {
         let latest_close_time = match map.remove("latestCloseTime") {
             Some(v) => time_value(&v)
                 .map_err(|e| D::Error::custom(format!("bad latestCloseTime: {e}")))?
-                .filter(|t| *t != DateTime::UNIX_EPOCH),
+                .filter(|t| *t != 0),
             None => None,
         };
         let mut beams = BTreeMap::new();
@@ -345,7 +293,7 @@ mod tests {
     // latestTime is max(latestCloseTime, beam keys), as the original computes it.
     const SAMPLE: &str = r#"{"latestTime":"2019-01-01T03:00:00.000Z","latestCloseTime":"2019-01-01T02:00:00.000Z","beams":{"2019-01-01T03:00:00.000Z":[{"interval":"2019-01-01T03:00:00.000Z/2019-01-01T04:00:00.000Z","partition":0,"tasks":[{"id":"index_realtime_foo_2019-01-01T03:00:00.000Z_0_0","firehoseId":"foo-003-0000-0000"}],"timestamp":"2019-01-01T03:00:00.000Z"}]}}"#;
 
-    fn t(s: &str) -> DateTime<Utc> {
+    fn t(s: &str) -> i64 {
         parse_time(s).expect("test time")
     }
 
@@ -384,7 +332,7 @@ mod tests {
         let old = r#"{"beams":{"2019-01-01T03:00:00Z":[{"timestamp":"2019-01-01T03:00:00Z","partition":1,"taskId":"t1","firehoseId":"f1"}]}}"#;
         let meta = BeamMetadata::from_bytes(old.as_bytes()).expect("old form parses");
         assert_eq!(meta.latest_close_time, None);
-        assert_eq!(meta.latest_close_time_or_epoch(), DateTime::UNIX_EPOCH);
+        assert_eq!(meta.latest_close_time_or_epoch(), 0);
         let d = &meta.beams[&t("2019-01-01T03:00:00Z")][0];
         assert_eq!(d.interval, None);
         assert_eq!(d.start(), Some(t("2019-01-01T03:00:00Z")));

@@ -29,7 +29,7 @@ use futures::FutureExt;
 #[cfg(feature = "zookeeper")]
 pub use connection::{ZkConnection, ZkError};
 pub use local::LocalCoordinator;
-pub use meta::{BeamDescriptor, BeamMetadata, Interval, MetaError, RealtimeTasks, TaskRef};
+pub use meta::{BeamDescriptor, BeamMetadata, MetaError, RealtimeTasks, TaskRef};
 #[cfg(feature = "zookeeper")]
 pub use zk::{ZkCoordinator, ZkCoordinatorConfig};
 

@@ -37,7 +37,7 @@ use super::overlord::{CallError, OverlordClient, OverlordError, TaskState};
 use super::receiver::{PushBody, ReceiverClient, ReceiverError, TaskCheck};
 use super::task_spec::realtime_task;
 use crate::beam::{Beam, BeamMaker, CloseError, DropReason, Outcome, SendError};
-use crate::coord::meta::{Interval as MetaInterval, RealtimeTasks, TaskRef};
+use crate::coord::meta::{RealtimeTasks, TaskRef};
 use crate::coord::BeamDescriptor;
 use crate::event::{Event, TimestampExtractor};
 use crate::metrics::events::TaskEvent;
@@ -217,10 +217,6 @@ impl BeamMaker for DruidBeamMaker {
                 }
             }
         }
-        let meta_interval: MetaInterval = interval
-            .to_string()
-            .parse()
-            .map_err(|e: String| self.creation_error(interval, e))?;
         // Like the original, `timestamp` is written when the interval is exactly one bucket.
         let one_bucket = self
             .spec
@@ -230,8 +226,8 @@ impl BeamMaker for DruidBeamMaker {
             .bucket(interval.start)
             == interval;
         Ok(BeamDescriptor {
-            interval: Some(meta_interval),
-            timestamp: one_bucket.then_some(meta_interval.start),
+            interval: Some(interval),
+            timestamp: one_bucket.then_some(interval.start),
             partition,
             details: RealtimeTasks(tasks).to_details(),
         })
@@ -241,7 +237,7 @@ impl BeamMaker for DruidBeamMaker {
         let tasks = RealtimeTasks::from_descriptor(descriptor)
             .map_err(|e| SendError::Other(e.to_string()))?;
         // The partition is in the shared metadata now: nothing left to adopt for it.
-        if let Some(start) = descriptor.interval.map(|i| i.start.timestamp_millis()) {
+        if let Some(start) = descriptor.interval.map(|i| i.start) {
             self.unopened
                 .lock()
                 .retain(|(s, p, _), _| !(*s == start && *p == descriptor.partition));
