@@ -307,5 +307,21 @@ fn encode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode, through_pipeline, encode);
+/// The dimension-hash partitioner alone: which partition each event's row rolls up in.
+fn partition(c: &mut Criterion) {
+    let spec = spec();
+    let extractor = TimestampExtractor::new(&spec.data_schema.timestamp_spec()).expect("spec");
+    let events: Vec<Event> = (events().into_iter())
+        .map(|raw| Event::from_json(raw, &extractor).expect("event"))
+        .collect();
+    let partitioner = dimension_hash_partitioner(&spec);
+    let mut group = c.benchmark_group("partition");
+    group.throughput(Throughput::Elements(EVENTS as u64));
+    group.bench_function("dimension_hash", |b| {
+        b.iter(|| events.iter().map(|e| partitioner(e)).fold(0, usize::wrapping_add))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode, partition, through_pipeline, encode);
 criterion_main!(benches);
