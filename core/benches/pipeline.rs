@@ -318,7 +318,12 @@ fn partition(c: &mut Criterion) {
     let mut group = c.benchmark_group("partition");
     group.throughput(Throughput::Elements(EVENTS as u64));
     group.bench_function("dimension_hash", |b| {
-        b.iter(|| events.iter().map(|e| partitioner(e)).fold(0, usize::wrapping_add))
+        b.iter(|| {
+            events
+                .iter()
+                .map(|e| partitioner(e))
+                .fold(0, usize::wrapping_add)
+        })
     });
     group.finish();
 }

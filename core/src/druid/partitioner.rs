@@ -13,6 +13,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::beam::Partitioner;
+use crate::event::scan::top_level_members;
 use crate::event::Event;
 use crate::spec::IngestionSpec;
 use crate::time::Granularity;
@@ -46,9 +47,7 @@ fn partition_hash(event: &Event, query_granularity: &Granularity, dimensions: &D
     let mut hash = Fnv::new();
     let bucket = query_granularity.bucket_start(event.timestamp_millis());
     hash.write(&bucket.to_be_bytes());
-    let mut de = serde_json::Deserializer::from_slice(event.raw());
-    let Ok(mut chosen) = serde::de::DeserializeSeed::deserialize(Chosen(dimensions), &mut de)
-    else {
+    let Some(mut chosen) = chosen_fields(event.raw(), dimensions) else {
         return hash.finish();
     };
     // Name order; of a repeated name the last value counts, as in a JSON map. The sort is
@@ -60,38 +59,71 @@ fn partition_hash(event: &Event, query_granularity: &Granularity, dimensions: &D
             continue;
         }
         values.clear();
-        texts(raw.get(), &mut values);
+        texts(raw, &mut values);
         if values.is_empty() {
             continue;
         }
         values.sort();
         values.dedup();
-        hash.write(name.as_bytes());
+        hash.write(name);
         hash.write(&[0]);
         for v in &values {
-            hash.write(v.as_bytes());
+            hash.write(v);
             hash.write(&[0]);
         }
     }
     hash.finish()
 }
 
+/// A dimension's name and its value's raw JSON, borrowed from the event where they can be.
+type Fields<'a> = Vec<(Cow<'a, [u8]>, &'a [u8])>;
+
+/// The dimension fields of an event object: found by the structural scan (the event's bytes
+/// were validated when its timestamp was read), or, where the scan is unsure (escaped names),
+/// by serde_json, which reads the names and skips the other values unparsed. `None` when the
+/// bytes are not a JSON object.
+fn chosen_fields<'a>(raw: &'a [u8], dimensions: &Dimensions) -> Option<Fields<'a>> {
+    let wanted = |name: &[u8]| match dimensions {
+        Dimensions::Listed(names) => names.iter().any(|n| n.as_bytes() == name),
+        Dimensions::AllBut(excluded) => !excluded.iter().any(|x| x.as_bytes() == name),
+    };
+    let mut chosen = Vec::new();
+    let scanned = top_level_members(raw, |name, value| {
+        if wanted(name) {
+            chosen.push((Cow::Borrowed(name), value));
+        }
+    });
+    if scanned.is_some() {
+        return Some(chosen);
+    }
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    let parsed = serde::de::DeserializeSeed::deserialize(Chosen(&wanted), &mut de).ok()?;
+    let fields = parsed.into_iter().map(|(name, value)| {
+        let name = match name {
+            Cow::Borrowed(name) => Cow::Borrowed(name.as_bytes()),
+            Cow::Owned(name) => Cow::Owned(name.into_bytes()),
+        };
+        (name, value.get().as_bytes())
+    });
+    Some(fields.collect())
+}
+
 /// Reads only the dimension fields of an event object, borrowing their names and raw values
 /// from the event and skipping the other values unparsed.
-struct Chosen<'a>(&'a Dimensions);
+struct Chosen<'w, W>(&'w W);
 
-type Fields<'de> = Vec<(Cow<'de, str>, &'de RawValue)>;
+type Parsed<'de> = Vec<(Cow<'de, str>, &'de RawValue)>;
 
-impl<'de> serde::de::DeserializeSeed<'de> for Chosen<'_> {
-    type Value = Fields<'de>;
+impl<'de, W: Fn(&[u8]) -> bool> serde::de::DeserializeSeed<'de> for Chosen<'_, W> {
+    type Value = Parsed<'de>;
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for Chosen<'_> {
-    type Value = Fields<'de>;
+impl<'de, W: Fn(&[u8]) -> bool> serde::de::Visitor<'de> for Chosen<'_, W> {
+    type Value = Parsed<'de>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a JSON object")
@@ -100,11 +132,7 @@ impl<'de> serde::de::Visitor<'de> for Chosen<'_> {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut chosen = Vec::new();
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            let wanted = match self.0 {
-                Dimensions::Listed(names) => names.iter().any(|n| *n == key),
-                Dimensions::AllBut(excluded) => !excluded.iter().any(|x| *x == key),
-            };
-            if wanted {
+            if (self.0)(key.as_bytes()) {
                 chosen.push((key, map.next_value::<&'de RawValue>()?));
             } else {
                 map.next_value::<serde::de::IgnoredAny>()?;
@@ -117,10 +145,9 @@ impl<'de> serde::de::Visitor<'de> for Chosen<'_> {
 /// Appends the texts a dimension value hashes as: a string as itself (none when empty), a
 /// number or boolean as JSON prints it, each item of a list, nothing for null. Plain strings,
 /// integers and booleans are borrowed from the event; the rest goes through a parse.
-fn texts<'a>(raw: &'a str, out: &mut Vec<Cow<'a, str>>) {
-    let bytes = raw.as_bytes();
-    match bytes.first() {
-        Some(b'"') if !bytes.contains(&b'\\') => {
+fn texts<'a>(raw: &'a [u8], out: &mut Vec<Cow<'a, [u8]>>) {
+    match raw.first() {
+        Some(b'"') if !raw.contains(&b'\\') => {
             let text = &raw[1..raw.len() - 1];
             if !text.is_empty() {
                 out.push(Cow::Borrowed(text));
@@ -128,9 +155,9 @@ fn texts<'a>(raw: &'a str, out: &mut Vec<Cow<'a, str>>) {
         }
         Some(b't' | b'f') => out.push(Cow::Borrowed(raw)),
         Some(b'n') => {}
-        _ if is_small_integer(bytes) => out.push(Cow::Borrowed(raw)),
+        _ if is_small_integer(raw) => out.push(Cow::Borrowed(raw)),
         _ => {
-            if let Ok(value) = serde_json::from_str::<Value>(raw) {
+            if let Ok(value) = serde_json::from_slice::<Value>(raw) {
                 value_texts(&value, out);
             }
         }
@@ -144,13 +171,13 @@ fn is_small_integer(bytes: &[u8]) -> bool {
     (1..=18).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit) && !negative_zero
 }
 
-fn value_texts<'a>(value: &Value, out: &mut Vec<Cow<'a, str>>) {
+fn value_texts<'a>(value: &Value, out: &mut Vec<Cow<'a, [u8]>>) {
     match value {
         Value::Null => {}
         Value::String(s) if s.is_empty() => {}
-        Value::String(s) => out.push(Cow::Owned(s.clone())),
+        Value::String(s) => out.push(Cow::Owned(s.clone().into_bytes())),
         Value::Array(items) => items.iter().for_each(|item| value_texts(item, out)),
-        other => out.push(Cow::Owned(other.to_string())),
+        other => out.push(Cow::Owned(other.to_string().into_bytes())),
     }
 }
 
@@ -359,6 +386,12 @@ mod tests {
         assert_ne!(hash(r#"{"page":"A","page":"B"}"#), hash(r#"{"page":"A"}"#));
         // Escapes and number spellings hash as their values.
         assert_eq!(hash(r#"{"page":"\u0041"}"#), hash(r#"{"page":"A"}"#));
+        // An escaped name is read by the parse the scan falls back to.
+        assert_eq!(hash(r#"{"p\u0061ge":"A"}"#), hash(r#"{"page":"A"}"#));
+        assert_eq!(
+            hash(r#"{"p\u0061ge":"A","page":"B"}"#),
+            hash(r#"{"page":"B"}"#)
+        );
         assert_eq!(hash(r#"{"page":1e0}"#), hash(r#"{"page":1.0}"#));
     }
 }

@@ -1,4 +1,4 @@
-//! Finds one top-level key of a JSON object whose bytes are already known to be well-formed,
+//! Finds top-level keys of a JSON object whose bytes are already known to be well-formed,
 //! skipping over the other values without validating or decoding them again.
 //!
 //! It is only asked about bytes serde_json has parsed or written, and answers [`Found::Unsure`]
@@ -25,14 +25,29 @@ pub fn top_level_value<'a>(json: &'a [u8], key: &str) -> Found<'a> {
 }
 
 fn scan<'a>(json: &'a [u8], key: &[u8]) -> Option<Found<'a>> {
+    let mut found = None;
+    top_level_members(json, |name, value| {
+        if name == key {
+            found = Some(value);
+        }
+    })?;
+    Some(found.map_or(Found::Missing, Found::Value))
+}
+
+/// Calls `each(name, value)` for every top-level member of the JSON object `json`, in order,
+/// with the raw bytes of its name (without the quotes) and of its value. `None` when the
+/// scan is unsure (an escaped name, unexpected bytes): parse the bytes fully instead.
+pub(crate) fn top_level_members<'a>(
+    json: &'a [u8],
+    mut each: impl FnMut(&'a [u8], &'a [u8]),
+) -> Option<()> {
     let mut i = skip_ws(json, 0);
     if *json.get(i)? != b'{' {
         return None;
     }
     i = skip_ws(json, i + 1);
-    let mut found = None;
     if *json.get(i)? == b'}' {
-        return end_of_document(json, i + 1).then_some(Found::Missing);
+        return end_of_document(json, i + 1).then_some(());
     }
     loop {
         if *json.get(i)? != b'"' {
@@ -49,15 +64,11 @@ fn scan<'a>(json: &'a [u8], key: &[u8]) -> Option<Found<'a>> {
         }
         i = skip_ws(json, i + 1);
         let value_end = value_end(json, i)?;
-        if name == key {
-            found = Some(&json[i..value_end]);
-        }
+        each(name, &json[i..value_end]);
         i = skip_ws(json, value_end);
         match *json.get(i)? {
             b',' => i = skip_ws(json, i + 1),
-            b'}' if end_of_document(json, i + 1) => {
-                return Some(found.map_or(Found::Missing, Found::Value))
-            }
+            b'}' if end_of_document(json, i + 1) => return Some(()),
             _ => return None,
         }
     }
