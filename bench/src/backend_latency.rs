@@ -6,8 +6,8 @@
 use serde::Serialize;
 
 use druid_local::{DruidLocal, DruidLocalConfig};
+use test_support::harness::Tansu;
 
-use crate::kafka_figure::start_broker;
 use crate::latency::{measure, LatencyFigure};
 use crate::produce_figure::PLAYED;
 use crate::workload;
@@ -65,8 +65,8 @@ async fn druid() -> anyhow::Result<DruidLocal> {
 }
 
 async fn supervisor(seconds: u64, rate: u64) -> anyhow::Result<LatencyFigure> {
-    let broker = start_broker()?;
-    let bootstrap = format!("127.0.0.1:{}", broker.port);
+    let broker = Tansu::start()?;
+    let bootstrap = broker.bootstrap_servers();
     let druid = druid().await?;
     let ds = "bench_latency_supervisor";
     let config = workload::supervisor_config(ds, &bootstrap, &[])?;

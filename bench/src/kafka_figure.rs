@@ -4,9 +4,6 @@
 //! Both read the same messages from a fresh consumer group, from the earliest offset; the
 //! connector is timed until every event is sent (accepted by druid-local).
 
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +17,7 @@ use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
+use test_support::harness::Tansu;
 use tranquility::coord::LocalCoordinator;
 use tranquility::metrics::Metrics;
 use tranquility::pipeline::Pipelines;
@@ -39,82 +37,6 @@ pub struct KafkaRaw {
     pub connector_per_second: f64,
     /// `connector_per_second / raw_per_second`.
     pub ratio: f64,
-}
-
-/// A tansu broker (in-memory storage) on a free loopback port; killed when dropped.
-pub(crate) struct Broker {
-    child: Child,
-    pub(crate) port: u16,
-    _dir: PathBuf,
-}
-
-impl Broker {
-    /// The broker's process id.
-    pub(crate) fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn tansu_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("TANSU_BIN") {
-        return PathBuf::from(bin);
-    }
-    let on_path = std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("tansu"))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    on_path
-        .into_iter()
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("CARGO_HOME")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-                .unwrap_or_default();
-            home.join("bin").join("tansu")
-        })
-}
-
-pub(crate) fn start_broker() -> anyhow::Result<Broker> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    // tansu reads a `.env` from its working directory, so it runs in an empty folder.
-    let dir = std::env::temp_dir().join(format!("tranquility-bench-tansu-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let url = format!("tcp://127.0.0.1:{port}");
-    let child = Command::new(tansu_binary())
-        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-        .args(["--storage-engine", "memory://tansu/"])
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting tansu (installed by scripts/test.sh: cargo install tansu --features dynostore)")?;
-    let broker = Broker {
-        child,
-        port,
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            bail!("tansu is not listening on {port} after 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(broker)
 }
 
 /// The raw consumer's context: it outlives the broker (see `run`), so its complaints about
@@ -191,8 +113,8 @@ pub(crate) async fn fill_topic(
 
 /// Measures the figure with `events` messages.
 pub async fn run(events: usize) -> anyhow::Result<KafkaRaw> {
-    let broker = start_broker()?;
-    let bootstrap = format!("127.0.0.1:{}", broker.port);
+    let broker = Tansu::start()?;
+    let bootstrap = broker.bootstrap_servers();
     let topic = format!("bench-{}", std::process::id());
 
     let (admin, producer) = fill_topic(&bootstrap, &topic, events).await?;

@@ -18,9 +18,10 @@ use futures::StreamExt;
 use indexmap::IndexMap;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
+use test_support::harness::Tansu;
 use tranquility::backend::supervisor::producer_config;
 
-use crate::kafka_figure::{create_topic, start_broker};
+use crate::kafka_figure::create_topic;
 use crate::load::{self, LoadResult};
 use crate::pin::Split;
 use crate::server_figure::{bodies, warm_up};
@@ -77,8 +78,8 @@ pub async fn run(
     batch: usize,
     pin_broker: bool,
 ) -> anyhow::Result<ProduceFigure> {
-    let broker = start_broker()?;
-    let bootstrap = format!("127.0.0.1:{}", broker.port);
+    let broker = Tansu::start()?;
+    let bootstrap = broker.bootstrap_servers();
     let mut config = DruidLocalConfig::ephemeral();
     config.druid_version = PLAYED.parse()?;
     let druid = DruidLocal::start(config).await?;
@@ -89,7 +90,11 @@ pub async fn run(
                 "the broker on CPU {}, this process (server, load, raw producer) on CPU {}",
                 split.druid, split.ours
             ),
-            Split::pin(broker.pid(), &split.druid).and_then(|()| Split::pin_self(&split.ours)),
+            broker
+                .pid()
+                .ok_or_else(|| anyhow::anyhow!("the broker is not running"))
+                .and_then(|pid| Split::pin(pid, &split.druid))
+                .and_then(|()| Split::pin_self(&split.ours)),
         ),
         None => (
             "the broker and this process sharing every core".to_string(),

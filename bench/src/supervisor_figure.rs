@@ -15,8 +15,9 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use serde_json::{json, Value};
+use test_support::harness::Tansu;
 
-use crate::kafka_figure::{client, fill_topic, start_broker};
+use crate::kafka_figure::{client, fill_topic};
 use crate::workload;
 
 /// The supervisor figure's raw numbers.
@@ -50,8 +51,8 @@ fn spec(name: &str, topic: &str, bootstrap: &str) -> Value {
 
 /// Measures the figure with `events` messages.
 pub async fn run(events: usize) -> anyhow::Result<SupervisorRaw> {
-    let broker = start_broker()?;
-    let bootstrap = format!("127.0.0.1:{}", broker.port);
+    let broker = Tansu::start()?;
+    let bootstrap = broker.bootstrap_servers();
     let topic = format!("bench-supervisor-{}", std::process::id());
     let (admin, producer) = fill_topic(&bootstrap, &topic, events).await?;
 

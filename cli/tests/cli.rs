@@ -865,7 +865,7 @@ async fn quickstart_on_druid_35_appends_batches() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quickstart_on_druid_35_with_kafka_goes_through_a_supervisor() {
-    let broker = integration_tests::Tansu::start();
+    let broker = integration_tests::Tansu::start().expect("tansu starts");
     let brokers = broker.bootstrap_servers();
     let qs = Quickstart::start(&["--druid-version", "35.0.0", "--kafka", &brokers]);
     assert!(

@@ -117,7 +117,7 @@ impl Drop for Connector {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_stream_drains_commits_and_a_restart_resumes_exactly() {
     let zk = ZooKeeper::start();
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     let druid = DruidLocal::start(DruidLocalConfig::ephemeral())
         .await
         .unwrap();
@@ -231,7 +231,7 @@ async fn sigterm_mid_stream_drains_commits_and_a_restart_resumes_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_turns_unhealthy_while_a_partition_stalls_and_recovers() {
     let zk = ZooKeeper::start();
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     let topic = unique_name("stall");
     let group = unique_name("group");
     create_topic(&broker, &topic, 1);
@@ -376,7 +376,7 @@ async fn sigkill_again_and_again_still_leaves_every_message_in_druid_exactly_onc
     eprintln!("kill points from KILL_SEED={seed}");
     let mut points = Points(seed);
     let zk = ZooKeeper::start();
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     let druid = DruidLocal::start(DruidLocalConfig::ephemeral())
         .await
         .unwrap();

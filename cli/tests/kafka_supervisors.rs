@@ -74,7 +74,7 @@ async fn kafka_json_becomes_supervisors_on_the_users_topics() {
     ) else {
         return;
     };
-    let broker = Tansu::start_persistent();
+    let broker = Tansu::start_persistent().expect("tansu starts");
     create_topic(&broker, "twitter", 1);
     create_topic(&broker, "wikipedia-en", 1);
     let now = now_millis();
@@ -175,7 +175,7 @@ fn located(
 async fn the_repository_kafka_json_becomes_a_supervisor_on_druid_local() {
     let zookeeper = ZooKeeper::start();
     let druid = druid_local(&zookeeper).await;
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     create_topic(&broker, "metrics", 2);
     let now = now_millis();
     let lines: Vec<String> = (0..12)
@@ -242,7 +242,7 @@ async fn the_original_kafka_json_on_druid_local() {
     let example = peer_data_or_skip!("tranquility-configs/kafka.json.example");
     let zookeeper = ZooKeeper::start();
     let druid = druid_local(&zookeeper).await;
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     create_topic(&broker, "twitter", 1);
     create_topic(&broker, "wikipedia-en", 1);
     let now = now_millis();

@@ -1,7 +1,8 @@
 //! Harness for the end-to-end tests: real services on free loopback ports.
 //!
-//! Each test starts what it needs ([`ZooKeeper`], [`Tansu`]) on ports taken by binding port 0,
-//! so tests never share a fixed port. A service is stopped when its handle drops.
+//! Each test starts what it needs ([`ZooKeeper`], [`Tansu`], [`DruidProxy`], the last two from
+//! `test_support::harness`) on ports taken by binding port 0, so tests never share a fixed
+//! port. A service is stopped when its handle drops.
 //! Binaries are found through environment variables with sensible fallbacks:
 //!
 //! | variable | default |
@@ -14,18 +15,18 @@
 //! | `TRANQUILITY_REAL_DRUID` | unset: tests against a real Druid ([`real_druid`]) skip, saying so, when it is not installed; `require` fails them |
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use test_support::harness::{kill, log_tail};
+pub use test_support::harness::{DruidProxy, Tansu, TansuOptions};
+
 /// A port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding 127.0.0.1:0 must work")
+    test_support::harness::free_port().expect("binding 127.0.0.1:0 must work")
 }
 
 /// Lines of a child's output, read on a thread.
@@ -77,20 +78,6 @@ pub fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// Kills and reaps a service's process, if it runs.
-fn kill(child: &mut Option<Child>) {
-    if let Some(mut child) = child.take() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
-fn log_tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let start = text.len().saturating_sub(2000);
-    text.get(start..).unwrap_or(&text).to_string()
 }
 
 /// A real ZooKeeper server (standalone) on a free loopback port, with its own data dir.
@@ -198,158 +185,6 @@ fn four_letter(addr: SocketAddr, word: &str) -> Option<String> {
     Some(out)
 }
 
-/// A real Kafka-protocol broker (tansu) on a free loopback port: in memory, or keeping its
-/// topics, messages and committed offsets in a SQLite file across restarts.
-#[derive(Debug)]
-pub struct Tansu {
-    port: u16,
-    dir: tempfile::TempDir,
-    persistent: bool,
-    child: Option<Child>,
-    advertised_port: u16,
-    authentication: bool,
-}
-
-/// How a [`Tansu`] broker runs beyond the defaults.
-#[derive(Debug, Clone, Default)]
-pub struct TansuOptions {
-    /// The port announced to clients in metadata, when it differs from the one the broker
-    /// listens on (a TLS proxy in front of it: [`Stunnel`]).
-    pub advertised_port: Option<u16>,
-    /// SCRAM-SHA-512 users `(name, password)`: the broker then requires SASL authentication.
-    /// tansu creates users only while authentication is off, so they are made first and the
-    /// broker restarted (its data kept in SQLite).
-    pub scram_users: Vec<(String, String)>,
-}
-
-impl Tansu {
-    /// Starts an in-memory broker and waits until its port accepts connections.
-    pub fn start() -> Self {
-        Self::start_with(false)
-    }
-
-    /// Starts a broker that keeps its data (SQLite in its own folder) across
-    /// [`Tansu::restart`], as a user's broker does.
-    pub fn start_persistent() -> Self {
-        Self::start_with(true)
-    }
-
-    fn start_with(persistent: bool) -> Self {
-        Self::start_with_options(persistent, TansuOptions::default())
-    }
-
-    /// Starts a broker with `options` (kept across [`Tansu::restart`]).
-    pub fn start_with_options(persistent: bool, options: TansuOptions) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir for tansu");
-        let port = free_port();
-        let users = !options.scram_users.is_empty();
-        let mut broker = Tansu {
-            port,
-            dir,
-            persistent: persistent || users,
-            child: None,
-            advertised_port: port,
-            authentication: false,
-        };
-        if users {
-            broker.spawn();
-            for (name, password) in &options.scram_users {
-                broker.create_user(name, password);
-            }
-            broker.stop();
-        }
-        broker.advertised_port = options.advertised_port.unwrap_or(port);
-        broker.authentication = users;
-        broker.spawn();
-        broker
-    }
-
-    fn create_user(&self, name: &str, password: &str) {
-        let out = Command::new(tansu_bin())
-            .args(["user", "create", "--broker"])
-            .arg(format!("tcp://127.0.0.1:{}", self.port))
-            .args([name, password, "--mechanism", "scram512"])
-            .current_dir(self.dir.path())
-            .output()
-            .expect("run tansu user create");
-        assert!(
-            out.status.success(),
-            "tansu user create {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// The port the broker itself listens on (plaintext).
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// `127.0.0.1:<port>`, for `bootstrap.servers`.
-    pub fn bootstrap_servers(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Stops the broker (an in-memory broker's data is lost).
-    pub fn stop(&mut self) {
-        kill(&mut self.child);
-    }
-
-    /// Starts the broker again on the same port.
-    pub fn restart(&mut self) {
-        self.stop();
-        self.spawn();
-    }
-
-    fn spawn(&mut self) {
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let advertised = format!("tcp://127.0.0.1:{}", self.advertised_port);
-        let log_path = self.dir.path().join("broker.log");
-        let log = std::fs::File::create(&log_path).expect("tansu log file");
-        // tansu reads a `.env` from its working directory, so it runs in its own empty folder.
-        let child = Command::new(tansu_bin())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &advertised,
-            ])
-            .args(self.authentication.then_some("--authentication"))
-            .args([
-                "--storage-engine",
-                // A path relative to the broker's folder (its working directory).
-                if self.persistent {
-                    "sqlite://tansu.db"
-                } else {
-                    "memory://tansu/"
-                },
-            ])
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone log handle"))
-            .stderr(log)
-            .spawn()
-            .expect("start tansu (run scripts/test.sh, which installs it)");
-        self.child = Some(child);
-        let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "tansu not listening after 30 s: {}",
-                log_tail(&log_path)
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 /// A TLS-terminating proxy (Debian's `stunnel4`) on a free loopback port, in front of a
 /// plaintext port: what gives the test broker, which has no TLS listener, one.
 #[derive(Debug)]
@@ -431,27 +266,6 @@ impl Drop for Stunnel {
     fn drop(&mut self) {
         kill(&mut self.child);
     }
-}
-
-fn tansu_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("TANSU_BIN") {
-        return PathBuf::from(bin);
-    }
-    let on_path = std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("tansu"))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    if let Some(found) = on_path.into_iter().find(|p| p.is_file()) {
-        return found;
-    }
-    let cargo_home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-        .unwrap_or_else(|| PathBuf::from(".cargo"));
-    cargo_home.join("bin").join("tansu")
 }
 
 pub mod backends;
@@ -581,247 +395,6 @@ pub mod druid {
             .collect();
         ids.sort();
         ids
-    }
-}
-
-/// An HTTP proxy in front of druid-local that can lose acknowledgements (it forwards a push to
-/// the task, then answers the client 500 as if the answer never arrived), slow pushes down
-/// (one at a time, each held a while) and refuse task submissions as a failing Overlord would. Task locations in the Overlord's answers are rewritten
-/// to the proxy, so clients find tasks through it.
-pub mod proxy {
-    use std::net::SocketAddr;
-    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    use axum::body::Body;
-    use axum::extract::{Request, State};
-    use axum::http::{HeaderMap, StatusCode};
-    use axum::response::{IntoResponse, Response};
-    use bytes::Bytes;
-    use serde_json::Value;
-
-    /// A running proxy; stops when dropped.
-    #[derive(Debug)]
-    pub struct LossyProxy {
-        addr: SocketAddr,
-        state: Arc<Shared>,
-        task: tokio::task::JoinHandle<()>,
-    }
-
-    #[derive(Debug)]
-    struct Shared {
-        upstream: SocketAddr,
-        proxy_port: AtomicUsize,
-        lose_acks: AtomicUsize,
-        lost: AtomicUsize,
-        pushes: AtomicUsize,
-        push_slot: tokio::sync::Semaphore,
-        push_hold_ms: AtomicU64,
-        /// True while answers to pushes are held back.
-        answers_held: tokio::sync::watch::Sender<bool>,
-        held: AtomicUsize,
-        /// Task submissions to refuse: (task id suffix, how many more times).
-        refuse_submits: std::sync::Mutex<Option<(String, usize)>>,
-        http: reqwest::Client,
-    }
-
-    impl LossyProxy {
-        /// Proxies `upstream` on a free loopback port.
-        pub async fn start(upstream: SocketAddr) -> Self {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind proxy");
-            let addr = listener.local_addr().expect("proxy address");
-            let state = Arc::new(Shared {
-                upstream,
-                proxy_port: AtomicUsize::new(usize::from(addr.port())),
-                lose_acks: AtomicUsize::new(0),
-                lost: AtomicUsize::new(0),
-                pushes: AtomicUsize::new(0),
-                push_slot: tokio::sync::Semaphore::new(1),
-                push_hold_ms: AtomicU64::new(0),
-                answers_held: tokio::sync::watch::channel(false).0,
-                held: AtomicUsize::new(0),
-                refuse_submits: std::sync::Mutex::new(None),
-                http: reqwest::Client::new(),
-            });
-            let app = axum::Router::new()
-                .fallback(forward)
-                .with_state(state.clone());
-            let task = tokio::spawn(async move {
-                let _ = axum::serve(listener, app).await;
-            });
-            LossyProxy { addr, state, task }
-        }
-
-        /// `http://127.0.0.1:<port>`.
-        pub fn url(&self) -> String {
-            format!("http://{}", self.addr)
-        }
-
-        /// The next `n` pushes reach the task but their answers are replaced by a 500.
-        pub fn lose_next_acks(&self, n: usize) {
-            self.state.lose_acks.store(n, Ordering::SeqCst);
-        }
-
-        /// From now on pushes go through one at a time, each held `hold` before it is
-        /// forwarded: a slow Druid. Zero turns it off.
-        pub fn slow_pushes(&self, hold: Duration) {
-            let ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX);
-            self.state.push_hold_ms.store(ms, Ordering::SeqCst);
-        }
-
-        /// From now on pushes reach the task, but their answers wait until
-        /// [`LossyProxy::release_answers`]: pushes that Druid has taken and the sender does not
-        /// know of yet.
-        pub fn hold_answers(&self) {
-            self.state.answers_held.send_replace(true);
-        }
-
-        /// Sends the held answers, and answers at once again.
-        pub fn release_answers(&self) {
-            self.state.answers_held.send_replace(false);
-        }
-
-        /// Answers held back so far (released ones included).
-        pub fn held(&self) -> usize {
-            self.state.held.load(Ordering::SeqCst)
-        }
-
-        /// The next `times` task submissions whose id ends with `id_suffix` are answered 500
-        /// without reaching the Overlord.
-        pub fn refuse_task_submits(&self, id_suffix: &str, times: usize) {
-            *self
-                .state
-                .refuse_submits
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                Some((id_suffix.to_string(), times));
-        }
-
-        /// Acknowledgements lost so far.
-        pub fn lost(&self) -> usize {
-            self.state.lost.load(Ordering::SeqCst)
-        }
-
-        /// Push requests seen so far.
-        pub fn pushes(&self) -> usize {
-            self.state.pushes.load(Ordering::SeqCst)
-        }
-    }
-
-    impl Drop for LossyProxy {
-        fn drop(&mut self) {
-            self.task.abort();
-        }
-    }
-
-    async fn forward(State(state): State<Arc<Shared>>, request: Request) -> Response {
-        let (parts, body) = request.into_parts();
-        let path = parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str().to_string())
-            .unwrap_or_default();
-        let body = match axum::body::to_bytes(body, usize::MAX).await {
-            Ok(b) => b,
-            Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
-        };
-        if parts.method == axum::http::Method::POST && path == "/druid/indexer/v1/task" {
-            let id = serde_json::from_slice::<Value>(&body)
-                .ok()
-                .and_then(|t| t["id"].as_str().map(str::to_owned))
-                .unwrap_or_default();
-            let mut refuse = state
-                .refuse_submits
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some((suffix, left)) = refuse.as_mut() {
-                if *left > 0 && id.ends_with(suffix.as_str()) {
-                    *left -= 1;
-                    return (
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        format!("task {id} refused by the test"),
-                    )
-                        .into_response();
-                }
-            }
-        }
-        let hold = state.push_hold_ms.load(Ordering::SeqCst);
-        let _slot = if hold > 0 && path.contains("/push-events") {
-            let slot = state.push_slot.acquire().await.ok();
-            tokio::time::sleep(Duration::from_millis(hold)).await;
-            slot
-        } else {
-            None
-        };
-        let mut headers = parts.headers.clone();
-        headers.remove("host");
-        let upstream = state
-            .http
-            .request(parts.method, format!("http://{}{path}", state.upstream))
-            .headers(headers)
-            .body(body)
-            .send()
-            .await;
-        let upstream = match upstream {
-            Ok(r) => r,
-            Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
-        };
-        let status = upstream.status();
-        let headers: HeaderMap = upstream.headers().clone();
-        let bytes = upstream.bytes().await.unwrap_or_default();
-        if path.contains("/push-events") {
-            state.pushes.fetch_add(1, Ordering::SeqCst);
-            let lose = state
-                .lose_acks
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok();
-            if lose {
-                state.lost.fetch_add(1, Ordering::SeqCst);
-                return (StatusCode::INTERNAL_SERVER_ERROR, "lost acknowledgement").into_response();
-            }
-            let mut gate = state.answers_held.subscribe();
-            if *gate.borrow_and_update() {
-                state.held.fetch_add(1, Ordering::SeqCst);
-                let _ = gate.wait_for(|held| !*held).await;
-            }
-        }
-        let bytes = if path.contains("/druid/indexer/v1/") {
-            rewrite_locations(bytes, state.upstream.port(), &state)
-        } else {
-            bytes
-        };
-        let mut response = Response::new(Body::from(bytes));
-        *response.status_mut() = status;
-        if let Some(ct) = headers.get("content-type") {
-            response.headers_mut().insert("content-type", ct.clone());
-        }
-        response
-    }
-
-    fn rewrite_locations(bytes: Bytes, upstream_port: u16, state: &Shared) -> Bytes {
-        let Ok(mut value) = serde_json::from_slice::<Value>(&bytes) else {
-            return bytes;
-        };
-        let proxy_port = state.proxy_port.load(Ordering::SeqCst);
-        fn walk(v: &mut Value, from: u16, to: usize) {
-            match v {
-                Value::Object(map) => {
-                    if let Some(Value::Object(location)) = map.get_mut("location") {
-                        if location.get("port").and_then(Value::as_u64) == Some(u64::from(from)) {
-                            location.insert("port".into(), Value::from(to));
-                        }
-                    }
-                    map.values_mut().for_each(|c| walk(c, from, to));
-                }
-                Value::Array(items) => items.iter_mut().for_each(|c| walk(c, from, to)),
-                _ => {}
-            }
-        }
-        walk(&mut value, upstream_port, proxy_port);
-        Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
     }
 }
 

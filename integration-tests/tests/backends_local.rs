@@ -204,7 +204,7 @@ async fn supervisor_backend(example: Example) {
     let mut druid = Local::start(None).await;
     let ds = example.data_source.as_str();
     let overlord = druid.url();
-    let mut kafka = Tansu::start_persistent();
+    let mut kafka = Tansu::start_persistent().expect("tansu starts");
     let mut props = druid.location(&example);
     props.push((
         "druid.ingestion.kafka.bootstrap.servers",
@@ -264,7 +264,7 @@ async fn supervisor_backend(example: Example) {
     assert!(dims.contains("added_dim"), "{dims}");
 
     // The broker restarts (keeping its data): producing resumes on the same settings.
-    kafka.restart();
+    kafka.restart().expect("tansu restarts");
     let after = c.post(ds, &example.events(7, now_millis(), "broker")).await;
     assert_eq!(after["sent"], 7);
     acknowledged += 7;
@@ -369,7 +369,7 @@ async fn refusals_name_their_cause_and_lose_nothing() {
 
     // A supervisor Druid refuses (400: a dataSource name Druid does not take): the events
     // fail with Druid's reason.
-    let mut broker = Tansu::start_persistent();
+    let mut broker = Tansu::start_persistent().expect("tansu starts");
     let servers = broker.bootstrap_servers();
     let ds = format!(".{}", unique_name("hidden"));
     let mut props = base.to_vec();
@@ -407,7 +407,7 @@ async fn refusals_name_their_cause_and_lose_nothing() {
         "{}",
         answer.body
     );
-    broker.restart();
+    broker.restart().expect("tansu restarts");
     let again = server.post(&ds, &events).await;
     assert_eq!(again["sent"], 4, "{again}");
     let rows = integration_tests::backends::wait_for_rows(&url, &ds, "count", 4, WAIT).await;

@@ -89,7 +89,7 @@ async fn supervisor_backend_is_shared_updated_once_and_survives_restarts() {
     };
     let example = Example::original(&path);
     let overlord = druid.overlord_url();
-    let mut kafka = Tansu::start_persistent();
+    let mut kafka = Tansu::start_persistent().expect("tansu starts");
     let props = [
         ("zookeeper.connect", druid.zookeeper_connect()),
         (
@@ -142,7 +142,7 @@ async fn supervisor_backend_is_shared_updated_once_and_survives_restarts() {
     assert_eq!(supervisor_posts(overlord, "foo").await, 2);
 
     // The broker restarts (keeping its data): producing resumes on the same connection settings.
-    kafka.restart();
+    kafka.restart().expect("tansu restarts");
     let after = c
         .post("foo", &example.events(7, now_millis(), "after"))
         .await;

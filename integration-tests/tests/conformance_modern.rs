@@ -1042,7 +1042,7 @@ async fn sub_minute_template(t: &Target, broker: &Tansu) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn druid_local_modern_conformance() {
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     let t = Target::local().await;
     release_and_realtime_refusal(&t).await;
     supervisor_refusals(&t, &broker.bootstrap_servers()).await;
@@ -1060,7 +1060,7 @@ async fn druid_local_batch_conformance() {
     let t = Target::Local(DruidLocal::start(config).await.expect("druid-local starts"));
     batch_tasks(&t).await;
     batch_locks(&t).await;
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     kafka_and_batch(&t, &broker, false).await;
     kafka_and_batch(&t, &broker, true).await;
     t.stop().await;
@@ -1073,7 +1073,7 @@ async fn real_druid_batch_conformance() {
     };
     batch_tasks(&t).await;
     batch_locks(&t).await;
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     kafka_and_batch(&t, &broker, false).await;
     kafka_and_batch(&t, &broker, true).await;
     t.stop().await;
@@ -1084,7 +1084,7 @@ async fn real_druid_modern_conformance() {
     let Some(t) = Target::real("real_druid_modern_conformance").await else {
         return;
     };
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     release_and_realtime_refusal(&t).await;
     supervisor_refusals(&t, &broker.bootstrap_servers()).await;
     let real_spec = supervisor_lifecycle(&t, &broker).await;

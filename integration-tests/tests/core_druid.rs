@@ -300,8 +300,9 @@ async fn a_lost_acknowledgement_is_retried_without_double_counting() {
     let druid = DruidLocal::start(DruidLocalConfig::ephemeral())
         .await
         .unwrap();
-    let proxy =
-        integration_tests::proxy::LossyProxy::start(([127, 0, 0, 1], druid.port()).into()).await;
+    let proxy = integration_tests::DruidProxy::start(([127, 0, 0, 1], druid.port()).into())
+        .await
+        .expect("proxy starts");
     let ds = unique_name("core-lost-ack");
     let cfg = config(
         &ds,

@@ -42,7 +42,7 @@ async fn the_yaml_example_in_the_map_shape_runs_alike() {
 }
 
 async fn example_topology_runs(name: &str) {
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     let druid = DruidLocal::start(DruidLocalConfig::ephemeral())
         .await
         .unwrap();
@@ -115,7 +115,7 @@ async fn example_topology_runs(name: &str) {
 /// pipeline on their way from the topic, and their fields are queryable in druid-local.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nested_messages_are_flattened_on_the_way_from_kafka() {
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     let druid = DruidLocal::start(DruidLocalConfig::ephemeral())
         .await
         .unwrap();

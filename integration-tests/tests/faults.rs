@@ -119,8 +119,9 @@ async fn a_half_created_interval_is_adopted_by_the_retry() {
 /// `kept` was created.
 async fn half_created_then_adopted(partitions: &str, replicants: &str, refused: &str, kept: &str) {
     let druid = druid_on(0).await;
-    let proxy =
-        integration_tests::proxy::LossyProxy::start(([127, 0, 0, 1], druid.port()).into()).await;
+    let proxy = integration_tests::DruidProxy::start(([127, 0, 0, 1], druid.port()).into())
+        .await
+        .expect("proxy starts");
     let ds = unique_name("fault-half");
     let cfg = config(
         &ds,

@@ -205,7 +205,7 @@ fn options() -> ConnectorOptions {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn n_messages_are_sent_and_committed() {
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     let (topic, group) = (unique_name("wiki"), unique_name("group"));
     create_topic(&broker, &topic, 3);
     const N: u64 = 3000;
@@ -244,7 +244,7 @@ async fn n_messages_are_sent_and_committed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_event_holds_the_commit_until_its_retry_succeeds() {
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     let (topic, group) = (unique_name("wiki"), unique_name("group"));
     create_topic(&broker, &topic, 1);
     let ts = now_iso();
@@ -305,7 +305,7 @@ async fn a_failing_event_holds_the_commit_until_its_retry_succeeds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_messages_are_dropped_counted_and_committed() {
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     let (topic, group) = (unique_name("wiki"), unique_name("group"));
     create_topic(&broker, &topic, 1);
     let mut lines = events(0, 5);
@@ -359,7 +359,7 @@ async fn bad_messages_are_dropped_counted_and_committed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_mid_stream_loses_nothing_and_duplicates_only_the_uncommitted_tail() {
     init_logs();
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     let (topic, group) = (unique_name("wiki"), unique_name("group"));
     create_topic(&broker, &topic, 2);
     const N: u64 = 20_000;
@@ -421,7 +421,7 @@ async fn restart_mid_stream_loses_nothing_and_duplicates_only_the_uncommitted_ta
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_outcomes_pause_and_resume_fetching_without_losing_messages() {
     init_logs();
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     let (topic, group) = (unique_name("wiki"), unique_name("group"));
     create_topic(&broker, &topic, 2);
     const N: u64 = 1000;
@@ -481,7 +481,7 @@ fn counter(text: &str, name: &str, topic: &str, partition: i32) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_topics_go_to_two_data_sources_by_pattern() {
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     let suffix = unique_name("t");
     let (clicks, views) = (format!("clicks-{suffix}"), format!("views-{suffix}"));
     let group = unique_name("group");
@@ -515,7 +515,7 @@ async fn two_topics_go_to_two_data_sources_by_pattern() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consuming_resumes_after_a_broker_restart() {
     // A broker that keeps its topics, messages and committed offsets, as a user's does.
-    let mut broker = Tansu::start_persistent();
+    let mut broker = Tansu::start_persistent().expect("tansu starts");
     let (topic, group) = (unique_name("wiki"), unique_name("group"));
     create_topic(&broker, &topic, 1);
     produce(&broker, &topic, 1, &events(0, 50));
@@ -528,7 +528,7 @@ async fn consuming_resumes_after_a_broker_restart() {
     })
     .await;
 
-    broker.restart();
+    broker.restart().expect("tansu restarts");
     produce(&broker, &topic, 1, &events(50, 80));
     wait_for(
         "events after the restart sent",

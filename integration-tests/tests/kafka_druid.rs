@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use druid_local::{DruidLocal, DruidLocalConfig};
-use integration_tests::proxy::LossyProxy;
+use integration_tests::DruidProxy;
 use integration_tests::{unique_name, Tansu};
 use kafka_common::{committed, create_topic, init_logs, produce, wait_for};
 use serde_json::{json, Value};
@@ -178,7 +178,7 @@ fn sum_series(text: &str, name: &str, topic: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topics_become_data_sources_and_every_message_is_one_druid_row() {
     init_logs();
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     let druid = DruidLocal::start(DruidLocalConfig::ephemeral())
         .await
         .expect("druid-local starts");
@@ -235,7 +235,7 @@ async fn topics_become_data_sources_and_every_message_is_one_druid_row() {
 async fn the_example_kafka_json_runs_with_only_the_brokers_added() {
     let example = test_support::peer_data_or_skip!("tranquility-configs/kafka.json.example");
     init_logs();
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     let druid = DruidLocal::start(DruidLocalConfig::ephemeral())
         .await
         .expect("druid-local starts");
@@ -355,7 +355,7 @@ async fn the_example_kafka_json_runs_with_only_the_brokers_added() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_and_restart_ingests_every_message_exactly_once() {
     init_logs();
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     let druid = DruidLocal::start(DruidLocalConfig::ephemeral())
         .await
         .expect("druid-local starts");
@@ -479,11 +479,13 @@ async fn assert_pages_once(http: &reqwest::Client, druid: &DruidLocal, data_sour
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumers_joining_and_leaving_leave_every_message_in_druid_once() {
     init_logs();
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     let druid = DruidLocal::start(DruidLocalConfig::ephemeral())
         .await
         .expect("druid-local starts");
-    let proxy = LossyProxy::start(([127, 0, 0, 1], druid.port()).into()).await;
+    let proxy = DruidProxy::start(([127, 0, 0, 1], druid.port()).into())
+        .await
+        .expect("proxy starts");
     let http = reqwest::Client::new();
     let topic = format!("events-{}", unique_name("rebalance"));
     create_topic(&broker, &topic, 4);

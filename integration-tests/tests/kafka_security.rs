@@ -108,7 +108,8 @@ fn broker_behind_tls(pki: &TestPki, scram_users: &[(&str, &str)]) -> (Tansu, Stu
                 .map(|(u, p)| (u.to_string(), p.to_string()))
                 .collect(),
         },
-    );
+    )
+    .expect("tansu starts");
     let proxy = Stunnel::start_on(tls_port, broker.port(), &pki.server_cert, &pki.server_key);
     (broker, proxy)
 }
@@ -150,7 +151,7 @@ async fn sasl_scram_over_ssl_brings_every_message_into_druid() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_zstd_compressed_topic_is_consumed_end_to_end() {
     init_logs();
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     let client = KafkaClient {
         bootstrap: broker.bootstrap_servers(),
         extra: json!({"compression.type": "zstd"}),

@@ -179,7 +179,7 @@ async fn real_druid_runs_the_translated_supervisor() {
     else {
         return;
     };
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     let name = unique_name("sup").replace('-', "_");
     let topic = format!("tranquility-{name}");
     create_topic(&broker, &topic, 2);

@@ -123,7 +123,7 @@ async fn druid_local_runs_the_translated_batch_append() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn druid_local_runs_the_translated_supervisor() {
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     let druid = druid().await;
     let c = reqwest::Client::new();
     let name = unique_name("sup").replace('-', "_");

@@ -223,7 +223,7 @@ async fn server_serves_the_example_config(t: &DruidTarget) {
 /// through the pipelines, the Broker counts every message once, offsets are committed.
 async fn kafka_connector_into_druid(t: &DruidTarget) {
     kafka_common::init_logs();
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     let topic = unique_name("kafka-real");
     create_topic(&broker, &topic, 2);
     let ts = now_millis();

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use druid_local::{DruidLocal, DruidLocalConfig};
 use integration_tests::druid;
-use integration_tests::proxy::LossyProxy;
 use integration_tests::setup::{config, local_pipelines, now_millis};
+use integration_tests::DruidProxy;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tranquility::metrics::Tally;
@@ -41,7 +41,7 @@ async fn overload(block: &[(&str, &str)], data_source: &str) -> (Seen, i64, Data
         .await
         .unwrap();
     let upstream = ([127, 0, 0, 1], druid.port()).into();
-    let slow = LossyProxy::start(upstream).await;
+    let slow = DruidProxy::start(upstream).await.expect("proxy starts");
     let (batch, pending) = (BATCH.to_string(), PENDING_BATCHES.to_string());
     let mut properties = vec![
         ("druidBeam.taskLocator", "overlord"),

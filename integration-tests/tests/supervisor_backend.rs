@@ -130,7 +130,7 @@ async fn instances_share_one_topic_and_post_the_supervisor_once() {
     let zk = ZooKeeper::start();
     // tansu 0.6 in memory answers a fetch from inside a batch with the next batch; its SQLite
     // storage serves every record, as a Kafka broker does.
-    let broker = Tansu::start_persistent();
+    let broker = Tansu::start_persistent().expect("tansu starts");
     let (overlord, fake) = fake_overlord().await;
     let ds = unique_name("sup");
     let cfg = config(
@@ -215,7 +215,7 @@ async fn instances_share_one_topic_and_post_the_supervisor_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_supervisor_or_topic_fails_the_events_with_the_cause() {
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     let (overlord, fake) = fake_overlord().await;
     fake.lock().refuse = Some(
         "Cannot construct instance of `KafkaSupervisorIOConfig`, problem: \

@@ -48,7 +48,7 @@ const WAIT: Duration = Duration::from_secs(90);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn druid_it_templates_are_ingested_exactly() {
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     let c = reqwest::Client::new();
     for (template, version) in [
         ("supervisor_spec_template.json", "30.0.0"),
@@ -141,7 +141,7 @@ print(json.dumps(ts.result[0]["result"]))
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sub_minute_tasks_fail_on_33_as_there() {
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     let c = reqwest::Client::new();
     let ds = unique_name("short");
     let topic = unique_name("short-topic");
@@ -184,7 +184,7 @@ async fn wait_all_published(druid: &DruidLocal, ds: &str, total: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_resumes_from_stored_offsets_exactly() {
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     let data = tempfile::tempdir().expect("data dir");
     let c = reqwest::Client::new();
     let ds = unique_name("restart");
@@ -228,7 +228,7 @@ async fn druid_restarted(data: &std::path::Path) -> DruidLocal {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_supervisor_is_unhealthy_while_the_broker_is_down_and_recovers() {
-    let mut broker = Tansu::start_persistent();
+    let mut broker = Tansu::start_persistent().expect("tansu starts");
     let c = reqwest::Client::new();
     let ds = unique_name("broker");
     let topic = unique_name("broker-topic");
@@ -260,7 +260,7 @@ async fn the_supervisor_is_unhealthy_while_the_broker_is_down_and_recovers() {
         (503, json!({"healthy": false}))
     );
 
-    broker.restart();
+    broker.restart().expect("tansu restarts");
     wait_supervisor(&druid.url(), &ds, "RUNNING again", WAIT, |p| {
         p["state"] == "RUNNING"
     })
@@ -278,7 +278,7 @@ async fn the_supervisor_is_unhealthy_while_the_broker_is_down_and_recovers() {
         p["detailedState"] == "LOST_CONTACT_WITH_STREAM"
     })
     .await;
-    broker.restart();
+    broker.restart().expect("tansu restarts");
     produce(&broker, &topic, 1, &wiki_events(10, 5, now_millis()).lines);
     assert_eq!(wait_for_sums(&druid.url(), &ds, 15, WAIT).await.0, 15);
     wait_supervisor(&druid.url(), &ds, "RUNNING after the restart", WAIT, |p| {
@@ -290,7 +290,7 @@ async fn the_supervisor_is_unhealthy_while_the_broker_is_down_and_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn updates_resets_and_listings() {
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     let c = reqwest::Client::new();
     let ds = unique_name("upd");
     let (t1, t2) = (unique_name("upd-a"), unique_name("upd-b"));
@@ -418,7 +418,7 @@ async fn updates_resets_and_listings() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_rejection_transforms_and_counters() {
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     let c = reqwest::Client::new();
     let ds = unique_name("rep");
     let topic = unique_name("rep-topic");

@@ -4,8 +4,13 @@
 //! Tranquility's configs, Druid's own integration-test resources). They are not part of this
 //! repository: a test that replays them skips visibly when they are absent, and a plain clone
 //! covers the same ground with the files under `examples/configs/`.
+//!
+//! [`harness`] (cargo feature `harness`) starts the services the end-to-end tests and the
+//! benchmark run against; [`certs`] makes TLS certificates.
 
 pub mod certs;
+#[cfg(feature = "harness")]
+pub mod harness;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
