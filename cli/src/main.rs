@@ -2,6 +2,10 @@
 //!
 //! Exit codes: 0 on success, 1 when running failed, 2 for a bad command line or a bad
 //! configuration (the message names the file, the property and the value).
+//!
+//! Start reading at `commands/mod.rs` (one module per subcommand), and `setup.rs` (loading a
+//! config file and building its pipelines, shared by the commands); `legacy.rs` accepts the
+//! original's `-configFile` spelling.
 
 mod commands;
 mod legacy;

@@ -36,7 +36,8 @@
 //! ```
 //!
 //! The adapters only hand events over: timestamps, windows, batching, tasks and counting are
-//! the core's work, so every event is counted as received and gets one outcome.
+//! the core's work, so every event is counted as received and gets one outcome. Start reading
+//! at `sink.rs` ([`BeamSink`]), then `driver.rs` and `ndjson.rs`.
 
 mod driver;
 mod event;

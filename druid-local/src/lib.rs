@@ -15,6 +15,11 @@
 //! druid.shutdown().await;
 //! # Ok(()) }
 //! ```
+//!
+//! Start reading at `http.rs` (every route and which module serves it), then `overlord/` (task
+//! submission and status) and `task/` (a realtime task's life, receiver to hand-off);
+//! `supervisor/`, `batch/` and `ingest/` are the Druid 31+ paths, `query/` and `sql/` answer
+//! reads.
 
 pub mod auth;
 pub mod batch;

@@ -13,7 +13,9 @@
 //! # let _ = report; Ok(()) }
 //! ```
 //!
-//! See the crate's README for bodies, responses, errors and properties.
+//! See the crate's README for bodies, responses, errors and properties. Start reading at
+//! [`app`] (the routes), then `routes.rs` (a POST from body to outcomes), `decode.rs` (bodies
+//! into events) and `state.rs` (the pipelines behind each dataSource).
 
 pub mod auth;
 pub mod config;
