@@ -369,14 +369,11 @@ async fn kill_and_restart_ingests_every_message_exactly_once() {
 
     // First run: killed a third of the way through (no flush, no final commit), with sent
     // messages beyond the last commit. Beams live on in the coordinator (ZooKeeper in
-    // production) across the restart. Its commits are a second apart (not 100 ms), so that
-    // on a busy machine the next one rarely lands between seeing an uncommitted tail and the
-    // kill, while the first still comes well before the whole topic is read.
+    // production) across the restart.
     let coordinator = Arc::new(LocalCoordinator::new());
     let metrics = Metrics::new();
     let first_sinks = sinks_with(&druid, &metrics, coordinator.clone());
-    let first_config = topic_as_data_source_config(&broker, &group, 1_000);
-    let connector = KafkaConnector::start(first_config, first_sinks.clone(), &metrics)
+    let connector = KafkaConnector::start(config.clone(), first_sinks.clone(), &metrics)
         .expect("first run starts");
     wait_for(
         "a third sent, some committed, and a tail sent but not committed",
