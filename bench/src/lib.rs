@@ -3,11 +3,11 @@
 //!
 //! | figure | measured against | goal |
 //! |---|---|---|
-//! | core pipeline (discarding beams, 2 partitions x 2 replicas) | serde_json parsing the same events into a map | >= 0.8 x |
+//! | core pipeline (discarding beams, 2 partitions x 2 replicas) | serde_json parsing the same events into a map | >= 2.0 x |
 //! | `POST /v1/post` -> druid-local | the same bodies POSTed to the task's push-events | >= 0.8 x |
-//! | Kafka connector -> druid-local | a raw consumer of the same topic | >= 0.8 x (not measured yet) |
+//! | Kafka connector -> druid-local | a raw consumer of the same topic | >= 0.95 x |
 //! | druid-local's Kafka supervisor ingesting a topic | a raw consumer of the same topic | >= 0.8 x |
-//! | RSS under overload (druid-local throttled) | — | <= 128 MiB and flat, every event accounted |
+//! | RSS under overload (druid-local throttled) | — | <= 64 MiB and flat, every event accounted |
 //! | POST to queryable at 20k events/s | — | p99 <= 1 s |
 //! | `POST /v1/post` -> Kafka on the supervisor backend (Druid 35) | a raw producer of the same events | >= 0.8 x |
 //! | POST to queryable at 20k events/s, supervisor backend (Druid 35) | — | p99 <= 2 s |
@@ -47,10 +47,14 @@ pub use overload::OverloadFigure;
 pub use produce_figure::ProduceFigure;
 pub use server_figure::ServerFigure;
 
-/// Goal for every throughput ratio.
+/// Goal for the throughput ratios without one of their own.
 pub const RATIO_GOAL: f64 = 0.8;
-/// Goal for RSS under overload, MiB.
-pub const RSS_GOAL_MIB: f64 = 128.0;
+/// Goal for the core pipeline against a serde_json map parse (the second round's).
+pub const CORE_RATIO_GOAL: f64 = 2.0;
+/// Goal for the Kafka connector against a raw consumer (the second round's).
+pub const KAFKA_RATIO_GOAL: f64 = 0.95;
+/// Goal for RSS under overload, MiB (the second round's).
+pub const RSS_GOAL_MIB: f64 = 64.0;
 /// Goal for p99 POST-to-queryable latency, ms.
 pub const P99_GOAL_MS: f64 = 1000.0;
 /// Goal for p99 POST-to-queryable latency on the supervisor backend, ms.
@@ -456,7 +460,7 @@ impl fmt::Display for Report {
         match &self.core {
             Some(c) => writeln!(
                 f,
-                "core pipeline     {:<32} {:<32} {:>6.2} x        >= {RATIO_GOAL} x ({})",
+                "core pipeline     {:<32} {:<32} {:>6.2} x        >= {CORE_RATIO_GOAL} x ({})",
                 format!(
                     "{} events ({} threads)",
                     k(c.pipeline_events_per_sec),
@@ -464,7 +468,7 @@ impl fmt::Display for Report {
                 ),
                 format!("{} serde_json map", k(c.serde_json_events_per_sec)),
                 c.ratio,
-                verdict(c.ratio >= RATIO_GOAL)
+                verdict(c.ratio >= CORE_RATIO_GOAL)
             )?,
             None => writeln!(f, "core pipeline     not measured")?,
         }
@@ -483,11 +487,11 @@ impl fmt::Display for Report {
         match &self.kafka.raw {
             Some(r) => writeln!(
                 f,
-                "kafka             {:<32} {:<32} {:>6.2} x        >= {RATIO_GOAL} x ({})",
+                "kafka             {:<32} {:<32} {:>6.2} x        >= {KAFKA_RATIO_GOAL} x ({})",
                 format!("{} events sent", k(r.connector_per_second)),
                 format!("{} raw consumer", k(r.raw_per_second)),
                 r.ratio,
-                verdict(r.ratio >= RATIO_GOAL)
+                verdict(r.ratio >= KAFKA_RATIO_GOAL)
             )?,
             None => writeln!(f, "kafka             {}", self.kafka.note)?,
         }
