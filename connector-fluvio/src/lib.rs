@@ -35,7 +35,7 @@ mod error;
 #[cfg(feature = "fluvio-client")]
 mod client;
 
-pub use config::{FluvioConfig, OffsetStart};
+pub use config::{FluvioConfig, OffsetStart, FLUVIO_PROPERTIES};
 pub use error::FluvioError;
 pub use tranquility::source::{
     DataSourceTopic, DriverOptions, EventSink, PartitionId, Position, RecordSource, ReportFlags,

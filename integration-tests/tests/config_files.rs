@@ -4,10 +4,16 @@
 use std::path::{Path, PathBuf};
 
 use test_support::{example_configs, peer_data_or_skip};
-use tranquility::spec::properties::{CoreProperties, TaskLocatorKind};
+use tranquility::spec::properties::{
+    check_kind, property, CoreProperties, PropertyDef, TaskLocatorKind, CORE_PROPERTIES,
+    PROPERTY_TABLES,
+};
 use tranquility::spec::{ConfigError, TranquilityConfig};
 use tranquility::time::{Granularity, Period};
+use tranquility_fluvio::FLUVIO_PROPERTIES;
+use tranquility_kafka::properties::KAFKA_PROPERTIES;
 use tranquility_kafka::{KafkaDataSourceProperties, KafkaProperties};
+use tranquility_server::properties::SERVER_PROPERTIES;
 use tranquility_server::ServerProperties;
 
 fn data(name: &str) -> PathBuf {
@@ -354,4 +360,38 @@ fn yaml_scalars_become_property_text() {
         .unwrap()
         .data_sources()
         .is_empty());
+}
+
+/// The property tables of every crate, gathered into one registry: each is registered, no key
+/// or alias is defined twice (the loader would read only the first), and every default fits
+/// its kind. Naming each crate's table here links the crate in, so its table is gathered.
+#[test]
+fn every_property_table_is_registered_once_with_fitting_defaults() {
+    let tables: [&[PropertyDef]; 4] = [
+        CORE_PROPERTIES,
+        SERVER_PROPERTIES,
+        KAFKA_PROPERTIES,
+        FLUVIO_PROPERTIES,
+    ];
+    for rows in tables {
+        let registered = PROPERTY_TABLES.iter().any(|t| t.rows == rows);
+        assert!(
+            registered,
+            "a table starting {:?} is not registered",
+            rows[0].key
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    for table in PROPERTY_TABLES {
+        for d in table.rows {
+            if let Some(v) = d.default {
+                assert_eq!(check_kind(d.kind, v), Ok(()), "{}", d.key);
+            }
+            for k in std::iter::once(d.key).chain(d.aliases.iter().copied()) {
+                assert!(seen.insert(k), "{k} is defined twice ({})", table.owner);
+            }
+            assert!(!d.doc.is_empty(), "{} has no doc", d.key);
+            assert_eq!(property(d.key), Some(d));
+        }
+    }
 }

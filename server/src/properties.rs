@@ -148,21 +148,14 @@ impl Default for ServerProperties {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tranquility::spec::properties::{check_kind, property};
 
     #[test]
-    fn defaults_come_from_the_table_and_fit_their_kinds() {
+    fn defaults_come_from_the_table() {
         let s = ServerProperties::default();
         assert_eq!(
             (s.http_port, s.http_threads, s.https_port),
             (8200, 40, 8400)
         );
-        for d in SERVER_PROPERTIES {
-            if let Some(v) = d.default {
-                assert_eq!(check_kind(d.kind, v), Ok(()), "{}", d.key);
-            }
-            assert_eq!(property(d.key), Some(d), "registered: {}", d.key);
-        }
     }
 
     #[test]

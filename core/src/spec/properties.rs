@@ -852,20 +852,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_default_fits_its_kind_and_keys_are_unique() {
-        let mut seen = std::collections::HashSet::new();
-        for d in CORE_PROPERTIES {
-            if let Some(v) = d.default {
-                assert_eq!(check_kind(d.kind, v), Ok(()), "{}", d.key);
-            }
-            for k in std::iter::once(d.key).chain(d.aliases.iter().copied()) {
-                assert!(seen.insert(k), "duplicate {k}");
-            }
-            assert!(!d.doc.is_empty());
-        }
-    }
-
-    #[test]
     fn secrets_never_show_in_debug_output() {
         let mut p = Properties::new();
         p.insert("druidBeam.basicAuthUser", "druid");
