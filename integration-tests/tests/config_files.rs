@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use test_support::{example_configs, peer_data_or_skip};
+use tranquility::event::StringParser;
 use tranquility::spec::properties::{
     check_kind, property, CoreProperties, PropertyDef, TaskLocatorKind, CORE_PROPERTIES,
     PROPERTY_TABLES,
@@ -14,7 +15,7 @@ use tranquility_fluvio::FLUVIO_PROPERTIES;
 use tranquility_kafka::properties::KAFKA_PROPERTIES;
 use tranquility_kafka::{KafkaDataSourceProperties, KafkaProperties};
 use tranquility_server::properties::SERVER_PROPERTIES;
-use tranquility_server::ServerProperties;
+use tranquility_server::{ServerConfig, ServerProperties};
 
 fn data(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -30,8 +31,9 @@ fn load(path: &Path) -> TranquilityConfig {
         .unwrap_or_else(|e| panic!("{} should load: {e}", path.display()))
 }
 
-/// Checks what every config file must give: dataSources with a window, and valid core,
-/// Kafka and server properties. Returns how many files were checked.
+/// Checks what every config file must give: dataSources with a window and, where they have
+/// a parser, a text parser; valid core, Kafka and server properties; server options that
+/// listen on `http.port` (8200 when unset). Returns how many files were checked.
 fn every_config_in(dir: &Path) -> usize {
     let mut count = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -47,9 +49,19 @@ fn every_config_in(dir: &Path) -> usize {
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             KafkaDataSourceProperties::from_properties(&ds.properties).unwrap();
             assert!(!ds.spec.tuning_config.window_period().is_zero(), "{name}");
+            if let Some(parser) = &ds.spec.data_schema.parser {
+                StringParser::new(&parser.parse_spec)
+                    .unwrap_or_else(|e| panic!("{name} {}: {e}", ds.name));
+            }
         }
         ServerProperties::from_properties(cfg.global_properties())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let server = ServerConfig::from_config(&cfg).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let port = cfg
+            .global_properties()
+            .get("http.port")
+            .map_or(8200, |p| p.parse::<u16>().unwrap());
+        assert_eq!(server.listen.port(), port, "{name}");
         KafkaProperties::from_properties(cfg.global_properties())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         count += 1;
@@ -61,7 +73,7 @@ fn every_config_in(dir: &Path) -> usize {
 fn every_peer_config_loads() {
     let dir = peer_data_or_skip!("tranquility-configs");
     let count = every_config_in(&dir);
-    assert!(count >= 14, "expected the whole peer set, loaded {count}");
+    assert!(count >= 15, "expected the whole peer set, loaded {count}");
 }
 
 #[test]
